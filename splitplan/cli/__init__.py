@@ -1,0 +1,1 @@
+"""The `splitplan` command: thin click wrappers over the library."""

@@ -1,0 +1,58 @@
+"""Entry point: the click group, and the one place user errors become one line and exit status 2."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from splitplan import __version__
+from splitplan.errors import USAGE_EXIT_CODE, SplitplanError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="splitplan")
+def cli() -> None:
+    """Plan LLM inference clusters: split prompt and token phases (Splitwise) or not, on which GPUs,
+    how many machines, within cost, power and latency budgets.
+
+    \b
+    Example:
+      splitplan optimize scenarios/quickstart.yaml
+    """
+
+
+def _register_commands() -> None:
+    from splitplan.cli import catalog_cmd
+
+    for module in (catalog_cmd,):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; user errors print one line to stderr and exit 2, never a traceback."""
+    try:
+        status = cli.main(args=argv, prog_name="splitplan", standalone_mode=False)
+    except SplitplanError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(USAGE_EXIT_CODE)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(USAGE_EXIT_CODE if exc.exit_code == 2 else exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

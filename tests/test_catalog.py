@@ -1,0 +1,81 @@
+"""Catalog loading, lookups, aliases and one-line errors."""
+
+import pytest
+
+from splitplan.catalog import load_catalog
+from splitplan.errors import SplitplanError
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+def test_llama2_70b_shape(catalog):
+    model = catalog.model("llama2-70b")
+    assert model.params_per_layer == 855_638_016
+    assert abs(model.params / 1e9 - 68.98) < 0.01
+    assert model.kv_bytes_per_token == 320 * 1024
+
+
+def test_kv_sizes(catalog):
+    assert catalog.model("llama3-8b").kv_bytes_per_token == 128 * 1024
+    assert catalog.model("llama2-7b").kv_bytes_per_token == 512 * 1024
+    assert catalog.model("bloom-176b").kv_bytes_per_token == 2 * 70 * 14336 * 2
+
+
+@pytest.mark.parametrize("alias,name", [("a100-80gb", "dgx-a100"), ("h100-80gb", "dgx-h100"),
+                                        ("h100-80gb-pcap", "dgx-h100-pcap"), ("DGX-H100", "dgx-h100")])
+def test_splitwisesim_aliases(catalog, alias, name):
+    assert catalog.machine(alias).name == name
+
+
+def test_every_bundled_entry_has_sources(catalog):
+    for table in (catalog.gpus, catalog.machines, catalog.models):
+        for entry in table.values():
+            assert entry.sources, entry.name
+
+
+def test_paper_prices_and_power(catalog):
+    assert catalog.machine("dgx-a100").cost_usd_per_h == 17.6
+    assert catalog.machine("dgx-h100").cost_usd_per_h == 38.0
+    assert catalog.machine("dgx-h100-pcap").power_kw == pytest.approx(0.7 * 10.2)
+
+
+def test_unknown_name_suggests_nearest(catalog):
+    with pytest.raises(SplitplanError, match="did you mean dgx-h100"):
+        catalog.machine("dgx-h10")
+
+
+def test_user_catalog_adds_entries(tmp_path):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(
+        "gpus:\n  - {name: mygpu, bf16_tflops: 100, fp8_tflops: 0, hbm_gb: 24, hbm_gbps: 900,"
+        " nvlink_gbps: 0, tdp_w: 300, idle_w: 30}\n"
+        "machines:\n  - {name: mybox, gpu: mygpu, gpus: 4, power_kw: 2, cost_usd_per_h: 5, nic_gbps: 25,"
+        " power_cap_fraction: 1.0}\n"
+        "models:\n  - {name: tiny, layers: 2, hidden: 256, heads: 4, kv_heads: 4, ffn: 512, vocab: 1000,"
+        " gated_mlp: true, dtype_bytes: 2}\n")
+    catalog = load_catalog([extra])
+    assert catalog.machine("mybox").gpu == "mygpu"
+    assert catalog.model("tiny").head_dim == 64
+
+
+@pytest.mark.parametrize("text,message", [
+    ("gpus: [1, 2", "malformed YAML"),
+    ("", "file is empty"),
+    ("gpus:\n  - {name: g, bf16_tflops: -1, hbm_gb: 1, hbm_gbps: 1, tdp_w: 1}\n", "bf16_tflops: must be"),
+    ("gpus:\n  - {name: g, bf16_tflops: fast, hbm_gb: 1, hbm_gbps: 1, tdp_w: 1}\n", "must be a number"),
+    ("models:\n  - {name: m, layers: 2}\n", "missing required field 'hidden'"),
+    ("machines:\n  - {name: m, gpu: nope, gpus: 8, power_kw: 1, cost_usd_per_h: 1, nic_gbps: 1}\n", "unknown GPU 'nope'"),
+    ("gpu:\n  - {name: g}\n", "unknown section 'gpu'"),
+    ("models:\n  - {name: m, layers: 2, hidden: 8, heads: 2, kv_heads: 2, ffn: 8, vocab: 8, colour: red}\n", "unknown field 'colour'"),
+])
+def test_malformed_catalogs_give_one_line(tmp_path, text, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(SplitplanError) as info:
+        load_catalog([bad])
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+    assert str(bad) in str(info.value)
