@@ -185,7 +185,7 @@ def parse_slos(items: object, source: str | None = None) -> tuple[SLO, ...]:
         elif isinstance(item, str) and item.strip().lower() == "paper":
             slos.extend(paper_slos())
         elif isinstance(item, str):
-            slos.append(parse_slo(item, source=source if source else field))
+            slos.append(parse_slo(item, source=f"{source}: {field}" if source else field))
         elif isinstance(item, dict):
             slos.append(slo_from_mapping(item, source, field))
         else:
