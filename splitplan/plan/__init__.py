@@ -1,0 +1,1 @@
+"""Cluster sizing: capacity model, ILP, simulated verification and studies (see docs/optimizer.md)."""

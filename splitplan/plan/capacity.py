@@ -1,0 +1,324 @@
+"""Capacity model: the request rate one machine sustains in one role while every SLO holds.
+
+Why a model and not just the simulator: the ILP needs a rate per (machine type, role) for every type in
+the catalog before anything is simulated. The model is closed-form queueing on top of the performance
+model, cheap enough to evaluate in milliseconds, and deliberately simple; the simulator verifies and the
+local search corrects it.
+
+- Prompt role: prompts batched up to `prompt_batch_tokens` give the saturation rate mu; waiting time is
+  M/G/1 (Pollaczek-Khinchine mean, exponential tail P(W > t) = rho exp(-rho t / E[W])). A TTFT SLO at
+  percentile q holds when the fraction of requests with W + own prefill <= limit is >= q.
+- Token role: decodes run as one growing batch; the number of concurrent decodes is Poisson (M/G/inf)
+  with mean L = rate x E[decode time] (a fixed point, since step time grows with the batch). A TBT/E2E
+  SLO holds when P(batch seen by a request keeps it under its limit) >= q; the KV cache bounds the batch.
+- Mixed role: both at once; prompt work takes a fraction rho_p of the machine, decode steps are
+  stretched by 1 / (1 - rho_p) and prompts wait behind the current iteration.
+Each role's rate is the largest rate meeting all its SLOs (bisection; each test is monotone in rate),
+times the instances per machine and a named derating factor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import poisson
+
+from splitplan.perf.base import PerfModel
+
+ROLES = ("prompt", "token", "mixed")
+
+
+@dataclass(frozen=True)
+class CapacityParams:
+    """Named knobs of the capacity model; the simulator-driven local search absorbs what they miss."""
+
+    prompt_batch_tokens: int = 2048  # paper: prompt throughput peaks at ~2048 batched tokens
+    prompt_util_cap: float = 0.90  # never plan a prompt machine above this utilisation (queue blow-up)
+    mixed_batch_requests: int = 512  # SplitwiseSim's mixed-machine batch limit
+    nic_util_cap: float = 0.80  # share of the NIC the KV transfers of one prompt machine may use
+    kv_util_cap: float = 0.95  # share of KV memory the planned decode batch may fill ...
+    kv_quantile: float = 0.99  # ... at this quantile of the (Poisson) number of concurrent decodes
+    prompt_derate: float = 1.0  # multiplies the modelled rate of each role (calibration hooks)
+    token_derate: float = 1.0
+    mixed_derate: float = 1.0
+    sample_requests: int = 2000  # requests drawn from the workload to evaluate percentiles
+
+
+@dataclass(frozen=True)
+class SloTarget:
+    """One latency SLO in model terms: metric ttft|tbt|e2e, quantile q in (0, 1), limit.
+
+    relative: the limit is a slowdown factor over the request's reference latency; otherwise ms."""
+
+    metric: str
+    quantile: float
+    limit: float
+    relative: bool = True
+
+
+@dataclass(frozen=True)
+class RequestSample:
+    """Request sizes and their unloaded reference latencies (ms), aligned arrays."""
+
+    prompt_tokens: np.ndarray
+    output_tokens: np.ndarray
+    ref_ttft_ms: np.ndarray
+    ref_tbt_ms: np.ndarray
+    ref_e2e_ms: np.ndarray
+
+    @staticmethod
+    def draw(prompt: np.ndarray, output: np.ndarray, ref_ttft_ms: np.ndarray, ref_tbt_ms: np.ndarray,
+             ref_e2e_ms: np.ndarray, n: int, seed: int = 0) -> RequestSample:
+        """A deterministic subsample of at most n requests (percentiles need a few thousand, not all)."""
+        idx = np.arange(len(prompt))
+        if len(idx) > n:
+            idx = np.sort(np.random.default_rng(seed).choice(idx, size=n, replace=False))
+        return RequestSample(*(np.asarray(a, dtype=np.float64)[idx] for a in
+                               (prompt, output, ref_ttft_ms, ref_tbt_ms, ref_e2e_ms)))
+
+    def limits_ms(self, slo: SloTarget) -> np.ndarray:
+        """Per-request latency limit of one SLO, in ms (TBT: the per-request average step)."""
+        if not slo.relative:
+            return np.full(self.prompt_tokens.shape, slo.limit)
+        ref = {"ttft": self.ref_ttft_ms, "tbt": self.ref_tbt_ms, "e2e": self.ref_e2e_ms}[slo.metric]
+        return slo.limit * ref
+
+
+@dataclass(frozen=True)
+class RoleCapacity:
+    """The modelled sustainable rate of one machine in one role, and what bounds it."""
+
+    machine: str
+    role: str
+    rate_rps: float  # per machine, derating applied
+    bound: str  # what limits it: "ttft p90", "kv memory", "nic", "saturation", ...
+    instances: int
+
+
+def prefill_service_ms(perf: PerfModel, prompt: np.ndarray) -> np.ndarray:
+    """Unbatched prefill time of each prompt."""
+    return np.asarray(perf.prefill_ms(np.ones_like(prompt), prompt, prompt * prompt), dtype=np.float64)
+
+
+def batched_prefill_rate_per_ms(perf: PerfModel, prompt: np.ndarray, batch_tokens: int) -> float:
+    """Saturated prompt throughput (requests/ms): prompts in arrival order packed into token-capped batches."""
+    batch_ids = np.zeros(len(prompt), dtype=np.int64)
+    current, used = 0, 0.0
+    for i, p in enumerate(prompt):  # greedy FCFS packing, as the prompt scheduler does
+        if used > 0 and used + p > batch_tokens:
+            current, used = current + 1, 0.0
+        batch_ids[i], used = current, used + p
+    n = np.bincount(batch_ids).astype(np.float64)
+    s = np.bincount(batch_ids, weights=prompt)
+    s2 = np.bincount(batch_ids, weights=prompt * prompt)
+    total_ms = float(np.sum(perf.prefill_ms(n, s, s2)))
+    return len(prompt) / total_ms
+
+
+def _wait_cdf(x_ms: np.ndarray, rho: float, mean_wait_ms: float) -> np.ndarray:
+    """P(W <= x) for the M/G/1 wait approximated as an atom at 0 plus an exponential tail."""
+    if rho <= 0 or mean_wait_ms <= 0:
+        return (x_ms >= 0).astype(np.float64)
+    tail = rho * np.exp(-rho * np.maximum(x_ms, 0.0) / mean_wait_ms)
+    return np.where(x_ms < 0, 0.0, 1.0 - tail)
+
+
+def _mg1_mean_wait_ms(rate_per_ms: float, mean_s: float, mean_s2: float) -> tuple[float, float]:
+    rho = rate_per_ms * mean_s
+    if rho >= 1:
+        return rho, float("inf")
+    return rho, rate_per_ms * mean_s2 / (2 * (1 - rho))
+
+
+def _largest_rate(ok, hi: float, iters: int = 40) -> float:
+    """Largest rate in [0, hi] with ok(rate) true, assuming ok is monotone (true then false)."""
+    if ok(hi):
+        return hi
+    lo = 0.0
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+class _DecodeCurve:
+    """Decode step time (ms) as a function of batch size at the workload's mean context."""
+
+    def __init__(self, perf: PerfModel, sample: RequestSample, max_batch: int):
+        o = np.maximum(sample.output_tokens - 1, 0)
+        weights = o if o.sum() > 0 else np.ones_like(o)
+        self.mean_context = float(np.sum(weights * (sample.prompt_tokens + sample.output_tokens / 2))
+                                  / np.sum(weights))  # context seen by an average decode step
+        self.mean_steps = float(np.mean(o))
+        kv_batch = perf.kv_capacity_tokens() / max(self.mean_context, 1.0)
+        self.max_batch = int(max(1, min(max_batch, kv_batch)))
+        b = np.arange(1, self.max_batch + 1, dtype=np.float64)
+        self.step_ms = np.maximum.accumulate(np.asarray(perf.decode_ms(b, b * self.mean_context), dtype=np.float64))
+        self.kv_batch = kv_batch
+
+    def step(self, batch: float) -> float:
+        return float(np.interp(batch, np.arange(1, self.max_batch + 1), self.step_ms))
+
+    def max_batch_for(self, limit_step_ms: np.ndarray) -> np.ndarray:
+        """Largest batch whose step time stays within each limit (0 when even batch 1 is too slow)."""
+        return np.searchsorted(self.step_ms, limit_step_ms, side="right")
+
+
+def _concurrency(rate_per_ms: float, curve: _DecodeCurve, stretch: float) -> float | None:
+    """Fixed point L = rate x mean_steps x step(L) x stretch; None when decodes cannot keep up."""
+    level = rate_per_ms * curve.mean_steps * curve.step(1) * stretch
+    for _ in range(60):
+        if level > curve.max_batch:
+            return None
+        new = rate_per_ms * curve.mean_steps * curve.step(max(level, 1.0)) * stretch
+        if abs(new - level) < 1e-6 * max(1.0, level):
+            return new
+        level = new
+    return level if level <= curve.max_batch else None
+
+
+def _decode_ok(level: float, curve: _DecodeCurve, sample: RequestSample, slos: list[SloTarget],
+               stretch: float, fixed_ms: np.ndarray, params: CapacityParams) -> bool:
+    """TBT/E2E percentiles and KV memory at concurrency `level` (Poisson number of co-running decodes)."""
+    if poisson.ppf(params.kv_quantile, level) + 1 > curve.kv_batch * params.kv_util_cap:
+        return False
+    o = np.maximum(sample.output_tokens - 1, 1)
+    for slo in slos:
+        limit = sample.limits_ms(slo)
+        if slo.metric == "tbt":
+            step_limit = limit / stretch
+        elif slo.metric == "e2e":
+            step_limit = (limit - fixed_ms) / (o * stretch)
+        else:
+            continue
+        max_b = curve.max_batch_for(step_limit)
+        frac = np.mean(np.where(max_b >= 1, poisson.cdf(max_b - 1, level), 0.0))
+        if frac < slo.quantile:
+            return False
+    return True
+
+
+def _ttft_ok(rate_per_ms: float, s_ms: np.ndarray, mean_s: float, mean_s2: float, residual_ms: float,
+             sample: RequestSample, slos: list[SloTarget]) -> bool:
+    rho, wait = _mg1_mean_wait_ms(rate_per_ms, mean_s, mean_s2)
+    if rho >= 1:
+        return False
+    for slo in slos:
+        if slo.metric != "ttft":
+            continue
+        slack = sample.limits_ms(slo) - s_ms - residual_ms
+        if np.mean(_wait_cdf(slack, rho, wait)) < slo.quantile:
+            return False
+    return True
+
+
+def _service_moments(perf: PerfModel, sample: RequestSample, params: CapacityParams):
+    s_ms = prefill_service_ms(perf, sample.prompt_tokens)
+    mu = batched_prefill_rate_per_ms(perf, sample.prompt_tokens, params.prompt_batch_tokens)
+    scale = (1.0 / mu) / float(np.mean(s_ms))  # batching shortens the effective service time
+    return s_ms, mu, float(np.mean(s_ms) * scale), float(np.mean((s_ms * scale) ** 2))
+
+
+def prompt_rate_rps(perf: PerfModel, sample: RequestSample, slos: list[SloTarget], params: CapacityParams,
+                    nic_gbps: float | None = None) -> tuple[float, str]:
+    """Per-instance prompt rate (req/s) under TTFT SLOs, the utilisation cap and the NIC; and its bound."""
+    s_ms, mu, mean_s, mean_s2 = _service_moments(perf, sample, params)
+    bounds = {"utilisation cap": mu * params.prompt_util_cap}
+    if nic_gbps:
+        kv_bytes = float(np.mean(sample.prompt_tokens)) * perf.kv_bytes_per_token()
+        bounds["nic (KV transfer)"] = nic_gbps * 1e9 / 1e3 * params.nic_util_cap / kv_bytes
+    hi = min(bounds.values())
+    rate = _largest_rate(lambda r: _ttft_ok(r, s_ms, mean_s, mean_s2, 0.0, sample, slos), hi)
+    bound = min(bounds, key=bounds.get) if rate >= hi * 0.999 else _binding(slos, "ttft")
+    return rate * 1e3, bound
+
+
+def token_rate_rps(perf: PerfModel, sample: RequestSample, slos: list[SloTarget], params: CapacityParams,
+                   transfer_ms: np.ndarray | None = None) -> tuple[float, str]:
+    """Per-instance decode rate (req/s) under TBT/E2E SLOs and KV memory; E2E counts the reference TTFT."""
+    curve = _DecodeCurve(perf, sample, max_batch=4096)
+    fixed = sample.ref_ttft_ms + (transfer_ms if transfer_ms is not None else 0.0)
+
+    def ok(rate: float) -> bool:
+        level = _concurrency(rate, curve, 1.0)
+        return level is not None and _decode_ok(level, curve, sample, slos, 1.0, fixed, params)
+
+    hi = curve.max_batch / max(curve.mean_steps * curve.step(curve.max_batch), 1e-9)
+    rate = _largest_rate(ok, hi)
+    return rate * 1e3, _decode_bound(rate, curve, sample, slos, 1.0, fixed, params)
+
+
+def mixed_rate_rps(perf: PerfModel, sample: RequestSample, slos: list[SloTarget],
+                   params: CapacityParams) -> tuple[float, str]:
+    """Per-instance rate of a machine running prompts and decodes together (continuous batching)."""
+    s_ms, mu, mean_s, mean_s2 = _service_moments(perf, sample, params)
+    curve = _DecodeCurve(perf, sample, max_batch=params.mixed_batch_requests)
+
+    def ok(rate: float) -> bool:
+        rho_p = rate * mean_s
+        if rho_p >= params.prompt_util_cap:
+            return False
+        stretch = 1.0 / (1.0 - rho_p)
+        level = _concurrency(rate, curve, stretch)
+        if level is None:
+            return False
+        residual = 0.5 * curve.step(max(level, 1.0))  # a prompt waits for the running iteration
+        if not _ttft_ok(rate, s_ms, mean_s, mean_s2, residual, sample, slos):
+            return False
+        ttft = s_ms + residual
+        return _decode_ok(level, curve, sample, slos, stretch, ttft, params)
+
+    rate = _largest_rate(ok, mu * params.prompt_util_cap)
+    return rate * 1e3, _mixed_bound(rate, ok, slos)
+
+
+def _binding(slos: list[SloTarget], metric: str) -> str:
+    tight = [s for s in slos if s.metric == metric]
+    return f"{metric} slo" if not tight else f"{metric} p{max(s.quantile for s in tight) * 100:g}"
+
+
+def _decode_bound(rate: float, curve: _DecodeCurve, sample: RequestSample, slos: list[SloTarget],
+                  stretch: float, fixed: np.ndarray, params: CapacityParams) -> str:
+    """Name the constraint that fails just above the found rate."""
+    level = _concurrency(rate * 1.02 + 1e-9, curve, stretch)
+    if level is None:
+        return "kv memory"
+    if poisson.ppf(params.kv_quantile, level) + 1 > curve.kv_batch * params.kv_util_cap:
+        return "kv memory"
+    for slo in slos:
+        if slo.metric in ("tbt", "e2e") and not _decode_ok(level, curve, sample, [slo], stretch, fixed, params):
+            return f"{slo.metric} p{slo.quantile * 100:g}"
+    return "decode saturation"
+
+
+def _mixed_bound(rate: float, ok, slos: list[SloTarget]) -> str:
+    return "mixed slos" if rate > 0 else "slo unmeetable"
+
+
+def role_rate_rps(perf: PerfModel, role: str, sample: RequestSample, slos: list[SloTarget],
+                  params: CapacityParams, nic_gbps: float | None = None,
+                  transfer_ms: np.ndarray | None = None) -> tuple[float, str]:
+    """Per-instance rate and bound of one role (no derating)."""
+    if role == "prompt":
+        return prompt_rate_rps(perf, sample, slos, params, nic_gbps)
+    if role == "token":
+        return token_rate_rps(perf, sample, slos, params, transfer_ms)
+    if role == "mixed":
+        return mixed_rate_rps(perf, sample, slos, params)
+    raise ValueError(f"unknown role {role!r}")
+
+
+def machine_capacity(perf: PerfModel, machine: str, role: str, sample: RequestSample, slos: list[SloTarget],
+                     params: CapacityParams, nic_gbps: float | None = None,
+                     transfer_ms: np.ndarray | None = None) -> RoleCapacity:
+    """Per-machine capacity: instances per machine x per-instance rate x the role's derating factor."""
+    instances = perf.instance.per_machine
+    per_instance_nic = nic_gbps / instances if nic_gbps else None  # instances share the machine's NIC
+    rate, bound = role_rate_rps(perf, role, sample, slos, params, per_instance_nic, transfer_ms)
+    derate = {"prompt": params.prompt_derate, "token": params.token_derate, "mixed": params.mixed_derate}[role]
+    return RoleCapacity(machine=machine, role=role, rate_rps=rate * instances * derate, bound=bound,
+                        instances=instances)
