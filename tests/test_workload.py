@@ -263,3 +263,69 @@ def test_stats_of_bundled_traces_match_published_figures():
     assert round(conv["prompt_mean"]) == 1155 and round(conv["output_mean"]) == 211
     assert round(code["prompt_mean"]) == 2048 and round(code["output_mean"]) == 28
     assert code["interarrival_cv"] > 10 > 2 > conv["interarrival_cv"]  # paper: code CV 13, conv 1.1
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+def _run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    from splitplan.cli.main import main
+
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    captured = capsys.readouterr()
+    return int(info.value.code), captured.out, captured.err
+
+
+def test_cli_generate_is_deterministic_and_readable(tmp_path, capsys):
+    outs = []
+    for name in ("a.csv", "b.csv"):
+        code, out, _ = _run_cli(["trace", "generate", "--from", "AzureLLMInferenceTrace_conv.csv", "--rate", "20",
+                                 "--duration", "30", "--seed", "4", "--out", str(tmp_path / name)], capsys)
+        assert code == 0 and "requests over" in out
+        outs.append((tmp_path / name).read_bytes())
+    assert outs[0] == outs[1]
+    expected = poisson_workload(load_trace(CONV), 20, 30, 4)
+    assert np.array_equal(load_trace(tmp_path / "a.csv").prompt_tokens, expected.prompt_tokens)
+
+
+def test_cli_generate_replay_and_synthetic_splitwisesim(tmp_path, capsys):
+    code, _, _ = _run_cli(["trace", "generate", "--from", "AzureLLMInferenceTrace_code.csv", "--replay", "--rate",
+                           "50", "--duration", "10", "--out", str(tmp_path / "r.csv")], capsys)
+    assert code == 0 and len(load_trace(tmp_path / "r.csv")) == 500
+    code, _, _ = _run_cli(["trace", "generate", "--prompt", "uniform:100,200", "--output", "fixed:7", "--rate", "5",
+                           "--duration", "20", "--format", "splitwisesim", "--out", str(tmp_path / "s.csv")], capsys)
+    synthetic = load_trace(tmp_path / "s.csv")
+    assert code == 0 and (synthetic.output_tokens == 7).all()
+    assert (tmp_path / "s.csv").read_text().startswith("request_id,request_type,application_id")
+
+
+def test_cli_stats_table_and_json(capsys):
+    import json
+
+    code, out, _ = _run_cli(["trace", "stats", "rr_code_80_2min.csv"], capsys)
+    assert code == 0 and "inter-arrival CV" in out and "9736" in out
+    code, out, _ = _run_cli(["trace", "stats", "rr_code_80_2min.csv", "--json"], capsys)
+    assert code == 0 and json.loads(out)["requests"] == 9736
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["trace", "stats", "missing.csv"], "error: missing.csv: trace: trace file not found"),
+        (["trace", "generate", "--from", "rr_conv_80_2min.csv", "--rate", "0", "--duration", "5", "--out", "X"],
+         "rate_rps: must be a positive number"),
+        (["trace", "generate", "--prompt", "zipf:2", "--output", "fixed:1", "--rate", "1", "--duration", "5",
+          "--out", "X"], "error: --prompt: kind: unknown size distribution 'zipf'"),
+        (["trace", "generate", "--rate", "1", "--duration", "5", "--out", "X"], "need prompt and output"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, monkeypatch, args, expected):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run_cli(args, capsys)
+    assert code == 2 and expected in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_bad_trace_file_exits_2(tmp_path, capsys):
+    bad = _write(tmp_path, "arrival_s,prompt_tokens,output_tokens\n0,1,1\n0,x,1\n")
+    code, _, err = _run_cli(["trace", "stats", str(bad)], capsys)
+    assert code == 2 and err.strip() == f"error: {bad}: line 3: prompt_tokens: 'x' is not a number"
