@@ -195,3 +195,21 @@ def test_unmeetable_absolute_slos():
     assert len(problems) == 2
     assert problems[0] == "TTFT P50 <= 100 ms cannot be met: even unloaded the P50 TTFT is 120 ms"
     assert problems[1].startswith("ITL P50 <= 20 ms cannot be met: even unloaded the P50 ITL is 21.5")
+
+
+def test_reference_latencies_with_the_real_profile_model():
+    from splitplan.perf import PerfSettings, build_perf_model
+    from splitplan.workload import BUNDLED_TRACES_DIR, load_trace
+
+    profile = BUNDLED_TRACES_DIR.parent.parent / "profiles" / "measured" / "splitwisesim_perf_model.csv"
+    perf = build_perf_model("llama2-70b", "dgx-a100", 8,
+                            PerfSettings(backend="profile", profile_path=str(profile), compat="splitwisesim"))
+    trace = load_trace(BUNDLED_TRACES_DIR / "rr_code_80_2min.csv")
+    refs = reference_latencies(trace.prompt_tokens, trace.output_tokens, perf, compat=True)
+    assert refs.ttft_s.shape == (len(trace),) and (refs.ttft_s > 0).all() and (refs.tbt_s > 0).all()
+    order = np.argsort(trace.prompt_tokens)
+    assert np.all(np.diff(refs.ttft_s[order]) >= -1e-12)  # longer prompts never prefill faster
+    scalar = perf.prefill_ms(1, int(trace.prompt_tokens[0]), int(trace.prompt_tokens[0]) ** 2) / 1000
+    assert refs.ttft_s[0] == pytest.approx(scalar)
+    plain = reference_latencies(trace.prompt_tokens, trace.output_tokens, perf)
+    assert np.array_equal(plain.ttft_s, refs.ttft_s) and (plain.tbt_s > 0).all()
