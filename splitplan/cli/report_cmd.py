@@ -1,0 +1,33 @@
+"""`splitplan report DIR`: a self-contained HTML report of an optimize or simulate output."""
+
+from __future__ import annotations
+
+import click
+
+from splitplan.cli.common import console
+from splitplan.report import build_report, plots_available
+
+
+@click.command("report")
+@click.argument("out_dir", type=click.Path())
+@click.option("--out", "html_path", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the HTML (default: DIR/report.html).")
+def report_command(out_dir: str, html_path: str | None) -> None:
+    """Turn an optimize or simulate output folder into ONE self-contained HTML page.
+
+    The page holds the recommendation and per-design comparison (optimize), the Pareto frontiers,
+    latency CDFs against the SLO limits, and pool utilization and batch sizes over time. It embeds
+    its figures, so it opens anywhere without a network. Plots need the matplotlib extra
+    (pip install 'splitplan[plot]'); without it the report keeps its tables.
+
+    \b
+    Examples:
+      splitplan optimize scenarios/quickstart.yaml --out out/quickstart
+      splitplan report out/quickstart
+      splitplan report out/sim --out sim-report.html
+    """
+    path = build_report(out_dir, html_path)
+    console.print(f"report: {path}" + ("" if plots_available() else "  (tables only: pip install 'splitplan[plot]' for plots)"))
+
+
+COMMANDS = [report_command]

@@ -1,0 +1,203 @@
+"""Report sections for an optimize output: the recommendation, why it won, Pareto frontiers, candidates.
+
+The recommendation comes first because it is the question the planner asked; the per-design comparison
+right after it is the evidence (same constraints, same SLOs, every design's best verified plan).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from splitplan.report import plots
+from splitplan.report.columns import pick_column
+from splitplan.report.inputs import PlanOutput
+from splitplan.report.plan_view import PlanRow, PlanView, plan_view, pools_text
+from splitplan.report.sim_sections import Section, sim_sections
+from splitplan.report.tables import esc, fmt_margin, fmt_num, frame_table, key_values, table
+
+OBJECTIVES = {"max_throughput": "highest throughput", "min_cost": "lowest cost", "min_power": "lowest power"}
+
+
+def plan_title(plan: dict[str, Any]) -> tuple[str, str]:
+    view = plan_view(plan)
+    name = f": {view.scenario_name}" if view.scenario_name else ""
+    goal = OBJECTIVES.get(view.objective, view.objective or "plan")
+    return f"splitplan capacity plan{name}", f"{view.model or 'model'} — objective: {goal}"
+
+
+def plan_sections(data: PlanOutput) -> list[Section]:
+    view = plan_view(data.plan)
+    sections = [
+        Section("recommendation", "Recommendation", recommendation_body(view)),
+        Section("designs", "Per-design comparison", designs_body(view)),
+        Section("pareto", "Pareto frontiers", pareto_body(data, view)),
+        Section("candidates", "Verified candidates", candidates_body(data.candidates)),
+    ]
+    if data.best_sim is not None:
+        sections += sim_sections(data.best_sim, prefix="best-", heading="Simulation of the recommended plan")
+    else:
+        sections.append(Section("best-latency", "Latency and utilization of the recommended plan",
+                                '<p class="note">This optimize output holds no saved simulation of the best plan '
+                                '(a subfolder with summary.json, requests.csv, timeline.csv). To see its latency '
+                                'CDFs and timelines, simulate the plan with <code>splitplan simulate ... --out '
+                                'DIR</code> and run <code>splitplan report DIR</code>.</p>'))
+    sections.append(Section("scenario", "Scenario and constraints", scenario_body(data.plan, view)))
+    return sections
+
+
+def recommendation_body(view: PlanView) -> str:
+    best = view.best
+    if best is None:
+        reason = view.binding or "no plan met the constraints and SLOs"
+        return f'<p class="verdict bad">Infeasible: {esc(reason)}.</p>'
+    split = (f"Yes, split: {pools_text(best.pools)}" if best.is_split
+             else f"No, do not split: {pools_text(best.pools)} running both phases")
+    sentence = (f"{best.name}: {pools_text(best.pools)} — {fmt_num(best.throughput_rps, 1)} req/s for "
+                f"${fmt_num(best.cost_usd_per_h, 0)}/h and {fmt_num(best.power_kw, 1)} kW.")
+    pairs = [("design", f"{best.name} ({best.kind or 'design'})"), ("split phases?", split),
+             ("machines", f"{best.machine_count} ({pools_text(best.pools)})"),
+             ("cost", f"${fmt_num(best.cost_usd_per_h, 1)}/h"), ("provisioned power", f"{fmt_num(best.power_kw, 1)} kW"),
+             ("throughput (all SLOs met)", throughput_text(best))]
+    if best.per_seed_rps:
+        pairs.append(("throughput per seed", ", ".join(fmt_num(v, 2) for v in best.per_seed_rps) + " req/s"))
+    parts = [f'<p class="verdict good">{esc(sentence)}</p>', key_values(pairs)]
+    if best.slo_margins:
+        rows = [[name, fmt_margin(margin)] for name, margin in best.slo_margins.items()]
+        tight = min(best.slo_margins, key=best.slo_margins.get)
+        parts.append(table(["SLO", "headroom at the planned rate"], rows, numeric=[False, True],
+                           row_classes=["bad" if m < 0 else "" for m in best.slo_margins.values()],
+                           caption=f"SLO margins (tightest: {tight}); headroom = (limit - observed) / limit"))
+    return "\n".join(parts)
+
+
+def throughput_text(row: PlanRow) -> str:
+    if row.throughput_rps is None:
+        return "—"
+    ci = f" (95% CI {fmt_num(row.ci_rps[0], 1)}–{fmt_num(row.ci_rps[1], 1)})" if row.ci_rps else ""
+    return f"{fmt_num(row.throughput_rps, 1)} req/s{ci}"
+
+
+def designs_body(view: PlanView) -> str:
+    designs = list(view.designs) or ([view.best] if view.best else [])
+    if not designs:
+        return '<p class="note">plan.json lists no designs.</p>'
+    first = next((d for d in designs if d.feasible and d.throughput_rps), None)
+    rows, classes = [], []
+    for row in designs:
+        ratio = (row.throughput_rps / first.throughput_rps
+                 if first and row.throughput_rps and row.feasible else None)
+        per_kusd = (1000.0 * row.throughput_rps / row.cost_usd_per_h
+                    if row.throughput_rps and row.cost_usd_per_h else None)
+        rows.append([row.name, "split" if row.is_split else "not split", pools_text(row.pools),
+                     fmt_num(row.cost_usd_per_h, 0), fmt_num(row.power_kw, 1), throughput_text(row),
+                     f"{ratio:.2f}×" if ratio else "—", fmt_num(per_kusd, 1),
+                     row.status if row.feasible else f"{row.status}: {row.binding or ''}".strip(": ")])
+        is_best = view.best is not None and row.name == view.best.name
+        classes.append("best" if is_best else ("bad" if not row.feasible else ""))
+    headers = ["design", "phases", "machines", "$/h", "kW", "throughput", f"vs {first.name if first else 'first'}",
+               "req/s per $1000/h", "status"]
+    parts = [table(headers, rows, numeric=[False, False, False, True, True, True, True, True, False],
+                   row_classes=classes), why_text(view, designs)]
+    feasible = [d for d in designs if d.feasible and d.throughput_rps]
+    if len(feasible) > 1:
+        png = plots.bars([d.name for d in feasible], [("throughput", [d.throughput_rps for d in feasible])],
+                         "req/s with all SLOs met")
+        if png:
+            parts.append(plots.img_tag(png, "Throughput of each design's best plan"))
+    return "\n".join(parts)
+
+
+def why_text(view: PlanView, designs: list[PlanRow]) -> str:
+    """One sentence per alternative: what the recommended plan gains over it."""
+    best = view.best
+    if best is None:
+        return ""
+    lines = []
+    for other in designs:
+        if other.name == best.name:
+            continue
+        if not other.feasible:
+            lines.append(f"{other.name}: no plan met the constraints ({other.binding or other.status}).")
+            continue
+        facts = []
+        if best.throughput_rps and other.throughput_rps:
+            facts.append(f"{best.throughput_rps / other.throughput_rps:.2f}× its throughput")
+        if best.cost_usd_per_h and other.cost_usd_per_h:
+            facts.append(f"{_relative(best.cost_usd_per_h, other.cost_usd_per_h)} cost")
+        if best.power_kw and other.power_kw:
+            facts.append(f"{_relative(best.power_kw, other.power_kw)} power")
+        lines.append(f"vs {other.name} ({pools_text(other.pools)}): " + ", ".join(facts) + ".")
+    if not lines:
+        return ""
+    goal = OBJECTIVES.get(view.objective, "the objective")
+    items = "".join(f"<li>{esc(line)}</li>" for line in lines)
+    return f"<p>Why {esc(best.name)} ({esc(goal)} within the constraints):</p><ul>{items}</ul>"
+
+
+def _relative(mine: float, theirs: float) -> str:
+    change = mine / theirs - 1.0
+    if abs(change) < 0.005:
+        return "the same"
+    return f"{abs(change) * 100:.0f}% {'more' if change > 0 else 'less'}"
+
+
+def pareto_body(data: PlanOutput, view: PlanView) -> str:
+    candidates, frontier = data.candidates, data.pareto
+    points = candidates if not candidates.empty else frontier
+    y = pick_column(points, ("throughput_rps", "rate_rps", "throughput"), ("throughput",))
+    if points.empty or y is None:
+        return '<p class="note">No candidates.csv / pareto.csv with a throughput column in this output.</p>'
+    group = pick_column(points, ("design", "name", "design_name"))
+    status = pick_column(points, ("feasible", "meets_slos", "verified"))
+    if status is not None and points[status].dtype == bool:
+        points = points[points[status]]
+    parts = []
+    for x_names, label, best_x in ((("cost_usd_per_h", "cost"), "cost ($/h)", view.best and view.best.cost_usd_per_h),
+                                   (("power_kw", "power"), "provisioned power (kW)", view.best and view.best.power_kw)):
+        x = pick_column(points, x_names)
+        if x is None:
+            continue
+        front = _frontier_for(frontier, x, label.split()[0])
+        best = (best_x, view.best.throughput_rps) if view.best and best_x and view.best.throughput_rps else None
+        png = plots.pareto(points, front, x=x, y=y, group=group, xlabel=label, ylabel="throughput (req/s, SLOs met)",
+                           best=best)
+        if png is None:
+            parts.append(f'<p class="note">{esc(plots.PLOT_EXTRA_HINT)}</p>')
+            break
+        parts.append(f"<h3>Throughput vs {esc(label)}</h3>" + plots.img_tag(png, f"Pareto frontier: {label}"))
+    if not frontier.empty:
+        parts.append("<h3>Frontier points</h3>" + frame_table(frontier, max_rows=60))
+    return "\n".join(parts) or '<p class="note">No cost or power column to plot against.</p>'
+
+
+def _frontier_for(frontier: pd.DataFrame, x: str, axis: str) -> pd.DataFrame:
+    """pareto.csv may hold both frontiers, told apart by a column naming the axis."""
+    if frontier.empty or x not in frontier:
+        return pd.DataFrame()
+    which = pick_column(frontier, ("frontier", "axis", "kind", "pareto"))
+    if which is not None and frontier[which].dtype == object:
+        part = frontier[frontier[which].astype(str).str.contains(axis)]
+        if not part.empty:
+            return part
+    return frontier
+
+
+def candidates_body(candidates: pd.DataFrame) -> str:
+    if candidates.empty:
+        return '<p class="note">No candidates.csv in this output.</p>'
+    return (f"<p>{len(candidates):,} candidate plans were simulated; every row below is a simulator result, not a "
+            f"model estimate.</p><details><summary>All candidates</summary>{frame_table(candidates, max_rows=300)}"
+            "</details>")
+
+
+def scenario_body(plan: dict[str, Any], view: PlanView) -> str:
+    pairs = [(name, value) for name, value in sorted(view.constraints.items())] or [("constraints", "none given")]
+    scenario = plan.get("scenario")
+    echo = ""
+    if scenario:
+        echo = ("<details><summary>Scenario as the optimizer read it</summary><pre>"
+                + esc(json.dumps(scenario, indent=2, sort_keys=True, default=str)) + "</pre></details>")
+    return key_values(pairs) + echo
