@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +29,8 @@ SPLITWISESIM_COLUMNS = ("request_id", "request_type", "application_id", "arrival
 PLAIN_COLUMNS = ("arrival_s", "prompt_tokens", "output_tokens")
 ACCEPTED_FORMATS = (f"Azure ({','.join(AZURE_COLUMNS)}), SplitwiseSim ({','.join(SPLITWISESIM_COLUMNS)}), "
                     f"plain ({','.join(PLAIN_COLUMNS)})")
+# (arrival, prompt, output) columns per format, in detection order
+_FORMAT_COLUMNS = (AZURE_COLUMNS, ("arrival_timestamp", "prompt_size", "token_size"), PLAIN_COLUMNS)
 GENERATORS = ("trace", "poisson", "replay", "synthetic")
 ARRIVAL_PROCESSES = ("poisson", "uniform", "gamma")
 SIZE_KINDS = {"fixed": 1, "uniform": 2, "normal": 2, "lognormal": 2}  # kind -> number of params
@@ -76,24 +79,18 @@ def _load_trace_cached(resolved: str, shown: str, mtime_ns: int, size: int) -> W
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise SplitplanError(f"not a readable CSV ({str(exc).splitlines()[0]})", source=shown) from None
     frame.columns = [str(c).strip() for c in frame.columns]
-    columns = set(frame.columns)
-    if columns >= set(AZURE_COLUMNS):
-        arrival_s = _azure_arrivals(frame, shown)
-        prompt_col, output_col = "ContextTokens", "GeneratedTokens"
-    elif columns >= {"arrival_timestamp", "prompt_size", "token_size"}:
-        arrival_s = _numeric_column(frame, "arrival_timestamp", shown)
-        prompt_col, output_col = "prompt_size", "token_size"
-    elif columns >= set(PLAIN_COLUMNS):
-        arrival_s = _numeric_column(frame, "arrival_s", shown)
-        prompt_col, output_col = "prompt_tokens", "output_tokens"
-    else:
-        header = ",".join(frame.columns)[:120]
-        raise SplitplanError(f"header '{header}' not recognised; accepted formats: {ACCEPTED_FORMATS}",
-                             source=shown, field="header")
+    detected = [fmt for fmt in _FORMAT_COLUMNS if set(fmt) <= set(frame.columns)]
+    if not detected:
+        raise SplitplanError(f"header '{','.join(frame.columns)[:120]}' not recognised; accepted formats: "
+                             f"{ACCEPTED_FORMATS}", source=shown, field="header")
+    arrival_col, prompt_col, output_col = detected[0]
     if len(frame) == 0:
         raise SplitplanError("trace has no requests", source=shown)
-    _check_arrivals(arrival_s, shown, "TIMESTAMP" if prompt_col == "ContextTokens" else
-                    ("arrival_timestamp" if prompt_col == "prompt_size" else "arrival_s"))
+    if arrival_col == "TIMESTAMP":
+        arrival_s = _azure_arrivals(frame, shown)
+    else:
+        arrival_s = _numeric_column(frame, arrival_col, shown)
+    _check_arrivals(arrival_s, shown, arrival_col)
     prompt = _token_column(frame, prompt_col, shown)
     output = _token_column(frame, output_col, shown)
     workload = Workload(arrival_s, prompt, output, name=Path(shown).stem)
@@ -151,17 +148,16 @@ def _token_column(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
 
 def write_trace(w: Workload, path: str | Path, fmt: str = "plain") -> None:
     """Write a workload as plain CSV or in SplitwiseSim's trace format (to run SplitwiseSim on it)."""
-    if fmt == "plain":
-        frame = pd.DataFrame({"arrival_s": w.arrival_s, "prompt_tokens": w.prompt_tokens,
-                              "output_tokens": w.output_tokens})
-    elif fmt == "splitwisesim":
-        n = len(w)
-        frame = pd.DataFrame({"request_id": np.arange(n), "request_type": np.full(n, 2),
-                              "application_id": np.zeros(n, dtype=np.int64), "arrival_timestamp": w.arrival_s,
-                              "batch_size": np.ones(n, dtype=np.int64), "prompt_size": w.prompt_tokens,
-                              "token_size": w.output_tokens})
-    else:
+    n = len(w)
+    columns = {
+        "plain": {"arrival_s": w.arrival_s, "prompt_tokens": w.prompt_tokens, "output_tokens": w.output_tokens},
+        "splitwisesim": {"request_id": np.arange(n), "request_type": np.full(n, 2), "application_id": np.zeros(n, int),
+                         "arrival_timestamp": w.arrival_s, "batch_size": np.ones(n, int),
+                         "prompt_size": w.prompt_tokens, "token_size": w.output_tokens},
+    }
+    if fmt not in columns:
         raise SplitplanError(f"unknown trace format '{fmt}' (plain, splitwisesim)", field="format")
+    frame = pd.DataFrame(columns[fmt])
     try:
         frame.to_csv(path, index=False, lineterminator="\n")
     except OSError as exc:
@@ -201,7 +197,7 @@ def _arrivals(rng: np.random.Generator, rate_rps: float, duration_s: float, arri
 
 
 def _check_positive(value: float | None, what: str, source: str | None = None) -> float:
-    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
         raise SplitplanError(f"must be a positive number, got {value!r}", source=source, field=what)
     return float(value)
 
@@ -236,7 +232,7 @@ def replay_workload(trace: Workload, *, rate_rps: float | None = None, time_scal
         raise SplitplanError("give exactly one of rate_rps and time_scale", field="replay")
     if duration_s is not None:
         duration_s = _check_positive(duration_s, "duration_s")
-    if not (isinstance(start_s, (int, float)) and math.isfinite(start_s) and start_s >= 0):
+    if not (isinstance(start_s, numbers.Real) and math.isfinite(start_s) and start_s >= 0):
         raise SplitplanError(f"must be >= 0, got {start_s!r}", field="start_s")
     first = int(np.searchsorted(trace.arrival_s, start_s, side="left"))
     if first >= len(trace):
@@ -288,8 +284,7 @@ class SizeDist:
         if self.kind not in SIZE_KINDS:
             raise SplitplanError(f"unknown size distribution '{self.kind}'" + nearest_names(self.kind, SIZE_KINDS),
                                  field="kind")
-        params = tuple(float(p) for p in self.params)
-        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "params", params := tuple(float(p) for p in self.params))
         if len(params) != SIZE_KINDS[self.kind]:
             raise SplitplanError(f"{self.kind} takes {SIZE_KINDS[self.kind]} parameter(s), got {len(params)}",
                                  field=self.kind)

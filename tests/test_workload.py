@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from splitplan.errors import SplitplanError
 from splitplan.workload import (
@@ -143,9 +145,24 @@ def test_poisson_common_random_numbers_across_rates():
     assert np.allclose(slow.arrival_s[: n // 3], 2 * fast.arrival_s[: n // 3])
 
 
-def test_poisson_rejects_bad_rate():
-    with pytest.raises(SplitplanError, match="rate_rps: must be a positive number"):
-        poisson_workload(load_trace(RR_CONV), 0, 10, 0)
+def test_poisson_rejects_bad_rate_and_accepts_numpy_numbers():
+    for bad in (0, -1.0, float("nan"), True, "5"):
+        with pytest.raises(SplitplanError, match="rate_rps: must be a positive number"):
+            poisson_workload(load_trace(RR_CONV), bad, 10, 0)
+    assert len(poisson_workload(load_trace(RR_CONV), np.int64(10), np.float32(5), np.int64(3))) > 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(rate=st.floats(0.01, 500), duration=st.floats(0.01, 50), seed=st.integers(0, 2**32 - 1),
+       replay=st.booleans())
+def test_generators_invariants(rate, duration, seed, replay):
+    sizes = load_trace(RR_CONV)
+    w = (replay_workload(sizes, rate_rps=rate, duration_s=duration) if replay
+         else poisson_workload(sizes, rate, duration, seed))
+    assert np.all(np.diff(w.arrival_s) >= 0) and np.all(w.arrival_s >= 0) and np.all(w.arrival_s < duration)
+    assert np.isin(w.prompt_tokens, sizes.prompt_tokens).all() and (w.output_tokens >= 1).all()
+    if replay:
+        assert len(w) <= max(round(rate * duration), 1)
 
 
 def test_replay_hits_rate_exactly_and_keeps_burstiness():
