@@ -417,6 +417,9 @@ def build_workload(spec: WorkloadSpec, base_dir: str | Path | None = None) -> Wo
             _check_positive(getattr(spec, key), key, src)
     if not isinstance(spec.seed, (int, np.integer)) or isinstance(spec.seed, bool) or spec.seed < 0:
         raise SplitplanError(f"must be a non-negative integer, got {spec.seed!r}", source=src, field="seed")
+    if spec.generator != "replay" and (spec.time_scale is not None or spec.start_s):
+        raise SplitplanError("time_scale and start_s apply to the replay generator only", source=src,
+                             field="time_scale" if spec.time_scale is not None else "start_s")
     if spec.generator == "synthetic":
         if spec.prompt is None or spec.output is None:
             raise SplitplanError("synthetic workloads need prompt and output distributions "

@@ -246,6 +246,8 @@ def test_build_workload_resolves_bundled_names_from_anywhere(tmp_path, monkeypat
         (WorkloadSpec(generator="poisson", rate_rps=1, duration_s=1), "needs a trace file"),
         (WorkloadSpec(generator="synthetic", rate_rps=1, duration_s=1), "need prompt and output"),
         (WorkloadSpec(trace="rr_conv_80_2min.csv", seed=-1), "seed: must be a non-negative integer"),
+        (WorkloadSpec(trace="rr_conv_80_2min.csv", generator="poisson", rate_rps=1, duration_s=1, start_s=5),
+         "start_s: time_scale and start_s apply to the replay generator only"),
     ],
 )
 def test_build_workload_errors(spec, expected):
