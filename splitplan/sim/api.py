@@ -1,0 +1,171 @@
+"""`simulate`: build instances for a cluster, run the event loop, and assemble the SimResult."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from splitplan.catalog import Catalog, get_catalog
+from splitplan.cluster import ClusterSpec
+from splitplan.errors import SplitplanError
+from splitplan.perf.base import PerfSettings
+from splitplan.sim.config import SimConfig
+from splitplan.sim.engine import Engine
+from splitplan.sim.links import Links
+from splitplan.sim.machines import Inst
+from splitplan.sim.metrics import itl_samples, latencies, saturation, stats, throughput_rps
+from splitplan.sim.result import SCHEMA_VERSION, SimResult
+from splitplan.workload import Workload
+
+
+def _build_perf(model, machine, tp: int, settings: PerfSettings, catalog: Catalog):
+    """One performance model per (machine type, tp); indirection so tests can substitute a fake."""
+    from splitplan.perf import build_perf_model
+
+    return build_perf_model(model, machine, tp=tp, settings=settings, catalog=catalog)
+
+
+def _transfer_ms(*args, **kwargs) -> float:
+    from splitplan.perf.transfer import kv_transfer_ms
+
+    return kv_transfer_ms(*args, **kwargs)
+
+
+def _phase_power_w(perf, phase: str, batch_size: int = 1, tokens: int = 0) -> float:
+    from splitplan.perf.power import phase_power_w
+
+    return phase_power_w(perf, phase, batch_size, tokens)
+
+
+def build_instances(cluster: ClusterSpec, perf: PerfSettings, catalog: Catalog):
+    """Instances in pool order (gpus // tp per machine), their perf models, and the machine list."""
+    model = catalog.model(cluster.model)
+    perfs: dict[tuple[str, int], Any] = {}
+    insts: list[Inst] = []
+    machines = []
+    for pool in cluster.pools:
+        machine = catalog.machine(pool.machine)
+        key = (machine.name, pool.tp)
+        if key not in perfs:
+            perfs[key] = _build_perf(model, machine, pool.tp, perf, catalog)
+        model_perf = perfs[key]
+        cap = int(model_perf.kv_capacity_tokens())
+        for _ in range(pool.count):
+            machines.append(machine)
+            for _ in range(machine.gpus // pool.tp):
+                insts.append(Inst(len(insts), pool.role, machine.name, len(machines) - 1, model_perf, cap))
+    return insts, perfs, machines, model
+
+
+def simulate(cluster: ClusterSpec, workload: Workload, *, perf: PerfSettings = PerfSettings(),
+             catalog: Catalog | None = None, config: SimConfig = SimConfig(),
+             slos: tuple | None = None) -> SimResult:
+    """Simulate `workload` on `cluster`; deterministic (no randomness inside the simulator)."""
+    catalog = catalog or get_catalog()
+    cluster = cluster.validate(catalog)
+    if len(workload) == 0:
+        raise SplitplanError("the workload has no requests", source=workload.name)
+    compat = perf.compat == "splitwisesim"
+    insts, perfs, machines, model = build_instances(cluster, perf, catalog)
+    first_perf = next(iter(perfs.values()))
+    links = Links(len(machines), compat_gibps=config.compat_transfer_gibps if compat else None,
+                  layerwise=config.transfer == "layerwise", layerwise_min_tokens=config.layerwise_min_prompt_tokens,
+                  layers=model.layers, transfer_ms=_transfer_ms)
+    arrival = np.asarray(workload.arrival_s, dtype=np.float64)
+    prompt = np.asarray(workload.prompt_tokens, dtype=np.int64)
+    output = np.asarray(workload.output_tokens, dtype=np.int64)
+    eng = Engine(insts, cluster.design, arrival, prompt, output, float(first_perf.kv_bytes_per_token()),
+                 links, machines, config, compat)
+    eng.run()
+    return _assemble(eng, cluster, workload, arrival, prompt, output, perf, perfs, catalog, config, slos, compat)
+
+
+def _assemble(eng: Engine, cluster: ClusterSpec, workload: Workload, arrival, prompt, output, perf: PerfSettings,
+              perfs: dict, catalog: Catalog, config: SimConfig, slos, compat: bool) -> SimResult:
+    from splitplan.slo import evaluate_slos, paper_slos, reference_latencies
+
+    lat = latencies(eng, arrival, output, compat)
+    reason = saturation(eng, arrival, lat, config)
+    saturated = reason is not None
+    slos = paper_slos() if slos is None else tuple(slos)
+    ref_machine = catalog.machine(config.reference_machine)
+    ref_perf = _build_perf(catalog.model(cluster.model), ref_machine, 8, perf, catalog)
+    refs = reference_latencies(prompt, output, ref_perf, compat=compat)
+    tbt_eval = np.where(output <= 1, np.where(lat.completed, 0.0, np.nan), lat.tbt_s) if not compat else lat.tbt_s
+    itl_s, itl_w = itl_samples(eng) if any(s.metric == "itl" for s in slos) else (None, None)
+    slo_results = evaluate_slos(slos, ttft_s=lat.ttft_s, tbt_s=tbt_eval, e2e_s=lat.e2e_s, refs=refs,
+                                itl_s=itl_s, itl_weights=itl_w)
+    all_met = (not saturated) and all(r.met for r in slo_results)
+    requests = pd.DataFrame({
+        "request_id": np.arange(len(workload)), "arrival_s": arrival, "prompt_tokens": prompt,
+        "output_tokens": output, "ttft_s": lat.ttft_s, "tbt_s": lat.tbt_s, "e2e_s": lat.e2e_s,
+        "queue_s": lat.queue_s, "transfer_s": lat.transfer_s, "prompt_instance": eng.p_inst,
+        "token_instance": eng.t_inst, "completed": lat.completed})
+    machines = _machines_table(eng, catalog)
+    timeline = pd.DataFrame(eng.timeline, columns=["time_s", "pool", "busy_instances", "instances",
+                                                   "mean_decode_batch", "queued_requests", "pending_tokens"])
+    window_s = max(eng.end_s, 1e-9)
+    energy_j = float(machines["energy_j"].sum())
+    n = len(workload)
+    span = float(arrival[-1] - arrival[0])
+    summary: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "workload": workload.name,
+        "requests": n,
+        "completed": int(lat.completed.sum()),
+        "unfinished": int(n - lat.completed.sum()),
+        "saturated": saturated,
+        "saturation_reason": reason,
+        "arrival_rps": (n - 1) / span if span > 0 else None,
+        "throughput_rps": throughput_rps(arrival, np.asarray(eng.t_done, dtype=np.float64)),
+        "simulated_s": eng.end_s,
+        "slo": {r.slo.name: {"value": r.value, "limit": r.limit, "met": r.met, "margin": r.margin, "unit": r.unit}
+                for r in slo_results},
+        "all_slos_met": all_met,
+        "cluster": {**cluster.to_dict(), "label": cluster.label()},
+        "cost_usd_per_h": cluster.cost_usd_per_h(catalog),
+        "power_kw": cluster.power_kw(catalog),
+        "energy_kwh": energy_j / 3.6e6,
+        "mean_power_kw": energy_j / window_s / 1000.0,
+        "perf": {"backend": perf.backend, "compat": perf.compat,
+                 "provenance": {f"{m}/tp{tp}": p.provenance for (m, tp), p in sorted(perfs.items())},
+                 "reference_machine": config.reference_machine},
+        "config": config.to_dict(),
+        "mixed_pool": {"requests": eng.router.mixed_requests, "borrowed_machines": eng.router.borrows,
+                       "max_borrowed_at_once": eng.router.max_borrowed},
+    }
+    for key in ("ttft_s", "tbt_s", "e2e_s", "queue_s", "transfer_s"):
+        values = getattr(lat, key)
+        summary[key] = {"p50": None, "p90": None, "p99": None, "mean": None} if saturated else stats(values)
+    return SimResult(summary, requests, machines, timeline, slo_results, saturated, all_met)
+
+
+def _machines_table(eng: Engine, catalog: Catalog) -> pd.DataFrame:
+    """Per-instance busy time, batch sizes and energy (phase power x phase time, plus idle and host)."""
+    total_s = max(eng.end_s, 1e-9)
+    rows = []
+    for inst in eng.insts:
+        machine = catalog.machine(inst.machine)
+        per_machine = max(machine.gpus // inst.perf.instance.tp, 1)
+        busy = inst.busy_prefill_s + inst.busy_decode_s + inst.busy_mixed_s
+        decode_time = inst.busy_decode_s + inst.busy_mixed_s
+        mean_b = inst.batch_time / decode_time if decode_time > 0 else 0.0
+        prompts_per_batch = inst.prefill_prompts / inst.prefill_batches if inst.prefill_batches else 1
+        tokens_per_batch = inst.prefill_tokens / inst.prefill_batches if inst.prefill_batches else 0
+        energy = _phase_power_w(inst.perf, "idle") * max(total_s - busy, 0.0)
+        if inst.busy_prefill_s:
+            energy += _phase_power_w(inst.perf, "prefill", max(int(round(prompts_per_batch)), 1),
+                                     int(tokens_per_batch)) * inst.busy_prefill_s
+        if inst.busy_decode_s:
+            energy += _phase_power_w(inst.perf, "decode", max(int(round(mean_b)), 1)) * inst.busy_decode_s
+        if inst.busy_mixed_s:
+            energy += _phase_power_w(inst.perf, "mixed", max(int(round(mean_b)), 1),
+                                     int(tokens_per_batch)) * inst.busy_mixed_s
+        energy += machine.idle_kw * 1000.0 * total_s / per_machine
+        rows.append({"instance": inst.id, "pool": inst.home, "machine": inst.machine, "machine_index": inst.machine_idx,
+                     "busy_s": busy, "utilization": busy / total_s, "mean_batch_size": mean_b,
+                     "prompts": inst.prefill_prompts, "tokens": inst.decode_tokens + inst.prefill_prompts,
+                     "requests_completed": inst.served, "energy_j": energy, "mean_power_w": energy / total_s})
+    return pd.DataFrame(rows)

@@ -1,0 +1,66 @@
+"""Simulator knobs. Every default follows the Splitwise paper / SplitwiseSim unless noted."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from splitplan.errors import SplitplanError
+
+TRANSFER_MODES = ("layerwise", "serialized")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Scheduler, batching, transfer and saturation settings of one simulation.
+
+    prompt_batch_tokens: token budget of one prefill batch on a prompt machine (FCFS; a larger prompt
+        runs alone).
+    mixed_batch_tokens: token budget of one mixed-batching iteration (prompt tokens + 1 per decode).
+    mixed_max_batch: most requests in one mixed iteration (SplitwiseSim max_batch_size).
+    token_max_batch: most requests in one decode batch on a token machine.
+    max_preemptions: a decode preempted this many times by prompts is never preempted again.
+    prompt_overflow_tokens: a prompt machine whose queue is non-empty and whose pending prompt tokens
+        would exceed this overflows new prompts to the mixed pool.
+    token_overflow_tokens: (default mode) a token machine with more than this many requests waiting
+        for admission overflows to the mixed pool; KV memory full always overflows.
+    transfer: KV transfer, "layerwise" (overlapped with prefill; the paper's choice) or "serialized";
+        prompts under `layerwise_min_prompt_tokens` always use serialized, as the paper does.
+    compat_transfer_gibps: SplitwiseSim's fixed KV transfer bandwidth (GiB/s) used under compat.
+    reference_machine: machine whose unloaded latencies define the SLO slowdowns.
+    drain_limit_factor, drain_min_s: after the last arrival keep simulating for
+        max(drain_min_s, factor x trace span); work left then means the cluster is saturated.
+    saturation_queue_s: backlog trend test: saturated when requests arriving in the last quarter of the
+        trace queue longer than this on average and more than twice as long as those of the second
+        quarter (queues that grow without bound).
+    timeline_step_s: sampling period of the timeline table (reports).
+    """
+
+    prompt_batch_tokens: int = 2048
+    mixed_batch_tokens: int = 2048
+    mixed_max_batch: int = 512
+    token_max_batch: int = 512
+    max_preemptions: int = 4
+    prompt_overflow_tokens: int = 8192
+    token_overflow_tokens: int = 2048
+    transfer: str = "layerwise"
+    layerwise_min_prompt_tokens: int = 512
+    compat_transfer_gibps: float = 200.0
+    reference_machine: str = "dgx-a100"
+    drain_limit_factor: float = 1.0
+    drain_min_s: float = 60.0
+    saturation_queue_s: float = 2.0
+    timeline_step_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.transfer not in TRANSFER_MODES:
+            raise SplitplanError(f"transfer must be one of {', '.join(TRANSFER_MODES)}, got '{self.transfer}'",
+                                 source="sim config", field="transfer")
+        for name in ("prompt_batch_tokens", "mixed_batch_tokens", "mixed_max_batch", "token_max_batch"):
+            if getattr(self, name) < 1:
+                raise SplitplanError(f"must be >= 1, got {getattr(self, name)}", source="sim config", field=name)
+        if self.timeline_step_s <= 0 or self.drain_limit_factor < 0:
+            raise SplitplanError("timeline_step_s must be > 0 and drain_limit_factor >= 0", source="sim config")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,71 @@
+"""What a simulation returns and writes: summary (JSON-ready), per-request, per-machine and timeline tables."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+FLOAT_FORMAT = "%.9g"
+FILES = ("summary.json", "requests.csv", "machines.csv", "timeline.csv")
+
+
+@dataclass
+class SimResult:
+    """One simulation's outcome. `summary` holds no wall-clock values: same inputs -> same bytes."""
+
+    summary: dict[str, Any]
+    requests: pd.DataFrame
+    machines: pd.DataFrame
+    timeline: pd.DataFrame
+    slo_results: list = field(default_factory=list)
+    saturated: bool = False
+    all_slos_met: bool = False
+
+    def write(self, out_dir: str | Path) -> Path:
+        """Write the four files atomically: into a temporary sibling folder, then renamed into place,
+        so an interrupted run never leaves half-written output."""
+        out = Path(out_dir)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        try:
+            (tmp / "summary.json").write_text(summary_json(self.summary))
+            self.requests.to_csv(tmp / "requests.csv", index=False, float_format=FLOAT_FORMAT)
+            self.machines.to_csv(tmp / "machines.csv", index=False, float_format=FLOAT_FORMAT)
+            self.timeline.to_csv(tmp / "timeline.csv", index=False, float_format=FLOAT_FORMAT)
+            if not out.exists():
+                tmp.rename(out)
+            else:
+                for name in FILES:
+                    os.replace(tmp / name, out / name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return out
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe, stable values: floats to 9 significant digits, NaN/inf to null, numpy to Python."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return float(f"{value:.9g}")
+    return value
+
+
+def summary_json(summary: dict[str, Any]) -> str:
+    return json.dumps(clean(summary), sort_keys=True, indent=2) + "\n"
