@@ -18,6 +18,7 @@ import numpy as np
 
 from splitplan.perf import counts
 from splitplan.perf.base import Instance
+from splitplan.perf.correction import make_curve
 from splitplan.perf.memory import kv_bytes_per_token, kv_capacity_tokens
 from splitplan.perf.params import StackParams
 from splitplan.perf.power import cap_stretch
@@ -70,6 +71,7 @@ class AnalyticPerfModel:
         # Elementwise kernels: read + write one hidden-sized 16-bit tensor each, not sharded.
         self._elem_t0 = p.elem_kernels * p.elem_t0_us * 1e-3
         self._elem_per_token = p.elem_kernels * 2.0 * act * m.hidden / (p.eta_m * bw)
+        self._l2_tokens = p.l2_mb * 1e6 / (act * m.hidden)  # tokens whose hidden state fits on chip
         # All-reduce: 2 per layer; ring bytes 2(t-1)/t * message over the bus bandwidth.
         if t > 1:
             busbw = max(p.ar_bw_fraction * g.nvlink_gbps, 1e-9) * 1e6
@@ -84,6 +86,8 @@ class AnalyticPerfModel:
         self._prompt_seq = p.prompt_seq_ms
         self._prompt_token = p.prompt_token_us * 1e-3
         self._kv_bytes = kv_bytes_per_token(instance)
+        self._prefill_factor = make_curve(p.prefill_corr, t, m.name)
+        self._decode_factor = make_curve(p.decode_corr, t, m.name)
 
     # ---- building blocks -------------------------------------------------------------------
     def _linear_ms(self, tokens, head_tokens):
@@ -94,7 +98,8 @@ class AnalyticPerfModel:
             tc = tokens * c
             tm = w + tokens * a
             per_layer = per_layer + self._gemm_t0 + (tc**n + tm**n) ** inv
-        per_layer = per_layer + self._elem_t0 + tokens * self._elem_per_token
+        spill = tokens - self._l2_tokens  # hidden-state tokens that do not fit the cache: max(0, spill)
+        per_layer = per_layer + self._elem_t0 + 0.5 * (spill + abs(spill)) * self._elem_per_token
         if self._ar_per_token:
             per_layer = per_layer + 2.0 * (self._ar_alpha + tokens * self._ar_per_token)
         c, w, a = self._head
@@ -112,8 +117,9 @@ class AnalyticPerfModel:
     # ---- PerfModel --------------------------------------------------------------------------
     def prefill_ms(self, n_prompts, sum_tokens, sum_sq_tokens):
         n_prompts, sum_tokens, sum_sq_tokens = _as_float(n_prompts), _as_float(sum_tokens), _as_float(sum_sq_tokens)
-        return (self._linear_ms(sum_tokens, n_prompts) + self._prefill_attention_ms(sum_tokens, sum_sq_tokens)
+        time = (self._linear_ms(sum_tokens, n_prompts) + self._prefill_attention_ms(sum_tokens, sum_sq_tokens)
                 + self._step + self._prompt_seq * n_prompts + self._prompt_token * sum_tokens)
+        return time * self._prefill_factor(sum_tokens) if self._prefill_factor else time
 
     def _decode_base_ms(self, batch_size):
         return (self._linear_ms(batch_size, batch_size) + self._layers * self._attn_t0
@@ -121,19 +127,24 @@ class AnalyticPerfModel:
 
     def decode_ms(self, batch_size, sum_context):
         batch_size, sum_context = _as_float(batch_size), _as_float(sum_context)
-        return self._decode_base_ms(batch_size) + self._kv_ms_per_token * sum_context
+        time = self._decode_base_ms(batch_size) + self._kv_ms_per_token * sum_context
+        return time * self._decode_factor(batch_size) if self._decode_factor else time
 
     def decode_coeffs(self, batch_size: int) -> tuple[float, float]:
-        return float(self._decode_base_ms(float(batch_size))), self._kv_ms_per_token
+        """Exact: decode_ms(b, s) == base + per * s (the efficiency factor depends on b only)."""
+        b = float(batch_size)
+        factor = self._decode_factor(b) if self._decode_factor else 1.0
+        return float(self._decode_base_ms(b)) * factor, self._kv_ms_per_token * factor
 
     def mixed_ms(self, n_prompts, sum_tokens, sum_sq_tokens, n_decode, sum_context):
         n_prompts, sum_tokens, sum_sq_tokens = _as_float(n_prompts), _as_float(sum_tokens), _as_float(sum_sq_tokens)
         n_decode, sum_context = _as_float(n_decode), _as_float(sum_context)
-        return (self._linear_ms(sum_tokens + n_decode, n_prompts + n_decode)
+        time = (self._linear_ms(sum_tokens + n_decode, n_prompts + n_decode)
                 + self._prefill_attention_ms(sum_tokens, sum_sq_tokens)
                 + self._layers * self._attn_t0 * (n_decode > 0) + self._kv_ms_per_token * sum_context
                 + self._step + self._prompt_seq * n_prompts + self._prompt_token * sum_tokens
                 + self._seq * n_decode + self._seq2 * n_decode * n_decode)
+        return time * self._prefill_factor(sum_tokens + n_decode) if self._prefill_factor else time
 
     def kv_capacity_tokens(self) -> int:
         return kv_capacity_tokens(self.instance)

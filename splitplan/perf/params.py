@@ -39,11 +39,12 @@ class StackParams:
     eta_kv: float = 0.85  # decode attention: fraction of HBM bandwidth reading the KV cache
     elem_kernels: float = 8.0  # elementwise kernels per layer (norms, rotary, residual, activation)
     elem_t0_us: float = 2.0  # floor per elementwise kernel
+    l2_mb: float = 0.0  # on-chip cache holding hidden-state tensors: elementwise traffic below it skips HBM
     ar_alpha_us: float = 8.0  # all-reduce latency at tp=2
     ar_alpha_log2_us: float = 2.0  # extra all-reduce latency per doubling of tp (tree/ring depth)
     ar_bw_fraction: float = 0.33  # all-reduce bus bandwidth as a fraction of bidirectional NVLink
-    step_ms: float = 0.0  # per-iteration CPU overhead (scheduler, sampler, launch) at tp=1
-    step_log2tp_ms: float = 0.0  # extra per-iteration overhead per doubling of tp (worker fan-out)
+    step_ms: float = 1.5  # per-iteration host overhead (sampling, sync, launch) at tp=1; tuned C++ runtime
+    step_log2tp_ms: float = 1.0  # extra per-iteration overhead per doubling of tp (multi-GPU sync)
     seq_ms: float = 0.0  # per-sequence cost per decode iteration (input prep, sampling)
     seq2_ms: float = 0.0  # per-sequence^2 cost per decode iteration (batch-wide padding/block tables)
     prompt_seq_ms: float = 0.0  # per-prompt cost per prefill iteration
@@ -53,6 +54,9 @@ class StackParams:
     busy_floor: float = 0.30  # fraction of (TDP - idle) drawn by a busy GPU regardless of utilization
     power_a_c: float = 1.10  # power weight of compute utilization
     power_a_m: float = 0.60  # power weight of memory-bandwidth utilization
+    # Stack-efficiency curves (perf/correction.py): ((tp, ((x, factor), ...)), ...); empty = factor 1.
+    prefill_corr: tuple = ()  # x = batch tokens
+    decode_corr: tuple = ()  # x = batch size
 
     def ar_alpha_ms(self, tp: int) -> float:
         return (self.ar_alpha_us + self.ar_alpha_log2_us * (math.log2(tp) - 1.0)) * 1e-3
@@ -61,6 +65,7 @@ class StackParams:
         return self.step_ms + self.step_log2tp_ms * math.log2(tp)
 
 
+CURVE_NAMES = ("prefill_corr", "decode_corr")
 PARAM_NAMES = tuple(f.name for f in fields(StackParams))
 
 
@@ -89,15 +94,45 @@ def parse_params(spec: Any, source: str, where: str, base: StackParams = StackPa
     """StackParams from a YAML mapping; unknown or non-numeric fields are one-line errors."""
     if not isinstance(spec, Mapping):
         raise SplitplanError("must be a mapping of parameter: value", source=source, field=where)
-    values: dict[str, float] = {}
+    values: dict[str, Any] = {}
     for key, raw in spec.items():
         if key not in PARAM_NAMES:
             raise SplitplanError(f"unknown parameter '{key}'{nearest_names(str(key), PARAM_NAMES)}",
                                  source=source, field=where)
+        if key in CURVE_NAMES:
+            values[key] = parse_curves(raw, source, f"{where}.{key}")
+            continue
         if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
             raise SplitplanError(f"must be a finite number, got {raw!r}", source=source, field=f"{where}.{key}")
         values[key] = float(raw)
     return replace(base, **values)
+
+
+def parse_curves(raw: Any, source: str, where: str) -> tuple:
+    """{tp or "model@tp": [[x, factor], ...]} -> ((key, ((x, factor), ...)), ...), validated and sorted."""
+    if not isinstance(raw, Mapping):
+        raise SplitplanError("must map a tp degree to a list of [x, factor] pairs", source=source, field=where)
+    curves = []
+    for tp, pairs in raw.items():
+        if isinstance(tp, str) and "@" in tp and tp.rsplit("@", 1)[1].isdigit():
+            tp = f"{tp.rsplit('@', 1)[0].strip().lower()}@{int(tp.rsplit('@', 1)[1])}"
+        elif isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
+            raise SplitplanError(f"key must be a tp degree or 'model@tp', got {tp!r}", source=source, field=where)
+        ok = isinstance(pairs, list) and pairs and all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                          and math.isfinite(v) and v > 0 for v in p) for p in pairs)
+        if not ok:
+            raise SplitplanError("must be a non-empty list of [x, factor] pairs of positive numbers",
+                                 source=source, field=f"{where}.{tp}")
+        knots = tuple(sorted((float(x), float(f)) for x, f in pairs))
+        if len({x for x, _ in knots}) != len(knots):
+            raise SplitplanError("repeats an x value", source=source, field=f"{where}.{tp}")
+        curves.append((tp, knots))
+    return tuple(sorted(curves, key=lambda c: (isinstance(c[0], str), str(c[0]).zfill(6))))
+
+
+def curves_to_yaml(curves: tuple) -> dict:
+    return {key: [[x, f] for x, f in knots] for key, knots in curves}
 
 
 def load_calibration(path: str | Path) -> Calibration:
