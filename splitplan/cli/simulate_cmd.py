@@ -1,0 +1,184 @@
+"""`splitplan simulate`: run the cluster simulator on a trace, or search the max sustainable rate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+
+from splitplan.catalog import profiles_dir
+from splitplan.cli.common import catalog_option, console, err_console, load_catalog_from, perf_options, perf_settings_from
+from splitplan.cluster import ClusterSpec, parse_pool_arg, pools_from_args
+from splitplan.errors import SplitplanError
+from splitplan.sim import SimConfig, find_max_rps, simulate
+from splitplan.sim.result import clean, summary_json
+from splitplan.slo import format_seconds, paper_slos, parse_slo
+from splitplan.workload import Workload, load_trace, poisson_workload, replay_workload, resolve_trace_path
+
+
+def cluster_from_args(model: str, design: str | None, machines: tuple[str, ...], prompt: tuple[str, ...],
+                      token: tuple[str, ...], mixed: tuple[str, ...], tp: int) -> ClusterSpec:
+    """ClusterSpec from --machines / --prompt / --token / --mixed (each MACHINE:COUNT[:tpN][,...])."""
+    def pools(role: str, args: tuple[str, ...], flag: str):
+        out = []
+        for arg in args:
+            out += pools_from_args(role, parse_pool_arg(arg, field=flag), tp)
+        return out
+
+    design = design or ("splitwise" if prompt or token else "baseline")
+    if design == "baseline":
+        if prompt or token:
+            raise SplitplanError("--prompt/--token need --design splitwise", source="command line", field="--design")
+        if not machines and not mixed:
+            raise SplitplanError("a baseline cluster needs --machines MACHINE:COUNT", source="command line",
+                                 field="--machines")
+        spec = ClusterSpec(model, design, tuple(pools("mixed", machines + mixed, "--machines")))
+    else:
+        if machines:
+            raise SplitplanError("--machines is for --design baseline; use --prompt and --token",
+                                 source="command line", field="--machines")
+        spec = ClusterSpec(model, design, tuple(pools("prompt", prompt, "--prompt") + pools("token", token, "--token")
+                                                + pools("mixed", mixed, "--mixed")))
+    return spec
+
+
+def resolve_profile(path: str | None) -> str | None:
+    """A profile name not found in the CWD falls back to the bundled profiles/measured/ copy."""
+    if path is None or Path(path).exists():
+        return path
+    bundled = profiles_dir() / "measured" / Path(path).name
+    return str(bundled) if bundled.exists() else path
+
+
+def workload_from_args(trace: str, rate: float | None, duration: float | None, seed: int, replay: bool) -> Workload:
+    base = load_trace(resolve_trace_path(trace))
+    if rate is None:
+        if replay or duration is None:
+            return base
+        keep = base.arrival_s < duration
+        return Workload(base.arrival_s[keep], base.prompt_tokens[keep], base.output_tokens[keep], base.name)
+    if replay:
+        return replay_workload(base, rate_rps=rate, duration_s=duration)
+    return poisson_workload(base, rate, duration or 120.0, seed)
+
+
+@click.command("simulate")
+@click.option("--model", required=True, help="Model name (see `splitplan catalog models`).")
+@click.option("--design", type=click.Choice(["baseline", "splitwise"]), default=None,
+              help="Cluster design (default: splitwise when --prompt/--token are given).")
+@click.option("--machines", multiple=True, help="Baseline machines MACHINE:COUNT[:tpN][,...]; repeatable.")
+@click.option("--prompt", multiple=True, help="Splitwise prompt pool MACHINE:COUNT[:tpN][,...].")
+@click.option("--token", multiple=True, help="Splitwise token pool MACHINE:COUNT[:tpN][,...].")
+@click.option("--mixed", multiple=True, help="Provisioned mixed (overflow) pool MACHINE:COUNT[:tpN].")
+@click.option("--tp", type=int, default=8, show_default=True, help="Tensor parallelism of each instance.")
+@click.option("--trace", required=True, help="Trace CSV (Azure 2023, SplitwiseSim or plain); bundled names work.")
+@click.option("--rate", type=float, default=None, help="Poisson arrivals at this rate (sizes drawn from the trace).")
+@click.option("--duration", type=float, default=None, help="Seconds of arrivals (default 120 with --rate).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated workload.")
+@click.option("--seeds", type=int, default=1, show_default=True, help="Repeat over this many seeds (seed, seed+1, ...).")
+@click.option("--replay", is_flag=True, help="With --rate: replay the trace's real arrivals time-compressed.")
+@click.option("--slo", "slo_texts", multiple=True, help="SLO like ttft:p99:6x or tbt:p90:200ms (default: the paper's nine).")
+@click.option("--transfer", type=click.Choice(["layerwise", "serialized"]), default="layerwise", show_default=True,
+              help="KV-cache transfer mode (compat mode always uses SplitwiseSim's serialized 200 GiB/s).")
+@click.option("--find-max-rps", is_flag=True, help="Bisect for the highest rate meeting every SLO unsaturated.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write summary.json, requests.csv, machines.csv, timeline.csv here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON to stdout.")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors (and --json output).")
+@perf_options
+@catalog_option
+def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, rate, duration, seed, seeds, replay,
+                     slo_texts, transfer, find_max_rps, out_dir, as_json, quiet, perf_backend, profile_path,
+                     calibration_paths, compat, catalog_files) -> None:
+    """Simulate a baseline or Splitwise cluster serving a trace: latency percentiles, SLOs, saturation,
+    throughput, cost and power.
+
+    \b
+    Examples:
+      splitplan simulate --model llama2-70b --design splitwise --prompt dgx-h100:25 --token dgx-a100:26 \\
+          --trace rr_conv_80_2min.csv --out out/
+      splitplan simulate --model llama2-70b --design baseline --machines dgx-h100:40 --trace rr_code_80_2min.csv
+      splitplan simulate --model llama2-70b --machines dgx-h100:40 --trace rr_conv_80_2min.csv \\
+          --perf profile --profile splitwisesim_perf_model.csv --compat splitwisesim
+      splitplan simulate --model llama2-70b --prompt dgx-h100:25 --token dgx-a100:26 \\
+          --trace AzureLLMInferenceTrace_conv.csv --rate 80 --duration 600 --seed 0
+      splitplan simulate --model llama2-70b --prompt dgx-h100:25 --token dgx-a100:26 \\
+          --trace AzureLLMInferenceTrace_conv.csv --find-max-rps --seeds 3
+    """
+    catalog = load_catalog_from(catalog_files)
+    cluster = cluster_from_args(model, design, machines, prompt, token, mixed, tp).validate(catalog, "command line")
+    settings = perf_settings_from(perf_backend, resolve_profile(profile_path), calibration_paths, compat)
+    slos = tuple(parse_slo(text) for text in slo_texts) or paper_slos()
+    config = SimConfig(transfer=transfer)
+    if seeds < 1:
+        raise SplitplanError("must be >= 1", source="command line", field="--seeds")
+    if find_max_rps:
+        _max_rps(cluster, trace, duration, seed, seeds, settings, catalog, config, slos, as_json, quiet)
+        return
+    summaries = []
+    for s in range(seed, seed + seeds):
+        workload = workload_from_args(trace, rate, duration, s, replay)
+        result = simulate(cluster, workload, perf=settings, catalog=catalog, config=config, slos=slos)
+        summaries.append(result.summary)
+        if out_dir:
+            result.write(Path(out_dir) / f"seed_{s}" if seeds > 1 else out_dir)
+        if not quiet and not as_json:
+            _print_summary(result.summary, result.slo_results, seed=s if (seeds > 1 or rate) else None)
+    if as_json:
+        click.echo(summary_json(summaries[0]) if seeds == 1 else json.dumps(clean(summaries), sort_keys=True, indent=2))
+
+
+def _max_rps(cluster, trace, duration, seed, seeds, settings, catalog, config, slos, as_json, quiet) -> None:
+    sizes = load_trace(resolve_trace_path(trace))
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} sims"),
+                  console=err_console, disable=quiet or as_json, transient=True) as bar:
+        task = bar.add_task("bisecting max rate", total=None)
+
+        def progress(s: int, rate: float, ok: bool) -> None:
+            bar.update(task, advance=1, description=f"seed {s}: {rate:.2f} req/s {'pass' if ok else 'fail'}")
+
+        result = find_max_rps(cluster, sizes, duration_s=duration or 120.0, seeds=range(seed, seed + seeds),
+                              perf=settings, catalog=catalog, config=config, slos=slos, progress=progress)
+    if as_json:
+        click.echo(json.dumps(clean(result.to_dict()), sort_keys=True, indent=2))
+    elif not quiet:
+        console.print(f"[bold]{cluster.label()}[/bold]")
+        console.print(f"max rate meeting all SLOs: [bold]{result.max_rps:.2f} req/s[/bold] "
+                      f"(per seed {', '.join(f'{r:.2f}' for r in result.per_seed_rps)}; mean {result.mean_rps:.2f}, "
+                      f"95% CI {result.ci95_rps[0]:.2f}-{result.ci95_rps[1]:.2f}; {result.simulations} simulations)")
+
+
+def _print_summary(summary: dict, slo_results: list, seed: int | None) -> None:
+    head = summary["cluster"]["label"] + (f"  (seed {seed})" if seed is not None else "")
+    console.print(f"[bold]{head}[/bold]  workload {summary['workload']}: {summary['requests']} requests, "
+                  f"{summary['arrival_rps'] or 0:.2f} req/s")
+    if summary["saturated"]:
+        console.print(f"[red bold]SATURATED[/red bold]: {summary['saturation_reason']} "
+                      f"(percentiles withheld; {summary['unfinished']} unfinished)")
+    else:
+        table = Table(title="latency", show_edge=False)
+        for col in ("metric", "p50", "p90", "p99", "mean"):
+            table.add_column(col, justify="right" if col != "metric" else "left")
+        for key in ("ttft_s", "tbt_s", "e2e_s", "queue_s", "transfer_s"):
+            row = summary[key]
+            table.add_row(key[:-2].upper(), *(format_seconds(row[q]) for q in ("p50", "p90", "p99", "mean")))
+        console.print(table)
+    slo_table = Table(title="SLOs", show_edge=False)
+    for col in ("SLO", "value", "limit", "margin", "met"):
+        slo_table.add_column(col)
+    for r in slo_results:
+        value = f"{r.value:.3g}x" if r.unit == "x" else format_seconds(r.value)
+        limit = f"{r.limit:g}x" if r.unit == "x" else format_seconds(r.limit)
+        slo_table.add_row(r.slo.describe(), value, limit, f"{r.margin:+.1%}", "yes" if r.met else "[red]NO[/red]")
+    console.print(slo_table)
+    console.print(f"throughput {summary['throughput_rps']:.2f} req/s; all SLOs met: "
+                  f"{'yes' if summary['all_slos_met'] else 'no'}; cost ${summary['cost_usd_per_h']:.1f}/h; "
+                  f"provisioned power {summary['power_kw']:.1f} kW; mean power {summary['mean_power_kw']:.1f} kW; "
+                  f"energy {summary['energy_kwh']:.2f} kWh; mixed pool: {summary['mixed_pool']['requests']} requests, "
+                  f"{summary['mixed_pool']['borrowed_machines']} borrows")
+
+
+COMMANDS = [simulate_command]
