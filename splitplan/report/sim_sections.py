@@ -171,16 +171,23 @@ def timeline_body(sim: SimOutput) -> str:
 
 
 def _with_utilization(frame: pd.DataFrame, pool_col: str | None, machines: pd.DataFrame) -> pd.DataFrame:
-    """Add a busy fraction per pool (busy instances / instances in the pool) when the writer has none."""
-    if pick_column(frame, ("utilization",)) or pool_col is None or machines.empty:
+    """Busy fraction per pool: busy instances / instances in the pool (from timeline or machines.csv)."""
+    if pick_column(frame, ("utilization",)) or pool_col is None:
         return frame
     busy = pick_column(frame, ("busy_instances", "busy"), ("busy",))
-    role = pick_column(machines, ("pool", "role", "pool_role"))
-    if busy is None or role is None:
+    if busy is None:
         return frame
-    sizes = machines.groupby(machines[role].astype(str)).size()
+    sizes_col = pick_column(frame, ("instances", "pool_instances"))
+    if sizes_col is not None:
+        sizes = frame[sizes_col].astype(float)
+    else:
+        role = pick_column(machines, ("pool", "role", "pool_role"))
+        if machines.empty or role is None:
+            return frame
+        per_pool = machines.groupby(machines[role].astype(str)).size()
+        sizes = frame[pool_col].astype(str).map(per_pool).astype(float)
     frame = frame.copy()
-    frame["utilization"] = frame[busy] / frame[pool_col].astype(str).map(sizes).replace(0, np.nan)
+    frame["utilization"] = frame[busy] / sizes.replace(0, np.nan)
     return frame
 
 

@@ -33,7 +33,7 @@ def cdf_panels(sim: SimOutput) -> list[dict[str, Any]]:
         column = pick_column(requests, (f"{metric}_s", metric))
         if column is None:
             continue
-        values = _with_unfinished(requests, column)
+        values = _with_unfinished(requests, column, zero_if_nan=metric == "tbt")
         slowdown_limits = [s for s in slos if s["metric"] == metric and s["unit"] == "x"]
         absolute_limits = [s for s in slos if s["metric"] == metric and s["unit"] == "s"]
         if slowdown_limits:
@@ -49,12 +49,18 @@ def cdf_panels(sim: SimOutput) -> list[dict[str, Any]]:
     return panels
 
 
-def _with_unfinished(requests: pd.DataFrame, column: str) -> np.ndarray:
-    """Latencies with unfinished requests as +inf: they count, and never meet a limit."""
+def _with_unfinished(requests: pd.DataFrame, column: str, zero_if_nan: bool = False) -> np.ndarray:
+    """Latencies with unfinished requests as +inf: they count, and never meet a limit.
+
+    A completed one-token request has no time between tokens (NaN TBT): it counts as 0, as the
+    simulator's SLO evaluation does."""
     values = requests[column].astype(float).to_numpy(copy=True)
     done = pick_column(requests, ("completed", "finished"))
     if done is not None:
-        values[~requests[done].astype(bool).to_numpy()] = np.inf
+        completed = requests[done].astype(bool).to_numpy()
+        if zero_if_nan:
+            values[completed & np.isnan(values)] = 0.0
+        values[~completed] = np.inf
     return np.where(np.isnan(values), np.inf, values)
 
 
@@ -121,6 +127,7 @@ def recompute_references(sim: SimOutput) -> dict[str, np.ndarray] | None:
         settings = PerfSettings(backend=pick_key(perf, "backend", default="analytic"),
                                 profile_path=pick_key(perf, "profile_path", "profile"),
                                 compat=compat if compat not in ("none", "") else None)
+        machine = pick_key(perf, "reference_machine", default=machine)
         ref_perf = build_perf_model(model, machine, settings=settings)
         refs = reference_latencies(requests[prompt].to_numpy(), requests[output].to_numpy(), ref_perf,
                                    compat=compat == "splitwisesim")

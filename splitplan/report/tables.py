@@ -111,7 +111,7 @@ def _cell(value: Any, digits: int) -> str:
 def slo_rows(slo: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
     """Rows (SLO, observed, limit, margin, verdict) and row classes for a summary's `slo` mapping."""
     rows, classes = [], []
-    for name, item in slo.items():
+    for name, item in sorted(slo.items(), key=_slo_order):
         if not isinstance(item, dict):
             continue
         unit = item.get("unit") or ""
@@ -120,6 +120,19 @@ def slo_rows(slo: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
                      fmt_yes_no(item.get("met"))])
         classes.append("" if item.get("met") else "bad")
     return rows, classes
+
+
+_METRIC_ORDER = {"ttft": 0, "tbt": 1, "e2e": 2, "itl": 3}
+
+
+def _slo_order(pair: tuple[str, Any]) -> tuple[int, float, str]:
+    """TTFT, TBT, E2E, ITL; then by percentile (names look like 'ttft_p99' or 'tbt_p90_abs')."""
+    parts = pair[0].split("_")
+    try:
+        percentile = float(parts[1][1:]) if len(parts) > 1 and parts[1].startswith("p") else 0.0
+    except ValueError:
+        percentile = 0.0
+    return _METRIC_ORDER.get(parts[0], 9), percentile, pair[0]
 
 
 def fmt_margin(margin: Any) -> str:
