@@ -10,6 +10,7 @@ import pandas as pd
 from splitplan.catalog import Catalog, get_catalog
 from splitplan.cluster import ClusterSpec
 from splitplan.errors import SplitplanError
+from splitplan.perf import build_perf_model, kv_transfer_ms, phase_power_w
 from splitplan.perf.base import PerfSettings
 from splitplan.sim.config import SimConfig
 from splitplan.sim.engine import Engine
@@ -22,21 +23,7 @@ from splitplan.workload import Workload
 
 def _build_perf(model, machine, tp: int, settings: PerfSettings, catalog: Catalog):
     """One performance model per (machine type, tp); indirection so tests can substitute a fake."""
-    from splitplan.perf import build_perf_model
-
     return build_perf_model(model, machine, tp=tp, settings=settings, catalog=catalog)
-
-
-def _transfer_ms(*args, **kwargs) -> float:
-    from splitplan.perf.transfer import kv_transfer_ms
-
-    return kv_transfer_ms(*args, **kwargs)
-
-
-def _phase_power_w(perf, phase: str, batch_size: int = 1, tokens: int = 0) -> float:
-    from splitplan.perf.power import phase_power_w
-
-    return phase_power_w(perf, phase, batch_size, tokens)
 
 
 def build_instances(cluster: ClusterSpec, perf: PerfSettings, catalog: Catalog):
@@ -72,7 +59,7 @@ def simulate(cluster: ClusterSpec, workload: Workload, *, perf: PerfSettings = P
     first_perf = next(iter(perfs.values()))
     links = Links(len(machines), compat_gibps=config.compat_transfer_gibps if compat else None,
                   layerwise=config.transfer == "layerwise", layerwise_min_tokens=config.layerwise_min_prompt_tokens,
-                  layers=model.layers, transfer_ms=_transfer_ms)
+                  layers=model.layers, transfer_ms=kv_transfer_ms)
     arrival = np.asarray(workload.arrival_s, dtype=np.float64)
     prompt = np.asarray(workload.prompt_tokens, dtype=np.int64)
     output = np.asarray(workload.output_tokens, dtype=np.int64)
@@ -154,14 +141,14 @@ def _machines_table(eng: Engine, catalog: Catalog) -> pd.DataFrame:
         mean_b = inst.batch_time / decode_time if decode_time > 0 else 0.0
         prompts_per_batch = inst.prefill_prompts / inst.prefill_batches if inst.prefill_batches else 1
         tokens_per_batch = inst.prefill_tokens / inst.prefill_batches if inst.prefill_batches else 0
-        energy = _phase_power_w(inst.perf, "idle") * max(total_s - busy, 0.0)
+        energy = phase_power_w(inst.perf, "idle") * max(total_s - busy, 0.0)
         if inst.busy_prefill_s:
-            energy += _phase_power_w(inst.perf, "prefill", max(int(round(prompts_per_batch)), 1),
+            energy += phase_power_w(inst.perf, "prefill", max(int(round(prompts_per_batch)), 1),
                                      int(tokens_per_batch)) * inst.busy_prefill_s
         if inst.busy_decode_s:
-            energy += _phase_power_w(inst.perf, "decode", max(int(round(mean_b)), 1)) * inst.busy_decode_s
+            energy += phase_power_w(inst.perf, "decode", max(int(round(mean_b)), 1)) * inst.busy_decode_s
         if inst.busy_mixed_s:
-            energy += _phase_power_w(inst.perf, "mixed", max(int(round(mean_b)), 1),
+            energy += phase_power_w(inst.perf, "mixed", max(int(round(mean_b)), 1),
                                      int(tokens_per_batch)) * inst.busy_mixed_s
         energy += machine.idle_kw * 1000.0 * total_s / per_machine
         rows.append({"instance": inst.id, "pool": inst.home, "machine": inst.machine, "machine_index": inst.machine_idx,
