@@ -23,9 +23,9 @@ def cli() -> None:
 
 
 def _register_commands() -> None:
-    from splitplan.cli import catalog_cmd, trace_cmd, report_cmd, docs_cmd, simulate_cmd
+    from splitplan.cli import catalog_cmd, trace_cmd, report_cmd, docs_cmd, simulate_cmd, perf_cmd
 
-    for module in (catalog_cmd, trace_cmd, report_cmd, docs_cmd, simulate_cmd):
+    for module in (catalog_cmd, trace_cmd, report_cmd, docs_cmd, simulate_cmd, perf_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 
@@ -46,9 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(USAGE_EXIT_CODE if exc.exit_code == 2 else exc.exit_code)
+    except click.ClickException as exc:  # bad flags or arguments: one line too, not click's usage block
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        click.echo(f"error: command line: {' '.join(exc.format_message().split())}{hint}", err=True)
+        sys.exit(USAGE_EXIT_CODE)
     except BrokenPipeError:
         sys.exit(0)
     sys.exit(status if isinstance(status, int) else 0)
