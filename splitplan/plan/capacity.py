@@ -6,8 +6,9 @@ model, cheap enough to evaluate in milliseconds, and deliberately simple; the si
 local search corrects it.
 
 - Prompt role: prompts batched up to `prompt_batch_tokens` give the saturation rate mu; waiting time is
-  M/G/1 (Pollaczek-Khinchine mean, exponential tail P(W > t) = rho exp(-rho t / E[W])). A TTFT SLO at
-  percentile q holds when the fraction of requests with W + own prefill <= limit is >= q.
+  M/G/c over the pool's c instances (Allen-Cunneen: Erlang-C wait probability, exponential tail; with
+  c = 1 exactly Pollaczek-Khinchine's mean). A TTFT SLO at percentile q holds when the fraction of
+  requests with W + own prefill <= limit is >= q.
 - Token role: decodes run as one growing batch; the number of concurrent decodes is Poisson (M/G/inf)
   with mean L = rate x E[decode time] (a fixed point, since step time grows with the batch). A TBT/E2E
   SLO holds when P(batch seen by a request keeps it under its limit) >= q; the KV cache bounds the batch.
@@ -116,19 +117,33 @@ def batched_prefill_rate_per_ms(perf: PerfModel, prompt: np.ndarray, batch_token
     return len(prompt) / total_ms
 
 
-def _wait_cdf(x_ms: np.ndarray, rho: float, mean_wait_ms: float) -> np.ndarray:
-    """P(W <= x) for the M/G/1 wait approximated as an atom at 0 plus an exponential tail."""
-    if rho <= 0 or mean_wait_ms <= 0:
-        return (x_ms >= 0).astype(np.float64)
-    tail = rho * np.exp(-rho * np.maximum(x_ms, 0.0) / mean_wait_ms)
+def _wait_cdf(x_ms: np.ndarray, p_wait: float, tail_per_ms: float) -> np.ndarray:
+    """P(W <= x): an atom at 0 (no wait) plus an exponential tail."""
+    tail = p_wait * np.exp(-tail_per_ms * np.maximum(x_ms, 0.0))
     return np.where(x_ms < 0, 0.0, 1.0 - tail)
 
 
-def _mg1_mean_wait_ms(rate_per_ms: float, mean_s: float, mean_s2: float) -> tuple[float, float]:
-    rho = rate_per_ms * mean_s
+def erlang_c(servers: int, offered: float) -> float:
+    """Probability an arrival waits in M/M/c with `offered` = lambda / mu Erlangs (stable recursion)."""
+    rho = offered / servers
     if rho >= 1:
-        return rho, float("inf")
-    return rho, rate_per_ms * mean_s2 / (2 * (1 - rho))
+        return 1.0
+    b = 1.0
+    for k in range(1, servers + 1):
+        b = offered * b / (k + offered * b)
+    return b / (1.0 - rho * (1.0 - b))
+
+
+def _mgc_wait(rate_per_ms: float, servers: int, mean_s: float, scv: float) -> tuple[float, float, float]:
+    """(rho, P(wait), tail rate per ms) of M/G/c by Allen-Cunneen: M/M/c scaled by (1 + scv) / 2.
+
+    With c = 1 this is Pollaczek-Khinchine's mean wait with an exponential tail."""
+    rho = rate_per_ms * mean_s / servers
+    if rho >= 1:
+        return rho, 1.0, 0.0
+    p_wait = erlang_c(servers, rate_per_ms * mean_s)
+    tail = servers * (1.0 - rho) / mean_s * 2.0 / (1.0 + scv)
+    return rho, p_wait, tail
 
 
 def _largest_rate(ok, hi: float, iters: int = 40) -> float:
@@ -159,6 +174,11 @@ class _DecodeCurve:
         b = np.arange(1, self.max_batch + 1, dtype=np.float64)
         self.step_ms = np.maximum.accumulate(np.asarray(perf.decode_ms(b, b * self.mean_context), dtype=np.float64))
         self.kv_batch = kv_batch
+
+    def peak_rate_per_ms(self) -> float:
+        """Highest decode throughput in requests/ms over batch sizes (attention makes huge batches slower)."""
+        b = np.arange(1, self.max_batch + 1)
+        return float(np.max(b / (max(self.mean_steps, 1.0) * self.step_ms)))
 
     def step(self, batch: float) -> float:
         return float(np.interp(batch, np.arange(1, self.max_batch + 1), self.step_ms))
@@ -203,15 +223,17 @@ def _decode_ok(level: float, curve: _DecodeCurve, sample: RequestSample, slos: l
 
 
 def _ttft_ok(rate_per_ms: float, s_ms: np.ndarray, mean_s: float, mean_s2: float, residual_ms: float,
-             sample: RequestSample, slos: list[SloTarget]) -> bool:
-    rho, wait = _mg1_mean_wait_ms(rate_per_ms, mean_s, mean_s2)
+             sample: RequestSample, slos: list[SloTarget], servers: int = 1) -> bool:
+    """TTFT percentiles when `servers` instances share the load by join-the-shortest-queue (per-instance rate)."""
+    scv = mean_s2 / (mean_s * mean_s) - 1.0
+    rho, p_wait, tail = _mgc_wait(rate_per_ms * servers, servers, mean_s, scv)
     if rho >= 1:
         return False
     for slo in slos:
         if slo.metric != "ttft":
             continue
         slack = sample.limits_ms(slo) - s_ms - residual_ms
-        if np.mean(_wait_cdf(slack, rho, wait)) < slo.quantile:
+        if np.mean(_wait_cdf(slack, p_wait, tail)) < slo.quantile:
             return False
     return True
 
@@ -224,7 +246,7 @@ def _service_moments(perf: PerfModel, sample: RequestSample, params: CapacityPar
 
 
 def prompt_rate_rps(perf: PerfModel, sample: RequestSample, slos: list[SloTarget], params: CapacityParams,
-                    nic_gbps: float | None = None) -> tuple[float, str]:
+                    nic_gbps: float | None = None, servers: int = 1) -> tuple[float, str]:
     """Per-instance prompt rate (req/s) under TTFT SLOs, the utilisation cap and the NIC; and its bound."""
     s_ms, mu, mean_s, mean_s2 = _service_moments(perf, sample, params)
     bounds = {"utilisation cap": mu * params.prompt_util_cap}
@@ -232,7 +254,7 @@ def prompt_rate_rps(perf: PerfModel, sample: RequestSample, slos: list[SloTarget
         kv_bytes = float(np.mean(sample.prompt_tokens)) * perf.kv_bytes_per_token()
         bounds["nic (KV transfer)"] = nic_gbps * 1e9 / 1e3 * params.nic_util_cap / kv_bytes
     hi = min(bounds.values())
-    rate = _largest_rate(lambda r: _ttft_ok(r, s_ms, mean_s, mean_s2, 0.0, sample, slos), hi)
+    rate = _largest_rate(lambda r: _ttft_ok(r, s_ms, mean_s, mean_s2, 0.0, sample, slos, servers), hi)
     bound = min(bounds, key=bounds.get) if rate >= hi * 0.999 else _binding(slos, "ttft")
     return rate * 1e3, bound
 
@@ -247,13 +269,12 @@ def token_rate_rps(perf: PerfModel, sample: RequestSample, slos: list[SloTarget]
         level = _concurrency(rate, curve, 1.0)
         return level is not None and _decode_ok(level, curve, sample, slos, 1.0, fixed, params)
 
-    hi = curve.max_batch / max(curve.mean_steps * curve.step(curve.max_batch), 1e-9)
-    rate = _largest_rate(ok, hi)
+    rate = _largest_rate(ok, curve.peak_rate_per_ms())
     return rate * 1e3, _decode_bound(rate, curve, sample, slos, 1.0, fixed, params)
 
 
 def mixed_rate_rps(perf: PerfModel, sample: RequestSample, slos: list[SloTarget],
-                   params: CapacityParams) -> tuple[float, str]:
+                   params: CapacityParams, servers: int = 1) -> tuple[float, str]:
     """Per-instance rate of a machine running prompts and decodes together (continuous batching)."""
     s_ms, mu, mean_s, mean_s2 = _service_moments(perf, sample, params)
     curve = _DecodeCurve(perf, sample, max_batch=params.mixed_batch_requests)
@@ -267,7 +288,7 @@ def mixed_rate_rps(perf: PerfModel, sample: RequestSample, slos: list[SloTarget]
         if level is None:
             return False
         residual = 0.5 * curve.step(max(level, 1.0))  # a prompt waits for the running iteration
-        if not _ttft_ok(rate, s_ms, mean_s, mean_s2, residual, sample, slos):
+        if not _ttft_ok(rate, s_ms, mean_s, mean_s2, residual, sample, slos, servers):
             return False
         ttft = s_ms + residual
         return _decode_ok(level, curve, sample, slos, stretch, ttft, params)
@@ -301,24 +322,28 @@ def _mixed_bound(rate: float, ok, slos: list[SloTarget]) -> str:
 
 def role_rate_rps(perf: PerfModel, role: str, sample: RequestSample, slos: list[SloTarget],
                   params: CapacityParams, nic_gbps: float | None = None,
-                  transfer_ms: np.ndarray | None = None) -> tuple[float, str]:
-    """Per-instance rate and bound of one role (no derating)."""
+                  transfer_ms: np.ndarray | None = None, servers: int = 1) -> tuple[float, str]:
+    """Per-instance rate and bound of one role (no derating), in a pool of `servers` instances."""
     if role == "prompt":
-        return prompt_rate_rps(perf, sample, slos, params, nic_gbps)
+        return prompt_rate_rps(perf, sample, slos, params, nic_gbps, servers)
     if role == "token":
         return token_rate_rps(perf, sample, slos, params, transfer_ms)
     if role == "mixed":
-        return mixed_rate_rps(perf, sample, slos, params)
+        return mixed_rate_rps(perf, sample, slos, params, servers)
     raise ValueError(f"unknown role {role!r}")
 
 
 def machine_capacity(perf: PerfModel, machine: str, role: str, sample: RequestSample, slos: list[SloTarget],
                      params: CapacityParams, nic_gbps: float | None = None,
-                     transfer_ms: np.ndarray | None = None) -> RoleCapacity:
-    """Per-machine capacity: instances per machine x per-instance rate x the role's derating factor."""
+                     transfer_ms: np.ndarray | None = None, pool_machines: int = 1) -> RoleCapacity:
+    """Per-machine capacity: instances per machine x per-instance rate x the role's derating factor.
+
+    `pool_machines`: how many machines share the role's queue (JSQ pooling shortens prompt waits, so
+    the per-machine rate of a large pool is higher; the optimizer iterates this with the ILP)."""
     instances = perf.instance.per_machine
     per_instance_nic = nic_gbps / instances if nic_gbps else None  # instances share the machine's NIC
-    rate, bound = role_rate_rps(perf, role, sample, slos, params, per_instance_nic, transfer_ms)
+    rate, bound = role_rate_rps(perf, role, sample, slos, params, per_instance_nic, transfer_ms,
+                                servers=max(1, pool_machines) * instances)
     derate = {"prompt": params.prompt_derate, "token": params.token_derate, "mixed": params.mixed_derate}[role]
     return RoleCapacity(machine=machine, role=role, rate_rps=rate * instances * derate, bound=bound,
                         instances=instances)

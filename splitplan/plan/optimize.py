@@ -1,0 +1,148 @@
+"""`optimize(scenario)`: every design of a scenario sized under the same constraints, simulator-verified.
+
+Per design: capacity model -> ILP proposals -> simulated verification (several seeds) -> local search
+(method ilp), or the exhaustive simulated grid (method grid), or both (the grid's answer is reported and
+the ILP's kept beside it as candidates). The best design's verified plan is the recommendation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from splitplan.catalog import Catalog, get_catalog
+from splitplan.errors import SplitplanError
+from splitplan.perf import PerfSettings, build_perf_model
+from splitplan.plan.capacity import CapacityParams, RequestSample
+from splitplan.plan.ilp import solve_ilp
+from splitplan.plan.diagnose import what_binds, why_no_ilp_solution, why_unverified
+from splitplan.plan.parallel import WorkerPool
+from splitplan.plan.problem import Problem, design_capacities, fits, make_problem, pool_options, request_sample
+from splitplan.plan.result import Candidate, DesignResult, PlanResult
+from splitplan.plan.search import DesignSpace, Evaluator, grid_search, ilp_search
+from splitplan.plan.studies import comparisons, pick_best
+from splitplan.plan.verify import slo_margins, verify_cluster
+from splitplan.scenario import Design, Scenario, check_names, load_scenario
+
+
+@dataclass
+class ProgressHooks:
+    """Callbacks for a progress display: work discovered (add) and work finished (advance)."""
+
+    add: Callable[[int], None] | None = None
+    advance: Callable[[], None] | None = None
+    stage: Callable[[str], None] | None = None
+
+
+def optimize(scenario: Scenario | str | Path, *, catalog: Catalog | None = None, catalog_files: tuple[str, ...] = (),
+             perf: PerfSettings | None = None, params: CapacityParams | None = None,
+             verify_fn: Callable[..., Any] | None = None, progress: ProgressHooks | None = None,
+             **overrides: Any) -> PlanResult:
+    """Optimize every design of `scenario` (a Scenario or a YAML path); overrides as in `with_overrides`."""
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    scenario = scenario.with_overrides(**overrides)
+    catalog = catalog or get_catalog(catalog_files)
+    check_names(scenario, catalog)
+    if scenario.workload.generator != "poisson":
+        raise SplitplanError(f"optimize searches over the request rate, which needs Poisson arrivals; generator "
+                             f"'{scenario.workload.generator}' keeps the trace's own arrivals (use poisson)",
+                             source=scenario.source, field="workload.generator")
+    problem = make_problem(scenario, catalog, perf, params)
+    sample = request_sample(problem)
+    hooks = progress or ProgressHooks()
+    workers = scenario.search.workers
+    with WorkerPool(workers) as pool:
+        results = tuple(_optimize_design(problem, d, sample, pool, verify_fn or verify_cluster, hooks)
+                        for d in scenario.designs)
+    target = scenario.constraints.min_throughput_rps
+    best = pick_best([d.best for d in results if d.best is not None], scenario.objective, target)
+    if best is not None:
+        status, binding = "feasible", next(d.binding for d in results if d.best is best)
+    else:
+        status = "infeasible"
+        binding = "; ".join(f"{d.name}: {d.binding}" for d in results)
+    return PlanResult(scenario=scenario, objective=scenario.objective, designs=results, best=best, status=status,
+                      binding=binding, provenance=_provenance(problem), comparisons=comparisons(results),
+                      method=scenario.search.method)
+
+
+def _optimize_design(problem: Problem, design: Design, sample: RequestSample, pool: WorkerPool,
+                     verify_fn: Callable[..., Any], hooks: ProgressHooks) -> DesignResult:
+    sc = problem.scenario
+    if hooks.stage:
+        hooks.stage(design.name)
+    missing = _unfit_roles(problem, design)
+    if missing:
+        return DesignResult(design.name, design.kind, "infeasible", None, missing)
+    caps, space = _sized_space(problem, design, sample)
+    cap_rows = tuple({"role": c.role, "machine": c.machine, "rate_rps": round(c.rate_rps, 6), "bound": c.bound,
+                      "instances": c.instances} for c in caps)
+    ev = Evaluator(problem, space, verify_fn, pool, on_done=hooks.advance, on_total=hooks.add)
+    s = sc.search
+    found: list[Candidate] = []
+    ilp_best = grid_best = None
+    if s.method in ("ilp", "both"):
+        ilp_best = ilp_search(ev, sc.objective, s.verify_top, s.local_radius, s.solver)
+    if s.method in ("grid", "both"):
+        grid_best = grid_search(ev, sc.objective, batch=max(4, pool.workers))
+    found = ev.candidates()
+    target = space.limits.min_throughput_rps
+    best = pick_best([c for c in (grid_best, ilp_best) if c is not None], sc.objective, target)
+    if best is None:
+        if not found:
+            reason = why_no_ilp_solution(space, sc.objective, s.solver)
+        else:
+            reason = why_unverified(space, found)
+        return DesignResult(design.name, design.kind, "infeasible", None, reason, cap_rows, tuple(found))
+    best = _with_margins(problem, best)
+    found = [best if c.key() == best.key() else c for c in found]
+    return DesignResult(design.name, design.kind, "feasible", best, what_binds(space, best, sc.objective),
+                        cap_rows, tuple(found))
+
+
+def _sized_space(problem: Problem, design: Design, sample: RequestSample, rounds: int = 4):
+    """Capacities depend on pool size (queue pooling), pool sizes on the ILP: iterate to a fixed point."""
+    sizes: dict[str, int] = {}
+    for _ in range(rounds):
+        caps = design_capacities(problem, design, sample, sizes)
+        space = DesignSpace(problem.scenario.model, design, pool_options(problem, caps), problem.limits())
+        sols = solve_ilp(space.options, space.limits, problem.scenario.objective, problem.scenario.search.solver)
+        if not sols:
+            break
+        new = {role: max(1, sols[0].count(role)) for role in space.roles()}
+        if new == sizes:
+            break
+        sizes = new
+    return caps, space
+
+
+def _with_margins(problem: Problem, c: Candidate) -> Candidate:
+    """The reported plan gets its SLO margins, simulated at its verified rate on every seed."""
+    margins, _ = slo_margins(problem, c.cluster, c.throughput_rps)
+    v = replace(c.verification, slo_margins=margins)  # all required seeds passed at this rate
+    return replace(c, verification=v)
+
+
+def _unfit_roles(problem: Problem, design: Design) -> str:
+    """Reason if some pool of the design has no machine the model fits on; '' otherwise."""
+    for role, machines in design.pools().items():
+        reasons = [(m, fits(problem, m, design.tp)) for m in machines]
+        if all(r for _, r in reasons):
+            m, r = reasons[0]
+            return f"{problem.scenario.model} does not fit any {role} machine at tp {design.tp} ({m}: {r})"
+    return ""
+
+
+def _provenance(problem: Problem) -> dict[str, str]:
+    out = {}
+    names = {problem.scenario.reference_machine} | {m for d in problem.scenario.designs
+                                                     for ms in d.pools().values() for m in ms}
+    for name in sorted(names):
+        machine = problem.catalog.machine(name).name
+        if fits(problem, machine, 8) is None:
+            out[machine] = build_perf_model(problem.scenario.model, machine, 8, problem.perf,
+                                            problem.catalog).provenance
+    return out

@@ -1,0 +1,63 @@
+"""Run candidate verifications on local cores, with results independent of the worker count.
+
+Each task is a pure function of (problem, cluster, hint): the seeds are fixed by the scenario, not by
+the worker, and results come back in submission order, so 1 or N workers give identical plans.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any
+
+Task = tuple[Any, ...]
+
+
+def default_workers() -> int:
+    """min(2, cpus): verification is CPU-bound and the machine is often shared."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+class WorkerPool:
+    """A lazily started process pool; `map` keeps task order and reports progress per finished task."""
+
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or default_workers()
+        self._pool: ProcessPoolExecutor | None = None
+
+    def map(self, fn: Callable[..., Any], tasks: Sequence[Task], on_done: Callable[[], None] | None = None) -> list:
+        if self.workers <= 1 or len(tasks) <= 1:
+            out = []
+            for task in tasks:
+                out.append(fn(*task))
+                if on_done:
+                    on_done()
+            return out
+        if self._pool is None:
+            ctx = multiprocessing.get_context("fork") if os.name == "posix" else None
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+        futures = {self._pool.submit(fn, *task): i for i, task in enumerate(tasks)}
+        results: list[Any] = [None] * len(tasks)
+        try:
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                if on_done:
+                    on_done()
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+        return results
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,226 @@
+"""What the optimizer returns: verified candidates, per-design answers, and the plan.json they make.
+
+Every number a planner reads comes from the simulator (throughput with its 95% CI over seeds, SLO
+margins); the capacity model's estimate is kept beside it (`model_rate_rps`) so its error is visible.
+Outputs carry no timestamps or timings, so the same scenario and seed give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from splitplan.cluster import ClusterSpec
+from splitplan.scenario import Scenario
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Simulated max rate of one cluster over several seeds (what find_max_rps measured)."""
+
+    rate_rps: float  # highest rate meeting every SLO on >= require_fraction of seeds
+    per_seed_rps: tuple[float, ...]
+    mean_rps: float
+    ci95_rps: tuple[float, float]
+    slo_margins: dict[str, float]  # name -> (limit - value) / limit at rate_rps (worst seed)
+    saturated: bool  # saturated (or SLO-violating) even at the lowest rate tried
+    n_simulations: int
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One cluster that was simulated, with its price and verified throughput."""
+
+    design: str
+    kind: str
+    cluster: ClusterSpec
+    cost_usd_per_h: float
+    power_kw: float
+    model_rate_rps: float
+    verification: Verification
+    source: str  # "ilp", "local", "grid"
+    within_budget: bool
+
+    @property
+    def throughput_rps(self) -> float:
+        return self.verification.rate_rps
+
+    @property
+    def verified(self) -> bool:
+        """Meets every SLO at a positive rate, not saturated, within every budget."""
+        return self.within_budget and self.throughput_rps > 0 and not self.verification.saturated
+
+    def machines(self, role: str | None = None) -> int:
+        return sum(p.count for p in self.cluster.pools if role is None or p.role == role)
+
+    def key(self) -> tuple:
+        """Stable identity of the cluster (sorting and de-duplication)."""
+        return (self.design, tuple((p.role, p.machine, p.count, p.tp) for p in self.cluster.pools))
+
+    def to_dict(self, provenance: dict[str, str] | None = None) -> dict[str, Any]:
+        v = self.verification
+        out = {
+            "design": self.design, "kind": self.kind, "label": self.cluster.label(),
+            "pools": [p.to_dict() for p in self.cluster.pools],
+            "machines": self.machines(), "prompt_machines": self.machines("prompt"),
+            "token_machines": self.machines("token"), "mixed_machines": self.machines("mixed"),
+            "cost_usd_per_h": _r(self.cost_usd_per_h), "power_kw": _r(self.power_kw),
+            "throughput_rps": _r(v.rate_rps), "throughput_mean_rps": _r(v.mean_rps),
+            "throughput_ci95_rps": [_r(v.ci95_rps[0]), _r(v.ci95_rps[1])],
+            "per_seed_rps": [_r(x) for x in v.per_seed_rps],
+            "slo_margins": {k: _r(m) for k, m in sorted(v.slo_margins.items())},
+            "saturated": v.saturated, "model_rate_rps": _r(self.model_rate_rps),
+            "within_budget": self.within_budget, "verified": self.verified, "source": self.source,
+            "n_simulations": v.n_simulations,
+        }
+        if provenance is not None:
+            out["perf_provenance"] = {p.machine: provenance.get(p.machine, "") for p in self.cluster.pools}
+        return out
+
+
+@dataclass(frozen=True)
+class DesignResult:
+    """One design optimized under the scenario's constraints."""
+
+    name: str
+    kind: str
+    status: str  # "feasible" | "infeasible"
+    best: Candidate | None
+    binding: str  # the constraint that binds (feasible: what limits the plan; infeasible: why none)
+    capacities: tuple[dict[str, Any], ...] = ()  # the capacity model's per-machine rates
+    candidates: tuple[Candidate, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    scenario: Scenario
+    objective: str
+    designs: tuple[DesignResult, ...]
+    best: Candidate | None
+    status: str
+    binding: str
+    provenance: dict[str, str] = field(default_factory=dict)  # machine -> perf-model provenance
+    comparisons: tuple[dict[str, Any], ...] = ()
+    method: str = "ilp"
+
+    @property
+    def feasible(self) -> bool:
+        return self.status == "feasible"
+
+    def all_candidates(self) -> list[Candidate]:
+        return [c for d in self.designs for c in d.candidates]
+
+    def to_dict(self) -> dict[str, Any]:
+        from splitplan.plan.studies import pareto_rows
+
+        prov = self.provenance
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "scenario": scenario_echo(self.scenario),
+            "objective": self.objective,
+            "method": self.method,
+            "status": self.status,
+            "binding": self.binding,
+            "best": self.best.to_dict(prov) if self.best else None,
+            "designs": {d.name: _design_dict(d, prov) for d in self.designs},
+            "comparisons": [dict(c) for c in self.comparisons],
+            "candidates": [c.to_dict(prov) for c in self.all_candidates()],
+            "pareto": {"cost": pareto_rows(self.all_candidates(), "cost_usd_per_h"),
+                       "power": pareto_rows(self.all_candidates(), "power_kw")},
+            "perf": {"backend": self.scenario.perf.backend, "compat": self.scenario.perf.compat,
+                     "provenance": dict(sorted(prov.items()))},
+        }
+
+    def expectation_view(self) -> dict[str, Any]:
+        """The mapping `expect:` paths address (the plan.json content)."""
+        return self.to_dict()
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+    def candidates_frame(self) -> pd.DataFrame:
+        rows = []
+        for c in self.all_candidates():
+            d = c.to_dict()
+            rows.append({k: d[k] for k in ("design", "kind", "label", "machines", "prompt_machines",
+                                           "token_machines", "mixed_machines", "cost_usd_per_h", "power_kw",
+                                           "throughput_rps", "throughput_mean_rps", "model_rate_rps",
+                                           "saturated", "within_budget", "verified", "source")}
+                        | {"ci95_lo_rps": d["throughput_ci95_rps"][0], "ci95_hi_rps": d["throughput_ci95_rps"][1],
+                           "min_slo_margin": min(d["slo_margins"].values(), default=None)})
+        return pd.DataFrame(rows)
+
+    def pareto_frame(self) -> pd.DataFrame:
+        from splitplan.plan.studies import pareto_rows
+
+        rows = [r | {"axis": "cost"} for r in pareto_rows(self.all_candidates(), "cost_usd_per_h")]
+        rows += [r | {"axis": "power"} for r in pareto_rows(self.all_candidates(), "power_kw")]
+        return pd.DataFrame(rows, columns=["axis", "design", "label", "cost_usd_per_h", "power_kw",
+                                           "throughput_rps"])
+
+    def write(self, out_dir: str | Path) -> Path:
+        """plan.json, candidates.csv, pareto.csv, written atomically (temp dir, then rename)."""
+        out = Path(out_dir)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            (tmp / "plan.json").write_text(self.to_json())
+            self.candidates_frame().to_csv(tmp / "candidates.csv", index=False, lineterminator="\n")
+            self.pareto_frame().to_csv(tmp / "pareto.csv", index=False, lineterminator="\n")
+            if out.exists():
+                old = out.with_name(f".{out.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(out, old)
+                os.replace(tmp, out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, out)
+        except BaseException:  # Ctrl-C included: never leave half-written outputs
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return out
+
+
+def _design_dict(d: DesignResult, prov: dict[str, str]) -> dict[str, Any]:
+    best = d.best.to_dict(prov) if d.best else None
+    shortcuts = {k: (best[k] if best else None) for k in ("throughput_rps", "cost_usd_per_h", "power_kw",
+                                                           "machines", "prompt_machines", "token_machines",
+                                                           "mixed_machines")}
+    return {"kind": d.kind, "status": d.status, "binding": d.binding, **shortcuts, "best": best,
+            "capacity_model": [dict(c) for c in d.capacities]}
+
+
+def scenario_echo(s: Scenario) -> dict[str, Any]:
+    """The scenario as it was understood (after defaults and overrides), for the record."""
+    c, se, w = s.constraints, s.search, s.workload
+    return {
+        "name": s.name, "description": s.description, "source": s.source, "model": s.model,
+        "workload": {"trace": Path(w.trace).name, "generator": w.generator, "duration_s": w.duration_s,
+                     "seeds": list(s.seed_list())},
+        "slos": [slo.to_text() for slo in s.slos], "reference_machine": s.reference_machine,
+        "designs": [{"name": d.name, "kind": d.kind, "tp": d.tp, **{r: list(m) for r, m in d.pools().items()}}
+                    for d in s.designs],
+        "constraints": {k: getattr(c, k) for k in c.__dataclass_fields__},
+        "objective": s.objective,
+        "search": {k: getattr(se, k) for k in se.__dataclass_fields__ if k != "workers"},
+        "perf": {"backend": s.perf.backend, "profile": Path(s.perf.profile).name if s.perf.profile else None,
+                 "calibration": [Path(p).name for p in s.perf.calibration], "compat": s.perf.compat,
+                 "dtype": s.perf.dtype},
+    }
+
+
+def _r(x: float) -> float | None:
+    """Round for stable, readable output; NaN/inf become null (JSON has neither)."""
+    if x is None or not math.isfinite(x):
+        return None
+    return round(float(x), 6)

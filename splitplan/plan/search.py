@@ -1,0 +1,212 @@
+"""Search over machine counts of one design: ILP proposals refined by simulated local search, or a grid.
+
+A design's search space is a vector of counts, one per (role, machine type) "slot". The capacity model
++ ILP propose the best vectors; the simulator measures them; a local search (a few machines either way
+per slot) moves to any better neighbour until none is better, which corrects the capacity model's
+errors. `grid_search` simulates every relevant vector instead (the paper's method, for checking).
+Both rely on monotonicity (more machines never lower the simulated max rate) only to skip vectors that
+cannot win: dominated ones under max_throughput, those below a known failure under min cost/power.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from splitplan.cluster import ClusterSpec, PoolSpec
+from splitplan.plan.ilp import Limits, PoolOption, solve_ilp
+from splitplan.plan.parallel import WorkerPool
+from splitplan.plan.result import Candidate, Verification
+from splitplan.plan.studies import better, pick_best, sort_key
+from splitplan.scenario import Design
+
+Vector = tuple[int, ...]
+VerifyFn = Callable[..., Verification]  # (problem, cluster, hint_rps) -> Verification, picklable
+
+
+@dataclass
+class DesignSpace:
+    """Slots, prices and modelled capacities of one design, plus the limits every vector must respect."""
+
+    model: str
+    design: Design
+    options: list[PoolOption]  # one per slot, in slot order
+    limits: Limits
+
+    @property
+    def slots(self) -> list[tuple[str, str]]:
+        return [(o.role, o.machine) for o in self.options]
+
+    def roles(self) -> list[str]:
+        return list(dict.fromkeys(o.role for o in self.options))
+
+    def cluster(self, v: Vector) -> ClusterSpec:
+        pools = tuple(PoolSpec(o.role, o.machine, n, self.design.tp) for o, n in zip(self.options, v) if n > 0)
+        return ClusterSpec(self.model, self.design.kind, pools)
+
+    def cost(self, v: Vector) -> float:
+        return sum(o.cost_usd_per_h * n for o, n in zip(self.options, v))
+
+    def power(self, v: Vector) -> float:
+        return sum(o.power_kw * n for o, n in zip(self.options, v))
+
+    def model_rate(self, v: Vector) -> float:
+        return min(sum(o.cap_rps * n for o, n in zip(self.options, v) if o.role == r) for r in self.roles())
+
+    def role_count(self, v: Vector, role: str) -> int:
+        return sum(n for o, n in zip(self.options, v) if o.role == role)
+
+    def within_budget(self, v: Vector) -> bool:
+        lim, eps = self.limits, 1e-9
+        return ((lim.cost_usd_per_h is None or self.cost(v) <= lim.cost_usd_per_h + eps)
+                and (lim.power_kw is None or self.power(v) <= lim.power_kw + eps)
+                and (lim.max_machines is None or sum(v) <= lim.max_machines))
+
+    def valid(self, v: Vector) -> bool:
+        """Every pool has a machine, no pool is over its limit, and every budget holds."""
+        counts = [self.role_count(v, r) for r in self.roles()]
+        return (min(v) >= 0 and all(1 <= c <= self.limits.max_per_pool for c in counts)
+                and self.within_budget(v))
+
+    def vector(self, counts: tuple[tuple[str, str, int], ...]) -> Vector:
+        found = {(r, m): c for r, m, c in counts}
+        return tuple(found.get(slot, 0) for slot in self.slots)
+
+
+@dataclass
+class Evaluator:
+    """Simulates vectors of one design (in parallel, each once) and turns them into Candidates."""
+
+    problem: object
+    space: DesignSpace
+    verify_fn: VerifyFn
+    pool: WorkerPool
+    on_done: Callable[[], None] | None = None
+    on_total: Callable[[int], None] | None = None
+    seen: dict[Vector, Candidate] = field(default_factory=dict)
+
+    def evaluate(self, vectors: list[Vector], source: str) -> list[Candidate]:
+        todo = [v for v in dict.fromkeys(vectors) if v not in self.seen]
+        if todo:
+            if self.on_total:
+                self.on_total(len(todo))
+            tasks = [(self.problem, self.space.cluster(v), self.space.model_rate(v)) for v in todo]
+            for v, verification in zip(todo, self.pool.map(self.verify_fn, tasks, self.on_done)):
+                self.seen[v] = Candidate(
+                    design=self.space.design.name, kind=self.space.design.kind, cluster=self.space.cluster(v),
+                    cost_usd_per_h=self.space.cost(v), power_kw=self.space.power(v),
+                    model_rate_rps=self.space.model_rate(v), verification=verification, source=source,
+                    within_budget=self.space.within_budget(v))
+        return [self.seen[v] for v in vectors]
+
+    def candidates(self) -> list[Candidate]:
+        return sorted(self.seen.values(), key=lambda c: c.key())
+
+
+def _target(space: DesignSpace) -> float | None:
+    return space.limits.min_throughput_rps
+
+
+def neighbours(space: DesignSpace, v: Vector, radius: int) -> list[Vector]:
+    """Valid vectors within `radius` machines of v in every slot, excluding v."""
+    steps = range(-radius, radius + 1)
+    out = [tuple(a + d for a, d in zip(v, delta)) for delta in itertools.product(steps, repeat=len(v))
+           if any(delta)]
+    return sorted(w for w in out if space.valid(w))
+
+
+def _undominated(vectors: list[Vector]) -> list[Vector]:
+    """Drop vectors with another vector >= in every slot (they cannot have a higher max rate)."""
+    keep = []
+    for v in vectors:
+        if not any(w != v and all(a >= b for a, b in zip(w, v)) for w in vectors):
+            keep.append(v)
+    return keep
+
+
+def local_search(ev: Evaluator, start: list[Candidate], objective: str, radius: int,
+                 max_rounds: int = 8) -> Candidate | None:
+    """Hill-climb from the best of `start` to better simulated neighbours until none is better."""
+    space, target = ev.space, _target(ev.space)
+    best = None
+    for c in start:
+        if better(c, best, objective, target):
+            best = c
+    for _ in range(max_rounds):
+        if best is None or radius <= 0:
+            break
+        v = space.vector(tuple((p.role, p.machine, p.count) for p in best.cluster.pools))
+        near = [w for w in neighbours(space, v, radius) if w not in ev.seen]
+        if objective == "max_throughput":
+            near = _undominated(near + [v])
+            near = [w for w in near if w != v]
+        elif best.verified and (target is None or best.throughput_rps >= target):
+            key = space.cost if objective == "min_cost" else space.power
+            near = [w for w in near if key(w) <= key(v) + 1e-9]  # only cheaper plans can win now
+        if not near:
+            break
+        improved = False
+        for c in ev.evaluate(near, "local"):
+            if better(c, best, objective, target):
+                best, improved = c, True
+        if not improved:
+            break
+    return best
+
+
+def ilp_search(ev: Evaluator, objective: str, top: int, radius: int, solver: str) -> Candidate | None:
+    """ILP proposals (and a re-solve with capacities rescaled to what the simulator measured), then local search."""
+    space = ev.space
+    sols = solve_ilp(space.options, space.limits, objective, solver, top=top)
+    if not sols:
+        return None
+    found = ev.evaluate([space.vector(s.counts) for s in sols], "ilp")
+    ratios = sorted(c.throughput_rps / c.model_rate_rps for c in found if c.model_rate_rps > 0 and c.verified)
+    if ratios and abs(ratios[len(ratios) // 2] - 1) > 0.1 and _target(space) is not None:
+        scale = ratios[len(ratios) // 2]  # the model is off: re-solve for the target with corrected rates
+        rescaled = [replace(o, cap_rps=o.cap_rps * scale) for o in space.options]
+        again = solve_ilp(rescaled, space.limits, objective, solver, top=top)
+        found += ev.evaluate([space.vector(s.counts) for s in again], "ilp")
+    return local_search(ev, found, objective, radius)
+
+
+def grid_vectors(space: DesignSpace) -> list[Vector]:
+    """Every valid vector (each slot 0..max_per_pool), in a stable order."""
+    ub = space.limits.max_per_pool
+    return [v for v in itertools.product(range(ub + 1), repeat=len(space.options)) if space.valid(v)]
+
+
+def grid_search(ev: Evaluator, objective: str, batch: int = 4) -> Candidate | None:
+    """The paper's exhaustive method: simulate every vector that could be the answer."""
+    space, target = ev.space, _target(ev.space)
+    vectors = grid_vectors(space)
+    if objective == "max_throughput":
+        maximal = [v for v in vectors if not any(space.valid(tuple(a + (i == j) for j, a in enumerate(v)))
+                                                  for i in range(len(v)))]
+        return pick_best(ev.evaluate(maximal, "grid"), objective, target)
+    key = space.cost if objective == "min_cost" else space.power
+    vectors.sort(key=lambda v: (round(key(v), 9), v))
+    failed: list[Vector] = []
+    best: Candidate | None = None
+    i = 0
+    while i < len(vectors):
+        if best is not None and key(vectors[i]) > round(key(_vec(space, best)), 9) + 1e-9:
+            break
+        chunk = []
+        while i < len(vectors) and len(chunk) < batch:
+            v = vectors[i]
+            i += 1
+            if not any(all(a <= b for a, b in zip(v, f)) for f in failed):  # below a failure: fails too
+                chunk.append(v)
+        for v, c in zip(chunk, ev.evaluate(chunk, "grid")):
+            if c.verified and c.throughput_rps >= (target or 0) - 1e-9:
+                if best is None or sort_key(c, objective) < sort_key(best, objective):
+                    best = c
+            else:
+                failed.append(v)
+    return best
+
+
+def _vec(space: DesignSpace, c: Candidate) -> Vector:
+    return space.vector(tuple((p.role, p.machine, p.count) for p in c.cluster.pools))
