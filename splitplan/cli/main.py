@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare group: its help is the answer
+        exc.show()
+        sys.exit(USAGE_EXIT_CODE)
     except click.ClickException as exc:  # bad flags or arguments: one line too, not click's usage block
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
