@@ -30,6 +30,7 @@ def build_instances(cluster: ClusterSpec, perf: PerfSettings, catalog: Catalog):
     """Instances in pool order (gpus // tp per machine), their perf models, and the machine list."""
     model = catalog.model(cluster.model)
     perfs: dict[tuple[str, int], Any] = {}
+    caches: dict[tuple[str, int], tuple[dict, dict]] = {}
     insts: list[Inst] = []
     machines = []
     for pool in cluster.pools:
@@ -37,12 +38,14 @@ def build_instances(cluster: ClusterSpec, perf: PerfSettings, catalog: Catalog):
         key = (machine.name, pool.tp)
         if key not in perfs:
             perfs[key] = _build_perf(model, machine, pool.tp, perf, catalog)
+            caches[key] = ({}, {})
         model_perf = perfs[key]
         cap = int(model_perf.kv_capacity_tokens())
         for _ in range(pool.count):
             machines.append(machine)
             for _ in range(machine.gpus // pool.tp):
-                insts.append(Inst(len(insts), pool.role, machine.name, len(machines) - 1, model_perf, cap))
+                insts.append(Inst(len(insts), pool.role, machine.name, len(machines) - 1, model_perf, cap,
+                                  *caches[key]))
     return insts, perfs, machines, model
 
 

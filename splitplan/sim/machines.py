@@ -20,14 +20,15 @@ class Inst:
     """One model instance (tp GPUs of a machine) and its queues; plain slots for a fast hot path."""
 
     __slots__ = (
-        "id", "home", "role", "machine", "machine_idx", "perf", "kv_cap", "kv_used", "coeffs",
+        "id", "home", "role", "machine", "machine_idx", "perf", "kv_cap", "kv_used", "coeffs", "prefill_cache",
         "pq", "sched_pending", "sched_mem", "wait", "blocked", "active", "fin_heap", "late_heap",
         "k", "B", "S", "busy", "ver", "seg", "seg_start", "seg_n", "seg_base", "seg_per",
         "seg_S0", "seg_B", "seg_dur", "seg_prompts", "paused", "busy_prefill_s", "busy_decode_s", "busy_mixed_s",
         "decode_tokens", "batch_time", "prefill_batches", "prefill_prompts", "prefill_tokens", "served",
     )
 
-    def __init__(self, idx: int, home: str, machine: str, machine_idx: int, perf, kv_cap: int):
+    def __init__(self, idx: int, home: str, machine: str, machine_idx: int, perf, kv_cap: int,
+                 coeffs: dict | None = None, prefill_cache: dict | None = None):
         self.id = idx
         self.home = home  # provisioned role
         self.role = home  # current role: a borrowed machine runs "mixed"
@@ -36,7 +37,9 @@ class Inst:
         self.perf = perf
         self.kv_cap = kv_cap
         self.kv_used = 0  # KV tokens reserved by admitted requests
-        self.coeffs: dict[int, tuple[float, float]] = {}
+        # caches shared by instances of one perf model (pure functions of their arguments)
+        self.coeffs: dict[int, tuple[float, float]] = {} if coeffs is None else coeffs
+        self.prefill_cache: dict[int, float] = {} if prefill_cache is None else prefill_cache
         self.pq: deque[int] = deque()  # prompts waiting, FCFS
         self.sched_pending = 0  # router's pending-token count (JSQ key)
         self.sched_mem = 0  # router's reserved KV tokens (token-machine key)
@@ -127,8 +130,16 @@ def take_prompts(inst: Inst, budget: int, max_batch: int, prompt_tokens: list[in
 
 
 def prefill_duration_s(inst: Inst, batch: list[int], prompt_tokens: list[int], decode_b: int, decode_s: int) -> float:
-    """One prefill (decode_b == 0) or mixed iteration, seconds."""
+    """One prefill (decode_b == 0) or mixed iteration, seconds. Single-prompt prefills are cached by
+    prompt size (the common case below saturation; sizes repeat across a trace)."""
     n = len(batch)
+    if n == 1 and not decode_b:
+        p = prompt_tokens[batch[0]]
+        cache = inst.prefill_cache
+        t = cache.get(p)
+        if t is None:
+            t = cache[p] = float(inst.perf.prefill_ms(1, p, p * p)) / 1000.0
+        return t
     total = 0
     sq = 0
     for rid in batch:
