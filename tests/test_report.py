@@ -20,6 +20,7 @@ from splitplan.cli.main import cli
 from splitplan.errors import SplitplanError
 from splitplan.report import build_report, load_output, plots_available
 from splitplan.report.inputs import PlanOutput, SimOutput
+from splitplan.report.tables import slo_label
 
 SIM_SECTIONS = ("summary", "latency", "utilization", "machines", "settings")
 PLAN_SECTIONS = ("recommendation", "designs", "pareto", "candidates", "scenario")
@@ -126,9 +127,9 @@ def test_simulate_report_has_every_section_and_plot(tmp_path):
     assert path == out / "report.html"
     assert section_ids(html) >= set(SIM_SECTIONS)
     assert html.count('src="data:image/png;base64,') == 2  # latency CDFs, timeline
-    assert "ttft_p99_abs" in html and "Splitwise: prompt 4 x dgx-h100 + token 4 x dgx-a100" in html
+    assert "<td>TTFT P99 (absolute)</td>" in html and "Splitwise: prompt 4 x dgx-h100 + token 4 x dgx-a100" in html
     summary = json.loads((out / "summary.json").read_text())
-    missed = sorted(name for name, item in summary["slo"].items() if not item["met"])
+    missed = [slo_label(name) for name, item in summary["slo"].items() if not item["met"]]
     assert missed and f"{len(missed)} of 3 SLOs missed: {', '.join(missed)}" in html
     assert_self_contained(html)
 

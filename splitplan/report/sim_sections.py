@@ -18,8 +18,8 @@ from splitplan.report import plots
 from splitplan.report.columns import pick_column, pick_key
 from splitplan.report.inputs import SimOutput
 from splitplan.report.slo_lines import cdf_panels
-from splitplan.report.tables import (esc, fmt_ms, fmt_num, fmt_pct, frame_table, key_values, slo_rows,
-                                     table)
+from splitplan.report.tables import (esc, fmt_ms, fmt_num, fmt_pct, frame_table, key_values, slo_label,
+                                     slo_rows, table)
 
 LATENCY_ROWS = (("TTFT", "ttft_s"), ("TBT", "tbt_s"), ("E2E", "e2e_s"), ("ITL", "itl_s"), ("queueing", "queue_s"),
                 ("KV transfer", "transfer_s"))
@@ -64,10 +64,10 @@ def verdict(summary: dict[str, Any]) -> tuple[str, str]:
     missed = [name for name, item in slo.items() if isinstance(item, dict) and not item.get("met")]
     if summary.get("all_slos_met") or (slo and not missed):
         tight = _tightest(slo)
-        extra = f" Tightest: {tight[0]} with {fmt_pct(tight[1], 1)} headroom." if tight else ""
+        extra = f" Tightest: {slo_label(tight[0])} with {fmt_pct(tight[1], 1)} headroom." if tight else ""
         return "good", f"All {len(slo)} SLOs met.{extra}"
     if missed:
-        return "bad", f"{len(missed)} of {len(slo)} SLOs missed: {', '.join(missed)}."
+        return "bad", f"{len(missed)} of {len(slo)} SLOs missed: {', '.join(map(slo_label, missed))}."
     return "", "No SLOs were evaluated."
 
 

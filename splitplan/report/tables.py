@@ -59,6 +59,9 @@ def fmt_yes_no(flag: Any, yes: str = "met", no: str = "MISSED") -> str:
     return yes if bool(flag) else no
 
 
+_NUM = ' class="num"'
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric: Sequence[bool] | None = None,
           row_classes: Sequence[str] | None = None, caption: str | None = None, raw: bool = False) -> str:
     """An HTML table; cells are escaped unless `raw` (for cells the report built as HTML itself)."""
@@ -67,14 +70,14 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric: Seq
     if caption:
         out.append(f"<caption>{esc(caption)}</caption>")
     out.append("<thead><tr>" + "".join(
-        f'<th class="{"num" if numeric[i] else ""}">{esc(h)}</th>' for i, h in enumerate(headers)) + "</tr></thead>")
+        f'<th{_NUM if numeric[i] else ""}>{esc(h)}</th>' for i, h in enumerate(headers)) + "</tr></thead>")
     out.append("<tbody>")
     for index, row in enumerate(rows):
         cls = f' class="{row_classes[index]}"' if row_classes and row_classes[index] else ""
         cells = []
         for i, cell in enumerate(row):
             text = str(cell) if raw else esc(cell)
-            cells.append(f'<td class="{"num" if i < len(numeric) and numeric[i] else ""}">{text}</td>')
+            cells.append(f'<td{_NUM if i < len(numeric) and numeric[i] else ""}>{text}</td>')
         out.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
@@ -115,11 +118,20 @@ def slo_rows(slo: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
         if not isinstance(item, dict):
             continue
         unit = item.get("unit") or ""
-        rows.append([name, _with_unit(item.get("value"), unit), _with_unit(item.get("limit"), unit),
+        rows.append([slo_label(name), _with_unit(item.get("value"), unit), _with_unit(item.get("limit"), unit),
                      fmt_margin(item.get("margin")),
                      fmt_yes_no(item.get("met"))])
         classes.append("" if item.get("met") else "bad")
     return rows, classes
+
+
+def slo_label(name: str) -> str:
+    """'ttft_p99' -> 'TTFT P99'; 'tbt_p90_abs' -> 'TBT P90 (absolute)'."""
+    parts = name.split("_")
+    if len(parts) < 2:
+        return name
+    suffix = " (absolute)" if parts[-1] == "abs" else ""
+    return f"{parts[0].upper()} {parts[1].upper()}{suffix}"
 
 
 _METRIC_ORDER = {"ttft": 0, "tbt": 1, "e2e": 2, "itl": 3}
