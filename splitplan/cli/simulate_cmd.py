@@ -128,7 +128,8 @@ def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, r
         if not quiet and not as_json:
             _print_summary(result.summary, result.slo_results, seed=s if (seeds > 1 or rate) else None)
     if as_json:
-        click.echo(summary_json(summaries[0]) if seeds == 1 else json.dumps(clean(summaries), sort_keys=True, indent=2))
+        click.echo(summary_json(summaries[0]) if seeds == 1 else json.dumps(clean(summaries), sort_keys=True, indent=2) + "\n",
+                   nl=False)
 
 
 def _max_rps(cluster, trace, duration, seed, seeds, settings, catalog, config, slos, as_json, quiet) -> None:

@@ -1,7 +1,8 @@
 """KV-cache transfer between a prompt and a token instance, over the machines' NICs.
 
 Each physical machine has one scale-out NIC (catalog `nic_gbps`). A transfer occupies the source and
-destination NICs; a transfer that finds either busy waits until both are free (FIFO link contention).
+destination NICs for its wire time; one that finds either busy waits until both are free (FIFO link
+contention), and its exposed delay grows by the wait.
 Under SplitwiseSim compatibility the transfer is serialized after the prompt at a fixed 200 GiB/s with
 no contention, as SplitwiseSim models it.
 """
@@ -36,11 +37,14 @@ class Links:
         if src_idx == dst_idx:  # same machine: the cache is already there (NVLink copy ignored)
             return now_s
         mode = "layerwise" if self.layerwise and prompt_tokens >= self.layerwise_min_tokens else "serialized"
-        duration_s = self._time_ms(kv_bytes, src_machine, dst_machine, mode=mode,
-                                   prefill_ms=prefill_s * 1000.0, layers=self.layers) / 1000.0
+        exposed_s = self._time_ms(kv_bytes, src_machine, dst_machine, mode=mode, prefill_ms=prefill_s * 1000.0,
+                                  layers=self.layers) / 1000.0
+        # The NICs carry the whole cache (its serialized wire time); layer-wise streaming started during
+        # the prefill, so uncontended it ends `exposed_s` after the prompt. A busy NIC delays it.
+        wire_s = self._time_ms(kv_bytes, src_machine, dst_machine, mode="serialized") / 1000.0
         nic = self.nic_free_s
-        begin = max(now_s, nic[src_idx], nic[dst_idx])
-        end = begin + duration_s
+        begin = max(now_s + exposed_s - wire_s, nic[src_idx], nic[dst_idx])
+        end = begin + wire_s
         nic[src_idx] = end
         nic[dst_idx] = end
-        return end
+        return max(end, now_s + exposed_s)
