@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections.abc import Callable
 
 import numpy as np
 
@@ -76,6 +77,32 @@ def knots_for_tp(per_tp: PerTp, tp: int, model: str = "") -> Knots:
     xs = sorted({x for x, _ in table[a]} | {x for x, _ in table[b]})
     ca, cb = FactorCurve(table[a]), FactorCurve(table[b])
     return tuple((x, (1 - w) * ca(x) + w * cb(x)) for x in xs)
+
+
+GRID = 9  # points per knot interval checked for a dip of factor x time
+
+
+def enforce_monotone(knots: Knots, physics_ms: tuple[Callable[[np.ndarray], np.ndarray], ...] = ()) -> Knots:
+    """Lower earlier knots until factor(x) * physics_ms(x) never decreases in x (a bigger batch never
+    gets faster). With no physics (a curve shared by models of different shapes) the factor itself is
+    made non-decreasing, which keeps every model's time monotone. Several physics curves (workload
+    shapes) may be given; the product must be monotone for each. Lowering, not raising, keeps the fit
+    at large batches, where the time and the planner's interest are."""
+    if len(knots) < 2:
+        return knots
+    xs = np.array([x for x, _ in knots], float)
+    fs = np.array([f for _, f in knots], float)
+    lx = np.log2(xs)
+    for k in range(len(xs) - 2, -1, -1):
+        grid = 2.0 ** np.linspace(lx[k], lx[k + 1], GRID)
+        phys = np.array([f(grid) for f in physics_ms]) if physics_ms else np.ones((1, GRID))
+        w = np.linspace(0.0, 1.0, GRID)
+        for _ in range(400):
+            total = ((1 - w) * fs[k] + w * fs[k + 1]) * phys
+            if np.all(np.diff(total, axis=1) >= -1e-12 * total[:, :-1]):
+                break
+            fs[k] *= 0.995
+    return tuple((float(x), float(f"{f:.5g}")) for x, f in zip(xs, fs))
 
 
 def make_curve(per_tp: PerTp, tp: int, model: str = "") -> FactorCurve | None:

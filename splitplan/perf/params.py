@@ -148,13 +148,19 @@ def load_calibration(path: str | Path) -> Calibration:
     return Calibration(name=name, source=source, per_gpu=per_gpu)
 
 
+NO_CALIBRATION = ("none", "spec")
+
+
 def resolve_params(gpu: GPU, calibration_paths: tuple[str, ...]) -> tuple[StackParams, str]:
     """(params, provenance) for a GPU: the first calibration naming it, else the spec defaults.
 
     User calibrations are searched before the bundled ones, so a user file overrides the defaults
-    for the GPUs it names and leaves the others on the bundled calibration.
+    for the GPUs it names and leaves the others on the bundled calibration. A path "none" (or
+    "spec") switches the bundled calibrations off: spec defaults unless a user file names the GPU.
     """
-    paths = [Path(p) for p in calibration_paths] + bundled_calibration_paths()
+    wanted = [p for p in calibration_paths if str(p).strip().lower() not in NO_CALIBRATION]
+    bundled = [] if len(wanted) < len(calibration_paths) else bundled_calibration_paths()
+    paths = [Path(p) for p in wanted] + bundled
     for path in paths:
         calibration = _cached_calibration(str(path))
         params = calibration.params_for(gpu)
