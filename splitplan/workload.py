@@ -13,6 +13,7 @@ import functools
 import math
 import numbers
 import os
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -34,6 +35,9 @@ _FORMAT_COLUMNS = (AZURE_COLUMNS, ("arrival_timestamp", "prompt_size", "token_si
 GENERATORS = ("trace", "poisson", "replay", "synthetic")
 ARRIVAL_PROCESSES = ("poisson", "uniform", "gamma")
 SIZE_KINDS = {"fixed": 1, "uniform": 2, "normal": 2, "lognormal": 2}  # kind -> number of params
+# Bounds that keep a typo (rate 1e9, fixed:1e30) an error instead of a memory blow-up or int64 overflow.
+MAX_TOKENS_PER_REQUEST = 100_000_000
+MAX_GENERATED_REQUESTS = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,11 @@ def load_trace(path: str | Path) -> Workload:
 def _load_trace_cached(resolved: str, shown: str, mtime_ns: int, size: int) -> Workload:
     """Cached by file identity: multi-seed runs and rate bisections reload the same trace many times."""
     try:
-        frame = pd.read_csv(resolved, dtype=str, skipinitialspace=True, keep_default_na=False)
+        with warnings.catch_warnings():  # more fields than header names must not shift columns silently
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(resolved, dtype=str, skipinitialspace=True, keep_default_na=False, index_col=False)
+    except pd.errors.ParserWarning:
+        raise SplitplanError("rows have more fields than the header names", source=shown) from None
     except pd.errors.EmptyDataError:
         raise SplitplanError("file is empty", source=shown) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -139,9 +147,10 @@ def _check_arrivals(arrival_s: np.ndarray, source: str, column: str) -> None:
 
 def _token_column(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
     values = _numeric_column(frame, column, source)
-    bad = np.flatnonzero((values < 1) | (values != np.floor(values)))
+    bad = np.flatnonzero((values < 1) | (values != np.floor(values)) | (values > MAX_TOKENS_PER_REQUEST))
     if bad.size:
-        raise SplitplanError(f"token count '{frame[column].iloc[bad[0]]}' must be a whole number >= 1",
+        raise SplitplanError(f"token count '{frame[column].iloc[bad[0]]}' must be a whole number in "
+                             f"[1, {MAX_TOKENS_PER_REQUEST:,}]",
                              source=source, field=f"{_line_of(bad[0])}: {column}")
     return values.astype(np.int64)
 
@@ -161,7 +170,7 @@ def write_trace(w: Workload, path: str | Path, fmt: str = "plain") -> None:
     try:
         frame.to_csv(path, index=False, lineterminator="\n")
     except OSError as exc:
-        raise SplitplanError(f"cannot write ({exc.strerror})", source=str(path)) from None
+        raise SplitplanError(f"cannot write ({exc.strerror or exc})", source=str(path)) from None
 
 
 # -------------------------------------------------------------------------------------------- generators
@@ -186,6 +195,7 @@ def _arrivals(rng: np.random.Generator, rate_rps: float, duration_s: float, arri
               cv: float = 1.0) -> np.ndarray:
     """Arrival times in [0, duration) from a renewal process with mean rate `rate_rps`."""
     expected = rate_rps * duration_s
+    _check_request_count(expected)
     count = int(expected + 8.0 * math.sqrt(expected) * max(cv, 1.0) + 16)
     times = np.cumsum(_unit_gaps(rng, count, arrivals, cv)) / rate_rps
     while times[-1] < duration_s:  # rare: extend deterministically from the same stream
@@ -194,6 +204,13 @@ def _arrivals(rng: np.random.Generator, rate_rps: float, duration_s: float, arri
     if arrivals == "uniform":
         times = times - 1.0 / rate_rps  # first request at t=0
     return times[times < duration_s]
+
+
+def _check_request_count(expected: float, field: str = "rate_rps") -> float:
+    if not expected <= MAX_GENERATED_REQUESTS:
+        raise SplitplanError(f"would generate about {expected:.3g} requests (limit {MAX_GENERATED_REQUESTS:,}); "
+                             f"lower the rate or duration_s", source="workload", field=field)
+    return expected
 
 
 def _check_positive(value: float | None, what: str, source: str | None = None) -> float:
@@ -245,14 +262,14 @@ def replay_workload(trace: Workload, *, rate_rps: float | None = None, time_scal
         raise SplitplanError("all requests arrive at the same instant; cannot compress time", source=trace.name)
     if rate_rps is not None:
         rate_rps = _check_positive(rate_rps, "rate_rps")
-        count = max(int(round(rate_rps * duration_s)), 1) if duration_s is not None else n_base
+        count = n_base if duration_s is None else max(int(round(_check_request_count(rate_rps * duration_s))), 1)
         times = _tiled(base, period_s, count + 1)
         scale = (duration_s if duration_s is not None else count / rate_rps) / times[count]
         times = times[:count]
     else:
         scale = _check_positive(time_scale, "time_scale")
         periods = 1 if duration_s is None else max(1, math.ceil(duration_s / (period_s * scale)))
-        count = periods * n_base
+        count = int(_check_request_count(periods * n_base, "time_scale"))
         times = _tiled(base, period_s, count)
     arrival_s, index = times * scale, np.arange(count)
     if duration_s is not None:
@@ -291,6 +308,9 @@ class SizeDist:
         if not all(math.isfinite(p) for p in params) or params[0] <= 0 or any(p < 0 for p in params):
             raise SplitplanError(f"parameters must be finite, first > 0, none negative: {params}",
                                  field=self.kind)
+        if any(p > MAX_TOKENS_PER_REQUEST for p in params):
+            raise SplitplanError(f"parameters must be at most {MAX_TOKENS_PER_REQUEST:,} tokens: {params}",
+                                 field=self.kind)
         if self.kind == "uniform" and params[1] < params[0]:
             raise SplitplanError(f"high {params[1]:g} is below low {params[0]:g}", field="uniform")
 
@@ -320,7 +340,7 @@ class SizeDist:
         else:  # lognormal parameterised by its mean and std in tokens, as planners know them
             sigma2 = math.log1p((p[1] / p[0]) ** 2)
             values = rng.lognormal(math.log(p[0]) - sigma2 / 2, math.sqrt(sigma2), count)
-        return np.maximum(np.rint(values), 1).astype(np.int64)
+        return np.clip(np.rint(values), 1, MAX_TOKENS_PER_REQUEST).astype(np.int64)
 
     def __str__(self) -> str:
         return f"{self.kind}:{','.join(f'{p:g}' for p in self.params)}"
