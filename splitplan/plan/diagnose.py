@@ -41,15 +41,11 @@ def why_no_ilp_solution(space: DesignSpace, objective: str, solver: str) -> str:
     target = lim.min_throughput_rps
     if target is None:
         return f"no {name} cluster satisfies the constraints together"
-    free = Limits(max_per_pool=lim.max_per_pool, min_throughput_rps=target)
-    needed = solve_ilp(space.options, free, "min_cost", solver)
+    needed = solve_ilp(space.options, Limits(max_per_pool=10**5, min_throughput_rps=target), "min_cost", solver)
     if not needed:
-        best = solve_ilp(space.options, Limits(max_per_pool=lim.max_per_pool), "max_throughput", solver)
-        reach = f" (at most {best[0].rate_rps:.1f} req/s modelled)" if best else ""
-        return (f"min_throughput {target:g} req/s needs more than {lim.max_per_pool} machines per pool of "
-                f"{name}{reach}")
-    n = sum(c for _, _, c in needed[0].counts)
+        return f"min_throughput {target:g} req/s: no {name} machine type has modelled capacity under the SLOs"
     sol = needed[0]
+    n = sum(c for _, _, c in sol.counts)
     if lim.cost_usd_per_h is not None and sol.cost_usd_per_h > lim.cost_usd_per_h:
         allows = _machines_allowed(space, "cost_usd_per_h", lim.cost_usd_per_h)
         return (f"min_throughput {target:g} req/s needs about {n} {name} machines (${sol.cost_usd_per_h:.0f}/h), "
@@ -58,6 +54,10 @@ def why_no_ilp_solution(space: DesignSpace, objective: str, solver: str) -> str:
         allows = _machines_allowed(space, "power_kw", lim.power_kw)
         return (f"min_throughput {target:g} req/s needs about {n} {name} machines ({sol.power_kw:.1f} kW), "
                 f"power budget {lim.power_kw:g} kW allows {allows}")
+    biggest = max(sol.count(r) for r in space.roles())
+    if biggest > lim.max_per_pool:
+        return (f"min_throughput {target:g} req/s needs about {biggest} machines in one pool of {name}, "
+                f"more than the {lim.max_per_pool} allowed per pool")
     if lim.max_machines is not None and n > lim.max_machines:
         return f"min_throughput {target:g} req/s needs about {n} {name} machines, max_machines is {lim.max_machines}"
     return f"no {name} cluster meets min_throughput {target:g} req/s within the constraints"

@@ -100,7 +100,8 @@ def _optimize_design(problem: Problem, design: Design, sample: RequestSample, po
     best = _with_margins(problem, best)
     found = [best if c.key() == best.key() else c for c in found]
     return DesignResult(design.name, design.kind, "feasible", best, what_binds(space, best, sc.objective),
-                        cap_rows, tuple(found))
+                        cap_rows, tuple(found), ilp_best=ilp_best if s.method == "both" else None,
+                        grid_best=grid_best if s.method == "both" else None)
 
 
 def _sized_space(problem: Problem, design: Design, sample: RequestSample, rounds: int = 4):

@@ -99,6 +99,8 @@ class DesignResult:
     binding: str  # the constraint that binds (feasible: what limits the plan; infeasible: why none)
     capacities: tuple[dict[str, Any], ...] = ()  # the capacity model's per-machine rates
     candidates: tuple[Candidate, ...] = ()
+    ilp_best: Candidate | None = None  # method "both": each method's own answer, to compare them
+    grid_best: Candidate | None = None
 
 
 @dataclass(frozen=True)
@@ -196,8 +198,13 @@ def _design_dict(d: DesignResult, prov: dict[str, str]) -> dict[str, Any]:
     shortcuts = {k: (best[k] if best else None) for k in ("throughput_rps", "cost_usd_per_h", "power_kw",
                                                            "machines", "prompt_machines", "token_machines",
                                                            "mixed_machines")}
-    return {"kind": d.kind, "status": d.status, "binding": d.binding, **shortcuts, "best": best,
-            "capacity_model": [dict(c) for c in d.capacities]}
+    out = {"kind": d.kind, "status": d.status, "binding": d.binding, **shortcuts, "best": best,
+           "capacity_model": [dict(c) for c in d.capacities]}
+    if d.ilp_best is not None or d.grid_best is not None:
+        out["methods"] = {name: ({"label": c.cluster.label(), "throughput_rps": _r(c.throughput_rps),
+                                  "cost_usd_per_h": _r(c.cost_usd_per_h), "power_kw": _r(c.power_kw)} if c else None)
+                          for name, c in (("ilp", d.ilp_best), ("grid", d.grid_best))}
+    return out
 
 
 def scenario_echo(s: Scenario) -> dict[str, Any]:

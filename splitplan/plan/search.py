@@ -109,10 +109,18 @@ def _target(space: DesignSpace) -> float | None:
 
 
 def neighbours(space: DesignSpace, v: Vector, radius: int) -> list[Vector]:
-    """Valid vectors within `radius` machines of v in every slot, excluding v."""
+    """Valid vectors within `radius` machines of v in every slot, excluding v, plus budget-neutral swaps:
+    k (<= radius) machines more in one slot paid for by the fewest machines less in another."""
     steps = range(-radius, radius + 1)
-    out = [tuple(a + d for a, d in zip(v, delta)) for delta in itertools.product(steps, repeat=len(v))
-           if any(delta)]
+    out = {tuple(a + d for a, d in zip(v, delta)) for delta in itertools.product(steps, repeat=len(v))
+           if any(delta)}
+    for i, j in itertools.permutations(range(len(v)), 2):
+        for k in range(1, radius + 1):
+            for m in range(1, v[j] + 1):
+                w = tuple(a + k * (x == i) - m * (x == j) for x, a in enumerate(v))
+                if space.valid(w):
+                    out.add(w)
+                    break
     return sorted(w for w in out if space.valid(w))
 
 
@@ -155,20 +163,49 @@ def local_search(ev: Evaluator, start: list[Candidate], objective: str, radius: 
     return best
 
 
-def ilp_search(ev: Evaluator, objective: str, top: int, radius: int, solver: str) -> Candidate | None:
-    """ILP proposals (and a re-solve with capacities rescaled to what the simulator measured), then local search."""
+def ilp_search(ev: Evaluator, objective: str, top: int, radius: int, solver: str,
+               calibration_rounds: int = 2) -> Candidate | None:
+    """ILP proposals, re-solved with per-role capacities calibrated by the simulator, then local search."""
     space = ev.space
-    sols = solve_ilp(space.options, space.limits, objective, solver, top=top)
-    if not sols:
+    options = list(space.options)
+    found: list[Candidate] = []
+    for round_ in range(calibration_rounds + 1):
+        sols = solve_ilp(options, space.limits, objective, solver, top=top)
+        if not sols:
+            break
+        found += ev.evaluate([space.vector(s.counts) for s in sols], "ilp")
+        if round_ == calibration_rounds:
+            break
+        scales = role_scales(ev, options, space.vector(sols[0].counts))
+        if all(abs(x - 1) < 0.05 for x in scales.values()):
+            break
+        options = [replace(o, cap_rps=o.cap_rps * scales[o.role]) for o in options]
+    if not found:
         return None
-    found = ev.evaluate([space.vector(s.counts) for s in sols], "ilp")
-    ratios = sorted(c.throughput_rps / c.model_rate_rps for c in found if c.model_rate_rps > 0 and c.verified)
-    if ratios and abs(ratios[len(ratios) // 2] - 1) > 0.1 and _target(space) is not None:
-        scale = ratios[len(ratios) // 2]  # the model is off: re-solve for the target with corrected rates
-        rescaled = [replace(o, cap_rps=o.cap_rps * scale) for o in space.options]
-        again = solve_ilp(rescaled, space.limits, objective, solver, top=top)
-        found += ev.evaluate([space.vector(s.counts) for s in again], "ilp")
     return local_search(ev, found, objective, radius)
+
+
+def role_scales(ev: Evaluator, options: list[PoolOption], v: Vector) -> dict[str, float]:
+    """Simulated / modelled rate of each role's pool at counts v: the correction the model needs.
+
+    One role is measured alone by over-provisioning the others (3x + 1 machines), so that it binds.
+    These calibration clusters ignore budgets and are not candidates."""
+    space = ev.space
+    roles = space.roles()
+    modelled = {r: sum(o.cap_rps * n for o, n in zip(options, v) if o.role == r) for r in roles}
+    if len(roles) == 1:
+        c = ev.seen.get(v)
+        measured = {roles[0]: c.throughput_rps if c else 0.0}
+    else:
+        tasks = []
+        for r in roles:
+            w = tuple(n if o.role == r else 3 * n + 1 for o, n in zip(options, v))
+            tasks.append((ev.problem, space.cluster(w), modelled[r]))
+        if ev.on_total:
+            ev.on_total(len(tasks))
+        results = ev.pool.map(ev.verify_fn, tasks, ev.on_done)
+        measured = {r: res.rate_rps for r, res in zip(roles, results)}
+    return {r: (measured[r] / modelled[r] if measured[r] > 0 and modelled[r] > 0 else 1.0) for r in roles}
 
 
 def grid_vectors(space: DesignSpace) -> list[Vector]:
