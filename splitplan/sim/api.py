@@ -67,9 +67,21 @@ def simulate(cluster: ClusterSpec, workload: Workload, *, perf: PerfSettings = P
     prompt = np.asarray(workload.prompt_tokens, dtype=np.int64)
     output = np.asarray(workload.output_tokens, dtype=np.int64)
     eng = Engine(insts, cluster.design, arrival, prompt, output, float(first_perf.kv_bytes_per_token()),
-                 links, machines, config, compat)
+                 links, machines, config, compat, _longest_unloaded_s(perfs.values(), prompt, output))
     eng.run()
     return _assemble(eng, cluster, workload, arrival, prompt, output, perf, perfs, catalog, config, slos, compat)
+
+
+def _longest_unloaded_s(perfs, prompt: np.ndarray, output: np.ndarray) -> float:
+    """The slowest request's latency alone on the slowest instance type (sets the drain limit)."""
+    longest = np.argsort(prompt + output)[-64:]
+    p, o = prompt[longest].astype(np.float64), output[longest].astype(np.float64)
+    worst = 0.0
+    for model_perf in perfs:
+        ms = np.asarray(model_perf.prefill_ms(np.ones_like(p), p, p * p)) + \
+            (o - 1.0) * np.asarray(model_perf.decode_ms(np.ones_like(p), p + o / 2.0))
+        worst = max(worst, float(np.max(ms)) / 1000.0)
+    return worst
 
 
 def _assemble(eng: Engine, cluster: ClusterSpec, workload: Workload, arrival, prompt, output, perf: PerfSettings,

@@ -22,17 +22,23 @@ class SimConfig:
     max_preemptions: a decode preempted this many times by prompts is never preempted again.
     prompt_overflow_tokens: a prompt machine whose queue is non-empty and whose pending prompt tokens
         would exceed this overflows new prompts to the mixed pool.
-    token_overflow_tokens: (default mode) a token machine with more than this many requests waiting
-        for admission overflows to the mixed pool; KV memory full always overflows.
+    token_overflow_tokens: (default mode) a token machine whose assigned-but-not-yet-batched requests
+        still have more than this many tokens to generate overflows to the mixed pool; KV memory full
+        always overflows (the only test SplitwiseSim applies).
     transfer: KV transfer, "layerwise" (overlapped with prefill; the paper's choice) or "serialized";
         prompts under `layerwise_min_prompt_tokens` always use serialized, as the paper does.
     compat_transfer_gibps: SplitwiseSim's fixed KV transfer bandwidth (GiB/s) used under compat.
     reference_machine: machine whose unloaded latencies define the SLO slowdowns.
-    drain_limit_factor, drain_min_s: after the last arrival keep simulating for
-        max(drain_min_s, factor x trace span); work left then means the cluster is saturated.
+    drain_limit_factor, drain_min_s, drain_longest_factor: after the last arrival keep simulating for
+        max(drain_min_s, drain_limit_factor x trace span, drain_longest_factor x the longest request's
+        unloaded latency on the slowest instance); work left then means the cluster is saturated.
     saturation_queue_s: backlog trend test: saturated when requests arriving in the last quarter of the
         trace queue longer than this on average and more than twice as long as those of the second
         quarter (queues that grow without bound).
+    saturation_growth, saturation_min_requests: backlog trend test: saturated when the requests in
+        the system (queued or in a batch) grow over the second half of the arrivals, by linear fit, by
+        more than this fraction of their mean and more than this many requests (decode batches that
+        keep growing are a backlog too: every step slows).
     timeline_step_s: sampling period of the timeline table (reports).
     """
 
@@ -49,7 +55,10 @@ class SimConfig:
     reference_machine: str = "dgx-a100"
     drain_limit_factor: float = 1.0
     drain_min_s: float = 60.0
+    drain_longest_factor: float = 3.0
     saturation_queue_s: float = 2.0
+    saturation_growth: float = 0.25
+    saturation_min_requests: int = 20
     timeline_step_s: float = 1.0
 
     def __post_init__(self) -> None:

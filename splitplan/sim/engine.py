@@ -30,7 +30,8 @@ class Engine:
     """One simulation run. Build with instances, run(), then read the recorded arrays."""
 
     def __init__(self, insts: list[Inst], design: str, arrival_s, prompt_tokens, output_tokens,
-                 kv_bytes_per_token: float, links: Links, machines: list, config: SimConfig, compat: bool):
+                 kv_bytes_per_token: float, links: Links, machines: list, config: SimConfig, compat: bool,
+                 longest_unloaded_s: float = 0.0):
         self.cfg = config
         self.compat = compat
         self.insts = insts
@@ -68,6 +69,9 @@ class Engine:
         self.gap_s = array("d")  # waits between a token and the decode step that resumes the request
         self.timeline: list[tuple] = []
         self.end_s = 0.0
+        self.longest_unloaded_s = longest_unloaded_s
+        self.arrived = 0
+        self.in_system: list[tuple[float, int]] = []  # (time, requests arrived and not finished)
 
     # ----------------------------------------------------------------------------------- main loop
     def run(self) -> None:
@@ -85,7 +89,9 @@ class Engine:
     def _loop(self) -> None:
         arr, n, heap = self.arr, self.n, self.heap
         span = arr[-1] - arr[0] if n else 0.0
-        limit = (arr[-1] if n else 0.0) + max(self.cfg.drain_min_s, self.cfg.drain_limit_factor * span)
+        cfg = self.cfg
+        limit = (arr[-1] if n else 0.0) + max(cfg.drain_min_s, cfg.drain_limit_factor * span,
+                                              cfg.drain_longest_factor * self.longest_unloaded_s)
         step = self.cfg.timeline_step_s
         next_sample = 0.0
         insts = self.insts
@@ -103,6 +109,7 @@ class Engine:
             if ta <= te:
                 self._arrive(i)
                 i += 1
+                self.arrived = i
                 continue
             _, _, kind, a, b = heapq.heappop(heap)
             if kind == EV_SEG:
@@ -131,6 +138,7 @@ class Engine:
         p_inst.sched_pending += p
         t_inst.sched_pending += 1
         t_inst.sched_mem += need
+        t_inst.sched_queue_tokens += self.out[rid] - 1
         p_inst.pq.append(rid)
         if not p_inst.busy:
             self._start(p_inst)
@@ -168,6 +176,7 @@ class Engine:
         self.left[rid] = remaining
         self.ctx0[rid] = p + 1
         if t_inst is inst:
+            inst.sched_queue_tokens -= remaining
             self._join(inst, rid)
             return
         src, dst = self.machines[inst.machine_idx], self.machines[t_inst.machine_idx]
@@ -213,7 +222,8 @@ class Engine:
     def _idle(self, inst: Inst) -> None:
         inst.busy = False
         inst.seg = SEG_IDLE
-        if inst.role == "mixed" and inst.home != "mixed" and not (inst.pq or inst.wait or inst.blocked or inst.B):
+        # a borrowed machine goes home once nothing routed to it is outstanding (KV caches in flight too)
+        if inst.role == "mixed" and inst.home != "mixed" and inst.sched_pending == 0:
             self.router.release(inst)
 
     def _start_prompt(self, inst: Inst) -> None:
@@ -251,6 +261,7 @@ class Engine:
                 break
             wait.popleft()
             inst.kv_used += need
+            inst.sched_queue_tokens -= self.left[rid]
             self._join(inst, rid)
 
     def _start_mixed(self, inst: Inst) -> None:
@@ -371,6 +382,7 @@ class Engine:
 
     # ------------------------------------------------------------------------------------ timeline
     def _sample(self, t: float) -> None:
+        self.in_system.append((t, self.arrived - self.completed - len(self.unservable)))
         for role in ("prompt", "token", "mixed"):
             pool = [inst for inst in self.insts if inst.role == role]
             if not pool:

@@ -21,7 +21,7 @@ class Inst:
 
     __slots__ = (
         "id", "home", "role", "machine", "machine_idx", "perf", "kv_cap", "kv_used", "coeffs", "prefill_cache",
-        "pq", "sched_pending", "sched_mem", "wait", "blocked", "active", "fin_heap", "late_heap",
+        "pq", "sched_pending", "sched_mem", "sched_queue_tokens", "wait", "blocked", "active", "fin_heap", "late_heap",
         "k", "B", "S", "busy", "ver", "seg", "seg_start", "seg_n", "seg_base", "seg_per",
         "seg_S0", "seg_B", "seg_dur", "seg_prompts", "paused", "busy_prefill_s", "busy_decode_s", "busy_mixed_s",
         "decode_tokens", "batch_time", "prefill_batches", "prefill_prompts", "prefill_tokens", "served",
@@ -43,6 +43,7 @@ class Inst:
         self.pq: deque[int] = deque()  # prompts waiting, FCFS
         self.sched_pending = 0  # router's pending-token count (JSQ key)
         self.sched_mem = 0  # router's reserved KV tokens (token-machine key)
+        self.sched_queue_tokens = 0  # tokens still to generate by requests assigned here but not yet batched
         self.wait: deque[int] = deque()  # decodes waiting for admission (memory / batch slots)
         self.blocked: deque[int] = deque()  # decodes preempted by prompts (keep their memory)
         self.active: set[int] = set()

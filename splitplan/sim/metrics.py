@@ -97,12 +97,29 @@ def saturation(eng, arrival_s: np.ndarray, lat: Latencies, config: SimConfig) ->
     if n < 40:
         return None
     t0, span = float(arrival_s[0]), float(arrival_s[-1] - arrival_s[0])
+    if span <= 0:
+        return None
+    rate = (n - 1) / span
+    second = (t0 + 0.25 * span, t0 + 0.5 * span)
+    last = (t0 + 0.75 * span, t0 + span)
     queue = lat.queue_s
-    q2 = queue[(arrival_s >= t0 + 0.25 * span) & (arrival_s < t0 + 0.5 * span)]
-    q4 = queue[arrival_s >= t0 + 0.75 * span]
+    q2 = queue[(arrival_s >= second[0]) & (arrival_s < second[1])]
+    q4 = queue[arrival_s >= last[0]]
     if q2.size and q4.size:
         late, early = float(np.mean(q4)), float(np.mean(q2))
         if late > config.saturation_queue_s and late > 2.0 * early:
-            return (f"queueing grows without bound: mean queue {late:.2f} s for the last quarter of "
+            return (f"queueing grows without bound: mean prompt queue {late:.2f} s for the last quarter of "
                     f"arrivals vs {early:.2f} s for the second")
+    # requests in the system (queued or being served) over the second half of the arrivals: a stable
+    # cluster hovers around rate x latency; an overloaded one keeps accumulating work (queues, or
+    # decode batches that grow and slow every step)
+    if eng.in_system:
+        samples = np.asarray(eng.in_system, dtype=np.float64)
+        half = samples[(samples[:, 0] >= t0 + 0.5 * span) & (samples[:, 0] <= t0 + span)]
+        if half.shape[0] >= 8:
+            slope = float(np.polyfit(half[:, 0], half[:, 1], 1)[0])
+            growth, level = slope * 0.5 * span, float(half[:, 1].mean())
+            if growth > config.saturation_growth * max(level, 1.0) and growth > config.saturation_min_requests:
+                return (f"work in the system grows without bound: +{growth:.0f} requests over the second half "
+                        f"of the arrivals (mean {level:.0f} in the system)")
     return None

@@ -3,8 +3,9 @@
 Both are chosen at arrival. Prompt instances: join-the-shortest-queue on pending prompt tokens; a
 prompt instance whose queue is non-empty and whose pending tokens would exceed
 `prompt_overflow_tokens` counts as overloaded. Token instances: the one with the least reserved KV
-memory; overloaded when the request's KV would not fit (and, outside compat mode, when more than
-`token_overflow_tokens` requests already wait for admission). Overloaded pools overflow into the
+memory; overloaded when the request's KV would not fit (and, outside compat mode, when requests
+assigned to it but not yet in its batch still have more than `token_overflow_tokens` tokens to
+generate: the batch-size limit binds long before memory with GQA models). Overloaded pools overflow into the
 mixed pool; with no mixed machine available one is borrowed from the other pool (it runs mixed
 batching and returns home when it drains). If still nothing fits, the request runs entirely on the
 least-loaded instance of any pool (SplitwiseSim's fallback).
@@ -73,7 +74,7 @@ class Router:
         inst = min(pool, key=_memory)
         if inst.sched_mem + kv_tokens >= inst.kv_cap:
             return None
-        if self.token_wait_limit is not None and len(inst.wait) > self.token_wait_limit:
+        if self.token_wait_limit is not None and inst.sched_queue_tokens > self.token_wait_limit:
             return None
         return inst
 
