@@ -1,0 +1,119 @@
+"""`splitplan perf`, `predict`, `calibrate`: outputs, determinism and one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from splitplan.cli.main import main
+from splitplan.perf import clear_caches
+
+ROOT = Path(__file__).resolve().parent.parent
+CSV = ROOT / "profiles" / "measured" / "splitwisesim_perf_model.csv"
+
+
+def run(args: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    captured = capsys.readouterr()
+    return int(info.value.code), captured.out, captured.err
+
+
+def test_perf_json_has_time_kv_power_and_provenance(capsys):
+    code, out, _ = run(["perf", "--model", "llama2-70b", "--machine", "dgx-h100", "--phase", "decode",
+                        "--batch", "16", "--json"], capsys)
+    assert code == 0
+    result = json.loads(out)
+    assert result["provenance"].startswith("calibrated: vllm-2023")
+    assert result["kv_bytes_per_token"] == 327_680 and result["kv_capacity_tokens"] > 0
+    assert result["time_ms"] == pytest.approx(result["decode_base_ms"] + result["decode_ms_per_context_token"] * 16 * 1024)
+    assert 8 * 75 < result["gpu_power_w"] <= 8 * 700
+
+
+def test_perf_table_says_spec_defaults_when_uncalibrated(capsys):
+    code, out, _ = run(["perf", "--model", "llama3-70b", "--machine", "dgx-h200", "--tp", "4",
+                        "--phase", "mixed", "--batch", "8"], capsys)
+    assert code == 0 and "spec defaults (uncalibrated)" in out and "time_ms" in out
+
+
+def test_perf_profile_compat(capsys):
+    code, out, _ = run(["perf", "--model", "llama2-70b", "--machine", "dgx-a100", "--tp", "4", "--perf", "profile",
+                        "--compat", "splitwisesim", "--json"], capsys)
+    assert code == 0 and json.loads(out)["kv_bytes_per_token"] == 2 * 8192 * 80 * 2
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["perf", "--model", "llama2-70x", "--machine", "dgx-h100"], "unknown model 'llama2-70x'"),
+    (["perf", "--model", "llama2-70b", "--machine", "dgx-a100", "--tp", "1"], "does not fit dgx-a100 at tp=1"),
+    (["perf", "--model", "llama2-70b", "--machine", "dgx-h100", "--batch", "0"], "batch: must be at least 1"),
+    (["perf", "--model", "llama2-7b", "--machine", "dgx-h100", "--perf", "profile"], "no prefill and decode rows"),
+])
+def test_perf_errors_are_one_line_exit_2(capsys, args, expected):
+    code, _, err = run(args, capsys)
+    assert code == 2 and expected in err and err.count("\n") == 1 and err.startswith("error: ")
+
+
+def test_malformed_catalog_is_one_line_exit_2(tmp_path, capsys):
+    bad = tmp_path / "cat.yaml"
+    bad.write_text("machines:\n  - name: x\n    gpu: h100-80gb\n")
+    code, _, err = run(["perf", "--model", "llama2-70b", "--machine", "dgx-h100", "--catalog", str(bad)], capsys)
+    assert code == 2 and "missing required field 'gpus'" in err and err.count("\n") == 1
+
+
+def test_predict_adds_columns_reports_errors_and_is_deterministic(tmp_path, capsys):
+    outs = []
+    for name in ("a.csv", "b.csv"):
+        code, out, _ = run(["predict", str(CSV), "--out", str(tmp_path / name)], capsys)
+        assert code == 0 and "MAPE" in out and "h100-80gb-pcap" in out
+        outs.append((tmp_path / name).read_bytes())
+    assert outs[0] == outs[1]
+    frame = pd.read_csv(tmp_path / "a.csv")
+    assert len(frame) == 1260 and {"predicted_prompt_ms", "predicted_token_ms"} <= set(frame.columns)
+    rel = (frame.predicted_token_ms / frame.token_time - 1).abs()
+    assert rel.median() < 0.05
+
+
+def test_predict_long_format(tmp_path, capsys):
+    path = tmp_path / "long.csv"
+    path.write_text("model,gpu,tp,phase,batch_size,prompt_tokens,context_tokens,time_ms\n"
+                    "llama2-70b,h100-80gb,8,prefill,1,2048,0,137\nllama2-70b,h100-80gb,8,decode,1,0,600,30\n")
+    code, out, _ = run(["predict", str(path), "--out", str(tmp_path / "p.csv")], capsys)
+    assert code == 0
+    frame = pd.read_csv(tmp_path / "p.csv")
+    assert (frame.predicted_ms / frame.time_ms - 1).abs().max() < 0.1
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("model,hardware,prompt_size,batch_size\nllama2-70b,h100-80gb,1,1\n", "missing column 'token_size'"),
+    ("", "file is empty"),
+])
+def test_predict_and_calibrate_reject_malformed_profiles(tmp_path, capsys, text, expected):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    for command in ("predict", "calibrate"):
+        code, _, err = run([command, str(path), "--out", str(tmp_path / "o")], capsys)
+        assert code == 2 and expected in err and err.count("\n") == 1
+
+
+def test_calibrate_writes_a_loadable_calibration(tmp_path, capsys):
+    path = tmp_path / "long.csv"
+    rows = ["model,gpu,tp,phase,batch_size,prompt_tokens,context_tokens,time_ms"]
+    for tp, scale in ((4, 1.0), (8, 0.7)):
+        for batch in (1, 4, 16):
+            for prompt in (256, 1024, 4096):
+                rows.append(f"llama2-70b,h100-80gb,{tp},prefill,{batch},{prompt},0,{scale * (20 + 0.1 * batch * prompt):.3f}")
+            rows.append(f"llama2-70b,h100-80gb,{tp},decode,{batch},0,1000,{scale * (25 + 0.3 * batch):.3f}")
+            rows.append(f"llama2-70b,h100-80gb,{tp},decode,{batch},0,4000,{scale * (26 + 0.35 * batch):.3f}")
+    path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "mine.yaml"
+    code, stdout, _ = run(["calibrate", str(path), "--out", str(out), "--name", "mine"], capsys)
+    assert code == 0 and "h100-80gb" in stdout and out.exists()
+    clear_caches()
+    code, stdout, _ = run(["perf", "--model", "llama2-70b", "--machine", "dgx-h100", "--tp", "4", "--calibration",
+                           str(out), "--json", "--prompt-tokens", "1024"], capsys)
+    result = json.loads(stdout)
+    assert result["provenance"] == "calibrated: mine (mine.yaml)"
+    assert result["time_ms"] == pytest.approx(20 + 0.1 * 1024, rel=0.1)
