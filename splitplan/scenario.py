@@ -390,6 +390,7 @@ def parse_scenario(data: Any, source: str = "<scenario>", base_dir: Path | None 
     if len(set(names)) != len(names):
         raise f.error("designs", f"design name '{next(n for n in names if names.count(n) > 1)}' is used twice")
     expect_raw = f.raw("expect", [])
+    f.raw("check")  # the `check:` section (slow flag, per-mode expectations) is validated by splitplan.check
     if not isinstance(expect_raw, list):
         raise f.error("expect", "must be a list of {path, value, rel_tol|abs_tol} or {path, min, max}")
     scenario = Scenario(
