@@ -54,3 +54,51 @@ def test_slowdown_cdfs_reproduce_the_simulators_slo_values(tmp_path, compat):
         metric, pct = name.split("_")[0], float(name.split("_")[1][1:])
         mine = percentile(np.where(np.isinf(panels[metric]["values_s"]), np.nan, panels[metric]["values_s"]), pct)
         assert mine == pytest.approx(item["value"], rel=1e-6), name
+
+
+TINY_SCENARIO = """\
+name: tiny
+model: llama2-70b
+workload: {trace: rr_conv_80_2min.csv, generator: poisson, duration_s: 10, seed: 0}
+slos: paper
+designs:
+  - {name: Baseline-H100, kind: baseline, machines: [dgx-h100]}
+  - {name: Splitwise-HA, kind: splitwise, prompt: [dgx-h100], token: [dgx-a100]}
+constraints: {cost_usd_per_h: 120}
+objective: max_throughput
+search: {method: ilp, seeds: 1, verify_top: 1, local_radius: 0}
+"""
+
+
+@pytest.fixture(scope="module")
+def opt_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("opt")
+    (folder / "tiny.yaml").write_text(TINY_SCENARIO)
+    run_cli(["optimize", str(folder / "tiny.yaml"), "--out", str(folder / "out"), "--quiet"])
+    return folder / "out"
+
+
+def test_report_of_a_real_optimization(opt_dir):
+    import json
+
+    plan = json.loads((opt_dir / "plan.json").read_text())
+    html = build_report(opt_dir).read_text()
+    sections = set(re.findall(r'<section id="([^"]+)"', html))
+    assert sections >= {"recommendation", "designs", "pareto", "candidates", "scenario", "best-summary",
+                        "best-latency", "best-utilization"}
+    best = plan["best"]
+    pools = " + ".join(f"{p['role']} {p['count']} × {p['machine']}" if p["role"] != "mixed"
+                       else f"{p['count']} × {p['machine']}" for p in best["pools"])
+    assert pools in html and best["design"] in html
+    lo, hi = best["throughput_ci95_rps"]
+    assert f"(95% CI {lo:,.1f}–{hi:,.1f})" in html
+    for design in plan["designs"]:
+        assert f"<td>{design}</td>" in html
+    assert "re-ran its verification" in html  # the optimizer saves no simulation of the best plan
+    if plots_available():  # bars, 2 Pareto frontiers, latency CDFs, timeline
+        assert html.count('src="data:image/png;base64,') == 5
+
+
+def test_report_can_skip_the_best_plan_simulation(opt_dir, tmp_path):
+    html = build_report(opt_dir, tmp_path / "r.html", simulate_best=False).read_text()
+    assert "holds no saved simulation" in html and "best-summary" not in html

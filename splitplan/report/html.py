@@ -32,7 +32,7 @@ caption { text-align: left; color: #57606a; font-size: 0.92em; padding-bottom: 0
 th, td { border: 1px solid #d8dee4; padding: 0.25em 0.6em; vertical-align: top; }
 thead th { background: #f6f8fa; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.kv th { text-align: left; background: #f6f8fa; font-weight: 600; }
-tr.bad td { background: #ffebe9; } tr.best td { background: #dafbe1; font-weight: 600; }
+tr.bad td { background: #ffebe9; } tr.tight td { background: #fff8c5; } tr.best td { background: #dafbe1; font-weight: 600; }
 .verdict { font-size: 1.08em; padding: 0.5em 0.8em; border-radius: 6px; border: 1px solid #d8dee4; }
 .verdict.good { background: #dafbe1; border-color: #4ac26b; } .verdict.bad { background: #ffebe9; border-color: #ff8182; }
 .note { color: #57606a; font-size: 0.9em; } img.plot { max-width: 100%; display: block; margin: 0.5em 0; }
@@ -42,23 +42,26 @@ footer { margin-top: 3em; color: #57606a; font-size: 0.85em; }
 """
 
 
-def build_report(out_dir: str | Path, html_path: str | Path | None = None) -> Path:
-    """Write the HTML report of `out_dir` (default `out_dir/report.html`) and return its path."""
+def build_report(out_dir: str | Path, html_path: str | Path | None = None, *, simulate_best: bool = True) -> Path:
+    """Write the HTML report of `out_dir` (default `out_dir/report.html`) and return its path.
+
+    simulate_best: for an optimize output without a saved simulation of its best plan, re-run the
+    optimizer's verification of that plan (seconds) to draw its latency CDFs and timelines."""
     data = load_output(out_dir)
     target = Path(html_path) if html_path is not None else Path(out_dir) / "report.html"
     if target.exists() and target.is_dir():
         raise SplitplanError("is a directory; give a file name such as report.html", source=str(target))
     if not target.parent.exists():
         raise SplitplanError("the folder for the report does not exist", source=str(target.parent))
-    _write_atomically(target, render_report(data))
+    _write_atomically(target, render_report(data, simulate_best=simulate_best))
     return target
 
 
-def render_report(data: ReportInput) -> str:
+def render_report(data: ReportInput, *, simulate_best: bool = True) -> str:
     """The page as a string: title, table of contents, sections, footer."""
     if isinstance(data, PlanOutput):
         title, subtitle = plan_title(data.plan)
-        sections = plan_sections(data)
+        sections = plan_sections(data, simulate_best)
     else:
         title, subtitle = "splitplan simulation report", cluster_label(data.summary)
         sections = sim_sections(data)

@@ -12,11 +12,13 @@ from typing import Any
 import pandas as pd
 
 from splitplan.report import plots
+from splitplan.report.best_sim import best_plan_simulation
 from splitplan.report.columns import pick_column
 from splitplan.report.inputs import PlanOutput
 from splitplan.report.plan_view import PlanRow, PlanView, plan_view, pools_text
 from splitplan.report.sim_sections import Section, sim_sections
-from splitplan.report.tables import esc, fmt_margin, fmt_num, frame_table, key_values, table
+from splitplan.report.tables import (esc, fmt_margin, fmt_num, frame_table, key_values, slo_label, slo_order,
+                                     table)
 
 OBJECTIVES = {"max_throughput": "highest throughput", "min_cost": "lowest cost", "min_power": "lowest power"}
 
@@ -28,7 +30,8 @@ def plan_title(plan: dict[str, Any]) -> tuple[str, str]:
     return f"splitplan capacity plan{name}", f"{view.model or 'model'} — objective: {goal}"
 
 
-def plan_sections(data: PlanOutput) -> list[Section]:
+def plan_sections(data: PlanOutput, simulate_best: bool = True) -> list[Section]:
+    """`simulate_best`: when the output holds no simulation of the best plan, re-run one (about a second)."""
     view = plan_view(data.plan)
     sections = [
         Section("recommendation", "Recommendation", recommendation_body(view)),
@@ -36,14 +39,18 @@ def plan_sections(data: PlanOutput) -> list[Section]:
         Section("pareto", "Pareto frontiers", pareto_body(data, view)),
         Section("candidates", "Verified candidates", candidates_body(data.candidates)),
     ]
-    if data.best_sim is not None:
-        sections += sim_sections(data.best_sim, prefix="best-", heading="Simulation of the recommended plan")
-    else:
+    replay = best_plan_simulation(data) if (simulate_best or data.best_sim) and view.best else None
+    if replay is not None and replay.sim is not None:
+        best = sim_sections(replay.sim, prefix="best-", heading="Simulation of the recommended plan")
+        note = f'<p class="note">{esc(replay.note)}</p>'
+        sections += [Section(best[0].anchor, best[0].title, note + best[0].body), *best[1:]]
+    elif view.best is not None:
+        why = replay.note + " " if replay is not None else ""
         sections.append(Section("best-latency", "Latency and utilization of the recommended plan",
-                                '<p class="note">This optimize output holds no saved simulation of the best plan '
-                                '(a subfolder with summary.json, requests.csv, timeline.csv). To see its latency '
-                                'CDFs and timelines, simulate the plan with <code>splitplan simulate ... --out '
-                                'DIR</code> and run <code>splitplan report DIR</code>.</p>'))
+                                f'<p class="note">{esc(why)}This optimize output holds no saved simulation of the '
+                                'best plan (a subfolder with summary.json, requests.csv, timeline.csv). To see '
+                                'its latency CDFs and timelines, simulate the plan with <code>splitplan simulate '
+                                '... --out DIR</code> and run <code>splitplan report DIR</code>.</p>'))
     sections.append(Section("scenario", "Scenario and constraints", scenario_body(data.plan, view)))
     return sections
 
@@ -65,11 +72,13 @@ def recommendation_body(view: PlanView) -> str:
         pairs.append(("throughput per seed", ", ".join(fmt_num(v, 2) for v in best.per_seed_rps) + " req/s"))
     parts = [f'<p class="verdict good">{esc(sentence)}</p>', key_values(pairs)]
     if best.slo_margins:
-        rows = [[name, fmt_margin(margin)] for name, margin in best.slo_margins.items()]
+        ordered = sorted(best.slo_margins.items(), key=slo_order)
         tight = min(best.slo_margins, key=best.slo_margins.get)
-        parts.append(table(["SLO", "headroom at the planned rate"], rows, numeric=[False, True],
-                           row_classes=["bad" if m < 0 else "" for m in best.slo_margins.values()],
-                           caption=f"SLO margins (tightest: {tight}); headroom = (limit - observed) / limit"))
+        rows = [[slo_label(name), fmt_margin(margin)] for name, margin in ordered]
+        classes = ["bad" if m < 0 else ("tight" if name == tight else "") for name, m in ordered]
+        parts.append(table(["SLO", "headroom at the planned rate"], rows, numeric=[False, True], row_classes=classes,
+                           caption=f"SLO margins, worst seed (tightest: {slo_label(tight)}); "
+                                   "headroom = (limit - observed) / limit"))
     return "\n".join(parts)
 
 
@@ -152,15 +161,16 @@ def pareto_body(data: PlanOutput, view: PlanView) -> str:
         return '<p class="note">No candidates.csv / pareto.csv with a throughput column in this output.</p>'
     group = pick_column(points, ("design", "name", "design_name"))
     status = pick_column(points, ("feasible", "meets_slos", "verified"))
-    if status is not None and points[status].dtype == bool:
+    if status is not None and pd.api.types.is_bool_dtype(points[status]):
         points = points[points[status]]
     parts = []
-    for x_names, label, best_x in ((("cost_usd_per_h", "cost"), "cost ($/h)", view.best and view.best.cost_usd_per_h),
-                                   (("power_kw", "power"), "provisioned power (kW)", view.best and view.best.power_kw)):
+    axes = (("cost", ("cost_usd_per_h", "cost"), "cost ($/h)", view.best and view.best.cost_usd_per_h),
+            ("power", ("power_kw", "power"), "provisioned power (kW)", view.best and view.best.power_kw))
+    for axis, x_names, label, best_x in axes:
         x = pick_column(points, x_names)
         if x is None:
             continue
-        front = _frontier_for(frontier, x, label.split()[0])
+        front = _frontier_for(frontier, x, axis)
         best = (best_x, view.best.throughput_rps) if view.best and best_x and view.best.throughput_rps else None
         png = plots.pareto(points, front, x=x, y=y, group=group, xlabel=label, ylabel="throughput (req/s, SLOs met)",
                            best=best)
@@ -178,8 +188,8 @@ def _frontier_for(frontier: pd.DataFrame, x: str, axis: str) -> pd.DataFrame:
     if frontier.empty or x not in frontier:
         return pd.DataFrame()
     which = pick_column(frontier, ("frontier", "axis", "kind", "pareto"))
-    if which is not None and frontier[which].dtype == object:
-        part = frontier[frontier[which].astype(str).str.contains(axis)]
+    if which is not None and not pd.api.types.is_numeric_dtype(frontier[which]):
+        part = frontier[frontier[which].astype(str) == axis]
         if not part.empty:
             return part
     return frontier
@@ -194,7 +204,8 @@ def candidates_body(candidates: pd.DataFrame) -> str:
 
 
 def scenario_body(plan: dict[str, Any], view: PlanView) -> str:
-    pairs = [(name, value) for name, value in sorted(view.constraints.items())] or [("constraints", "none given")]
+    pairs = [(name, value) for name, value in sorted(view.constraints.items()) if value is not None]
+    pairs = pairs or [("constraints", "none given")]
     scenario = plan.get("scenario")
     echo = ""
     if scenario:

@@ -130,7 +130,7 @@ def _throughput(entry: Mapping[str, Any]) -> tuple[float | None, tuple[float, fl
     """Throughput as a number or as {mean, ci_low, ci_high, per_seed}; CI also as a 2-list."""
     raw = pick_key(entry, "throughput_rps", "throughput", "rate_rps")
     value = _number(raw)
-    ci_raw: Any = pick_key(entry, "throughput_ci_rps", "throughput_rps_ci", "ci_rps", "ci95_rps")
+    ci_raw: Any = pick_key(entry, "throughput_ci95_rps", "throughput_ci_rps", "throughput_rps_ci", "ci95_rps", "ci_rps")
     seeds: Any = pick_key(entry, "throughput_per_seed_rps", "per_seed_rps", "per_seed")
     if isinstance(raw, Mapping):
         value = _number(pick_key(raw, "mean", "value", "rate", "rps", "min"))

@@ -114,7 +114,7 @@ def _cell(value: Any, digits: int) -> str:
 def slo_rows(slo: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
     """Rows (SLO, observed, limit, margin, verdict) and row classes for a summary's `slo` mapping."""
     rows, classes = [], []
-    for name, item in sorted(slo.items(), key=_slo_order):
+    for name, item in sorted(slo.items(), key=slo_order):
         if not isinstance(item, dict):
             continue
         unit = item.get("unit") or ""
@@ -137,7 +137,7 @@ def slo_label(name: str) -> str:
 _METRIC_ORDER = {"ttft": 0, "tbt": 1, "e2e": 2, "itl": 3}
 
 
-def _slo_order(pair: tuple[str, Any]) -> tuple[int, float, str]:
+def slo_order(pair: tuple[str, Any]) -> tuple[int, float, str]:
     """TTFT, TBT, E2E, ITL; then by percentile (names look like 'ttft_p99' or 'tbt_p90_abs')."""
     parts = pair[0].split("_")
     try:
