@@ -18,7 +18,7 @@ import numpy as np
 
 from splitplan.perf import counts
 from splitplan.perf.base import Instance
-from splitplan.perf.correction import make_curve
+from splitplan.perf.correction import FactorCurve, enforce_monotone, knots_for_tp
 from splitplan.perf.memory import kv_bytes_per_token, kv_capacity_tokens
 from splitplan.perf.params import StackParams
 from splitplan.perf.power import cap_stretch
@@ -86,8 +86,23 @@ class AnalyticPerfModel:
         self._prompt_seq = p.prompt_seq_ms
         self._prompt_token = p.prompt_token_us * 1e-3
         self._kv_bytes = kv_bytes_per_token(instance)
-        self._prefill_factor = make_curve(p.prefill_corr, t, m.name)
-        self._decode_factor = make_curve(p.decode_corr, t, m.name)
+        self._prefill_factor = None
+        self._decode_factor = None
+        self._prefill_factor = self._monotone_curve(knots_for_tp(p.prefill_corr, t, m.name), "prefill")
+        self._decode_factor = self._monotone_curve(knots_for_tp(p.decode_corr, t, m.name), "decode")
+
+    def _monotone_curve(self, knots, phase: str) -> FactorCurve | None:
+        """The stack-efficiency curve, lowered where needed so that factor x this instance's own
+        roofline time never decreases with the batch (single and 512-token-batched prompts; decode
+        at short and long contexts). Called before the curves are set, so the times are uncorrected."""
+        if not knots:
+            return None
+        if phase == "prefill":
+            shapes = (lambda x: self.prefill_ms(np.ones_like(x), x, x * x),
+                      lambda x: self.prefill_ms(np.maximum(x / 512.0, 1.0), x, x * np.minimum(x, 512.0)))
+        else:
+            shapes = (lambda x: self.decode_ms(x, x * 32.0), lambda x: self.decode_ms(x, x * 1024.0))
+        return FactorCurve(enforce_monotone(knots, shapes))
 
     # ---- building blocks -------------------------------------------------------------------
     def _linear_ms(self, tokens, head_tokens):

@@ -27,7 +27,7 @@ from splitplan.catalog import Catalog, Machine
 from splitplan.errors import SplitplanError
 from splitplan.perf.analytic import AnalyticPerfModel
 from splitplan.perf.base import Instance
-from splitplan.perf.correction import enforce_monotone, fit_knots, model_key
+from splitplan.perf.correction import fit_knots, model_key
 from splitplan.perf.params import StackParams, curves_to_yaml
 from splitplan.perf.profile_io import Profile
 
@@ -161,7 +161,9 @@ def fit_gpu(rows: pd.DataFrame, catalog: Catalog, base: StackParams = StackParam
 
 
 def fit_corrections(params: StackParams, rows: pd.DataFrame, catalog: Catalog) -> StackParams:
-    """Stack-efficiency curves per (tp, phase) on the log residuals of the physics fit."""
+    """Stack-efficiency curves per (tp, phase), and per (model, tp, phase), on the log residuals of the
+    physics fit. They are stored as fitted; each instance makes its curve monotone against its own
+    roofline when it is built (analytic.py), so that no model gets faster with a bigger batch."""
     rows = rows.reset_index(drop=True)
     residual = np.log(rows["time_ms"].to_numpy(float)) - np.log(predict_with(params, rows, catalog, apply_cap=False))
     curves: dict[str, list] = {"prefill": [], "decode": []}
@@ -171,22 +173,8 @@ def fit_corrections(params: StackParams, rows: pd.DataFrame, catalog: Catalog) -
             b = group["batch_size"].to_numpy(float)
             x = b * group["prompt_tokens"].to_numpy(float) if phase == "prefill" else b
             knots = fit_knots(x, residual[group.index.to_numpy()])
-            if len(key) == 2:
-                curves[phase].append((tp, enforce_monotone(knots)))
-            else:
-                physics = _physics_curve(params, catalog, key[2], group["machine"].iloc[0], tp, phase)
-                curves[phase].append((model_key(key[2], tp), enforce_monotone(knots, physics)))
+            curves[phase].append((tp if len(key) == 2 else model_key(key[2], tp), knots))
     return replace(params, prefill_corr=tuple(curves["prefill"]), decode_corr=tuple(curves["decode"]))
-
-
-def _physics_curve(params: StackParams, catalog: Catalog, model: str, machine: str, tp: int, phase: str) -> tuple:
-    """Uncorrected time (ms) over x for the workload shapes the curve must keep monotone: single and
-    512-token-batched prompts (prefill, x = batch tokens) or decode at 32 and 1024 context per sequence."""
-    perf = AnalyticPerfModel(instance_of(catalog, model, machine, tp), params, "fit", apply_cap=False)
-    if phase == "prefill":
-        return (lambda x: perf.prefill_ms(np.ones_like(x), x, x * x),
-                lambda x: perf.prefill_ms(np.maximum(x / 512.0, 1.0), x, x * np.minimum(x, 512.0)))
-    return (lambda x: perf.decode_ms(x, x * 1024.0), lambda x: perf.decode_ms(x, x * 32.0))
 
 
 def fit_cap_exponent(params: StackParams, rows: pd.DataFrame, catalog: Catalog,

@@ -105,11 +105,6 @@ def enforce_monotone(knots: Knots, physics_ms: tuple[Callable[[np.ndarray], np.n
     return tuple((float(x), float(f"{f:.5g}")) for x, f in zip(xs, fs))
 
 
-def make_curve(per_tp: PerTp, tp: int, model: str = "") -> FactorCurve | None:
-    knots = knots_for_tp(per_tp, tp, model)
-    return FactorCurve(knots) if knots else None
-
-
 def power_of_two_knots(x: np.ndarray) -> np.ndarray:
     """Knots at the powers of two spanning the data."""
     lo = math.floor(math.log2(max(float(np.min(x)), 1.0)))
