@@ -18,6 +18,7 @@ from splitplan.sim.links import Links
 from splitplan.sim.machines import Inst
 from splitplan.sim.metrics import itl_samples, latencies, saturation, stats, throughput_rps
 from splitplan.sim.result import SCHEMA_VERSION, SimResult
+from splitplan.slo import evaluate_slos, paper_slos, reference_latencies
 from splitplan.workload import Workload
 
 
@@ -66,8 +67,10 @@ def simulate(cluster: ClusterSpec, workload: Workload, *, perf: PerfSettings = P
     arrival = np.asarray(workload.arrival_s, dtype=np.float64)
     prompt = np.asarray(workload.prompt_tokens, dtype=np.int64)
     output = np.asarray(workload.output_tokens, dtype=np.int64)
+    slos = paper_slos() if slos is None else tuple(slos)
     eng = Engine(insts, cluster.design, arrival, prompt, output, float(first_perf.kv_bytes_per_token()),
-                 links, machines, config, compat, _longest_unloaded_s(perfs.values(), prompt, output))
+                 links, machines, config, compat, _longest_unloaded_s(perfs.values(), prompt, output),
+                 record_itl=any(s.metric == "itl" for s in slos))
     eng.run()
     return _assemble(eng, cluster, workload, arrival, prompt, output, perf, perfs, catalog, config, slos, compat)
 
@@ -86,12 +89,9 @@ def _longest_unloaded_s(perfs, prompt: np.ndarray, output: np.ndarray) -> float:
 
 def _assemble(eng: Engine, cluster: ClusterSpec, workload: Workload, arrival, prompt, output, perf: PerfSettings,
               perfs: dict, catalog: Catalog, config: SimConfig, slos, compat: bool) -> SimResult:
-    from splitplan.slo import evaluate_slos, paper_slos, reference_latencies
-
     lat = latencies(eng, arrival, output, compat)
     reason = saturation(eng, arrival, lat, config)
     saturated = reason is not None
-    slos = paper_slos() if slos is None else tuple(slos)
     ref_machine = catalog.machine(config.reference_machine)
     ref_perf = _build_perf(catalog.model(cluster.model), ref_machine, 8, perf, catalog)
     refs = reference_latencies(prompt, output, ref_perf, compat=compat)

@@ -31,7 +31,7 @@ class Engine:
 
     def __init__(self, insts: list[Inst], design: str, arrival_s, prompt_tokens, output_tokens,
                  kv_bytes_per_token: float, links: Links, machines: list, config: SimConfig, compat: bool,
-                 longest_unloaded_s: float = 0.0):
+                 longest_unloaded_s: float = 0.0, record_itl: bool = True):
         self.cfg = config
         self.compat = compat
         self.insts = insts
@@ -67,6 +67,7 @@ class Engine:
         # ITL segments: first step seconds, per-step increment, steps, tokens per step
         self.itl_d0, self.itl_dd, self.itl_n, self.itl_b = array("d"), array("d"), array("q"), array("q")
         self.gap_s = array("d")  # waits between a token and the decode step that resumes the request
+        self.record_itl = record_itl  # per-step samples cost time: kept only when an ITL SLO needs them
         self.timeline: list[tuple] = []
         self.end_s = 0.0
         self.longest_unloaded_s = longest_unloaded_s
@@ -194,7 +195,8 @@ class Engine:
         self._complete(t_inst, rid)
 
     def _join(self, inst: Inst, rid: int) -> None:
-        self.gap_s.append(self.now - self.t_last[rid])
+        if self.record_itl:
+            self.gap_s.append(self.now - self.t_last[rid])
         join_batch(inst, rid, self.left[rid], self.ctx0[rid], self.ctx0, self.join_k, self.fin_k)
 
     def _finish_due(self, inst: Inst) -> None:
@@ -347,7 +349,8 @@ class Engine:
         b = inst.seg_B
         if inst.seg == SEG_DECODE:
             n = inst.seg_n
-            self._record_steps((inst.seg_base + inst.seg_per * inst.seg_S0) / 1000.0, inst.seg_per * b / 1000.0, n, b)
+            if self.record_itl:
+                self._record_steps((inst.seg_base + inst.seg_per * inst.seg_S0) / 1000.0, inst.seg_per * b / 1000.0, n, b)
             inst.busy_decode_s += dur
             inst.decode_tokens += n * b
             inst.batch_time += b * dur
@@ -357,7 +360,8 @@ class Engine:
         else:
             batch = inst.seg_prompts
             if b:
-                self._record_steps(dur, 0.0, 1, b)
+                if self.record_itl:
+                    self._record_steps(dur, 0.0, 1, b)
                 inst.busy_mixed_s += dur
                 inst.decode_tokens += b
                 inst.batch_time += b * dur

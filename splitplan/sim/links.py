@@ -17,7 +17,8 @@ from splitplan.catalog import Machine
 class Links:
     """Transfer times and NIC occupancy for one simulation."""
 
-    __slots__ = ("nic_free_s", "_time_ms", "compat_bytes_per_s", "layerwise", "layerwise_min_tokens", "layers")
+    __slots__ = ("nic_free_s", "_time_ms", "compat_bytes_per_s", "layerwise", "layerwise_min_tokens", "layers",
+                 "_cache")
 
     def __init__(self, n_machines: int, *, compat_gibps: float | None, layerwise: bool,
                  layerwise_min_tokens: int, layers: int,
@@ -28,6 +29,7 @@ class Links:
         self.layerwise = layerwise
         self.layerwise_min_tokens = layerwise_min_tokens
         self.layers = layers
+        self._cache: dict[tuple, tuple[float, float]] = {}  # (bytes, prefill, src, dst) -> (exposed, wire)
 
     def start(self, now_s: float, kv_bytes: float, prompt_tokens: int, prefill_s: float,
               src_machine: Machine, src_idx: int, dst_machine: Machine, dst_idx: int) -> float:
@@ -36,12 +38,19 @@ class Links:
             return now_s + kv_bytes / self.compat_bytes_per_s
         if src_idx == dst_idx:  # same machine: the cache is already there (NVLink copy ignored)
             return now_s
-        mode = "layerwise" if self.layerwise and prompt_tokens >= self.layerwise_min_tokens else "serialized"
-        exposed_s = self._time_ms(kv_bytes, src_machine, dst_machine, mode=mode, prefill_ms=prefill_s * 1000.0,
-                                  layers=self.layers) / 1000.0
-        # The NICs carry the whole cache (its serialized wire time); layer-wise streaming started during
-        # the prefill, so uncontended it ends `exposed_s` after the prompt. A busy NIC delays it.
-        wire_s = self._time_ms(kv_bytes, src_machine, dst_machine, mode="serialized") / 1000.0
+        key = (kv_bytes, prefill_s, src_machine.name, dst_machine.name)
+        times = self._cache.get(key)
+        if times is None:
+            mode = "layerwise" if self.layerwise and prompt_tokens >= self.layerwise_min_tokens else "serialized"
+            exposed_s = self._time_ms(kv_bytes, src_machine, dst_machine, mode=mode, prefill_ms=prefill_s * 1000.0,
+                                      layers=self.layers) / 1000.0
+            # The NICs carry the whole cache (its serialized wire time); layer-wise streaming started
+            # during the prefill, so uncontended it ends `exposed_s` after the prompt. A busy NIC delays it.
+            wire_s = self._time_ms(kv_bytes, src_machine, dst_machine, mode="serialized") / 1000.0
+            if len(self._cache) > 100_000:  # batched prefills make unique keys: keep memory bounded
+                self._cache.clear()
+            times = self._cache[key] = (exposed_s, wire_s)
+        exposed_s, wire_s = times
         nic = self.nic_free_s
         begin = max(now_s + exposed_s - wire_s, nic[src_idx], nic[dst_idx])
         end = begin + wire_s
