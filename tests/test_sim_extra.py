@@ -71,6 +71,9 @@ def test_cli_json_and_out(tmp_path):
     assert summary["cluster"]["label"] == "Splitwise: prompt 2 x dgx-h100 + token 2 x dgx-a100"
     assert (out / "summary.json").read_text() == res.output
     assert sorted(p.name for p in out.iterdir()) == ["machines.csv", "requests.csv", "summary.json", "timeline.csv"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary folder left behind
+    header = (out / "timeline.csv").read_text().splitlines()[0]
+    assert header == "time_s,pool,busy_instances,instances,mean_decode_batch,queued_requests,pending_tokens"
 
 
 def test_cli_compat_profile_resolves_bundled_copy(tmp_path, monkeypatch):
