@@ -175,7 +175,8 @@ def _print_summary(summary: dict, slo_results: list, seed: int | None) -> None:
         limit = f"{r.limit:g}x" if r.unit == "x" else format_seconds(r.limit)
         slo_table.add_row(r.slo.describe(), value, limit, f"{r.margin:+.1%}", "yes" if r.met else "[red]NO[/red]")
     console.print(slo_table)
-    console.print(f"throughput {summary['throughput_rps']:.2f} req/s; all SLOs met: "
+    throughput = summary["throughput_rps"]
+    console.print(f"throughput {'n/a' if throughput is None else f'{throughput:.2f}'} req/s; all SLOs met: "
                   f"{'yes' if summary['all_slos_met'] else 'no'}; cost ${summary['cost_usd_per_h']:.1f}/h; "
                   f"provisioned power {summary['power_kw']:.1f} kW; mean power {summary['mean_power_kw']:.1f} kW; "
                   f"energy {summary['energy_kwh']:.2f} kWh; mixed pool: {summary['mixed_pool']['requests']} requests, "

@@ -74,7 +74,7 @@ def stats(values: np.ndarray) -> dict[str, float]:
 def throughput_rps(arrival_s: np.ndarray, t_done: np.ndarray) -> float:
     """Completions within 10%-90% of the trace span, per second (SplitwiseSim's window)."""
     if arrival_s.size < 2:
-        return float(np.sum(~np.isnan(t_done)))
+        return math.nan
     t0, span = float(arrival_s[0]), float(arrival_s[-1] - arrival_s[0])
     if span <= 0:
         return math.nan
