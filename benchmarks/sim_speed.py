@@ -1,5 +1,6 @@
 """Simulator speed: 10 min of conversation at 80 req/s (~48k requests) on Splitwise-HA 25 x dgx-h100 +
-26 x dgx-a100, then 1 million requests; wall time of simulate() and peak RSS. Run on one core:
+26 x dgx-a100, then 1 million requests; wall time of simulate() and peak RSS (ru_maxrss of the whole
+process). Timings on a shared machine vary with other jobs: measure on a quiet core. Run on one core:
     taskset -c 0 .venv/bin/python benchmarks/sim_speed.py [--million]
 """
 
@@ -17,7 +18,7 @@ from splitplan.workload import load_trace, poisson_workload, resolve_trace_path
 CLUSTER = splitwise_cluster("llama2-70b", [("dgx-h100", 25)], [("dgx-a100", 26)])
 
 
-def run(n_label: str, rate_rps: float, duration_s: float, perf: PerfSettings) -> None:
+def run(n_label: str, rate_rps: float, duration_s: float, perf: PerfSettings, limit_s: float) -> None:
     sizes = load_trace(resolve_trace_path("AzureLLMInferenceTrace_conv.csv"))
     workload = poisson_workload(sizes, rate_rps, duration_s, seed=0)
     simulate(CLUSTER, poisson_workload(sizes, rate_rps, 5.0, seed=1), perf=perf)  # warm caches
@@ -27,12 +28,13 @@ def run(n_label: str, rate_rps: float, duration_s: float, perf: PerfSettings) ->
     rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     s = result.summary
     print(f"{n_label:>10} {perf.backend:>8} {len(workload):>9} requests  wall {wall_s:6.2f} s  "
-          f"peak RSS {rss_gb:5.2f} GB  saturated={s['saturated']}  completed={s['completed']}")
+          f"peak RSS {rss_gb:5.2f} GB  saturated={s['saturated']}  completed={s['completed']}  "
+          f"[target <= {limit_s:g} s, <= 2 GB: {'ok' if wall_s <= limit_s and rss_gb <= 2 else 'MISSED'}]")
 
 
 if __name__ == "__main__":
     profile = PerfSettings(backend="profile", compat="splitwisesim")
-    run("10min@80", 80.0, 600.0, PerfSettings())
-    run("10min@80", 80.0, 600.0, profile)
+    run("10min@80", 80.0, 600.0, PerfSettings(), 2.0)
+    run("10min@80", 80.0, 600.0, profile, 2.0)
     if "--million" in sys.argv:
-        run("1M", 80.0, 1_000_000 / 80.0, PerfSettings())
+        run("1M", 80.0, 1_000_000 / 80.0, PerfSettings(), 60.0)
