@@ -1,0 +1,256 @@
+"""Bad input -> ONE stderr line "error: <file>: <field>: <problem>", exit status 2, never a traceback.
+
+A corpus of bad files (tests/bad_inputs/) and bad flags, run through the real entry point
+`splitplan.cli.main.main` in-process (fast), plus a few through a subprocess (the installed script).
+Each case also names a fragment the message must contain (the file, field or value at fault), so a
+vague error counts as a failure too.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from splitplan.cli.main import main
+
+BAD = Path(__file__).resolve().parent / "bad_inputs"
+SIM = ["simulate", "--model", "llama2-70b", "--trace", "rr_conv_80_2min.csv", "--quiet"]
+PERF = ["perf", "--model", "llama2-70b", "--machine", "dgx-h100"]
+GEN = ["trace", "generate", "--from", "AzureLLMInferenceTrace_conv.csv", "--out", "unused.csv"]
+
+
+def bad(name: str) -> str:
+    return str(BAD / name)
+
+
+# (id, argv, fragments the one error line must contain)
+CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
+    # ---- catalog YAML
+    ("catalog-malformed", ["catalog", "gpus", "--catalog", bad("catalog_malformed.yaml")],
+     ("catalog_malformed.yaml", "malformed YAML")),
+    ("catalog-empty", ["catalog", "gpus", "--catalog", bad("catalog_empty.yaml")], ("catalog_empty.yaml", "empty")),
+    ("catalog-missing-file", ["catalog", "gpus", "--catalog", bad("no_such_catalog.yaml")],
+     ("no_such_catalog.yaml", "not found")),
+    ("catalog-not-mapping", ["catalog", "gpus", "--catalog", bad("catalog_not_mapping.yaml")],
+     ("catalog_not_mapping.yaml", "mapping")),
+    ("catalog-unknown-section", ["catalog", "gpus", "--catalog", bad("catalog_unknown_section.yaml")],
+     ("catalog_unknown_section.yaml", "'gpu'", "did you mean gpus")),
+    ("catalog-wrong-type", ["catalog", "gpus", "--catalog", bad("catalog_wrong_type.yaml")],
+     ("catalog_wrong_type.yaml", "bf16_tflops", "number")),
+    ("catalog-units-in-number", ["catalog", "gpus", "--catalog", bad("catalog_units_in_number.yaml")],
+     ("catalog_units_in_number.yaml", "tdp_w", "700W")),
+    ("catalog-negative-power", ["catalog", "machines", "--catalog", bad("catalog_negative_power.yaml")],
+     ("catalog_negative_power.yaml", "power_kw", "-10.2")),
+    ("catalog-zero-cost", ["catalog", "machines", "--catalog", bad("catalog_zero_cost.yaml")],
+     ("catalog_zero_cost.yaml", "cost_usd_per_h", "positive")),
+    ("catalog-unknown-gpu", ["catalog", "machines", "--catalog", bad("catalog_unknown_gpu.yaml")],
+     ("catalog_unknown_gpu.yaml", "m1", "h100-80gbx", "did you mean")),
+    ("catalog-cap-above-one", ["catalog", "machines", "--catalog", bad("catalog_cap_above_one.yaml")],
+     ("catalog_cap_above_one.yaml", "power_cap_fraction", "1.5")),
+    ("catalog-missing-field", ["catalog", "models", "--catalog", bad("catalog_missing_field.yaml")],
+     ("catalog_missing_field.yaml", "tiny", "ffn")),
+    ("catalog-fractional-layers", ["catalog", "models", "--catalog", bad("catalog_fractional_layers.yaml")],
+     ("catalog_fractional_layers.yaml", "layers", "whole number")),
+    ("catalog-unknown-kind", ["catalog", "gpu"], ("command line", "'gpu'", "gpus")),
+    # ---- trace CSV
+    ("trace-empty", ["trace", "stats", bad("trace_empty.csv")], ("trace_empty.csv", "empty")),
+    ("trace-header-only", ["trace", "stats", bad("trace_header_only.csv")], ("trace_header_only.csv", "no requests")),
+    ("trace-bad-header", ["trace", "stats", bad("trace_bad_header.csv")], ("trace_bad_header.csv", "header")),
+    ("trace-unsorted", ["trace", "stats", bad("trace_unsorted.csv")],
+     ("trace_unsorted.csv", "line 3", "arrival_s", "sorted")),
+    ("trace-negative-tokens", ["trace", "stats", bad("trace_negative_tokens.csv")],
+     ("trace_negative_tokens.csv", "line 3", "prompt_tokens", "-100")),
+    ("trace-fractional-tokens", ["trace", "stats", bad("trace_fractional_tokens.csv")],
+     ("trace_fractional_tokens.csv", "output_tokens", "10.5")),
+    ("trace-not-number", ["trace", "stats", bad("trace_not_number.csv")],
+     ("trace_not_number.csv", "output_tokens", "'ten'")),
+    ("trace-extra-fields", ["trace", "stats", bad("trace_extra_fields.csv")], ("trace_extra_fields.csv", "fields")),
+    ("trace-huge-tokens", ["trace", "stats", bad("trace_huge_tokens.csv")],
+     ("trace_huge_tokens.csv", "prompt_tokens", "1e30")),
+    ("trace-binary", ["trace", "stats", bad("trace_binary.csv")], ("trace_binary.csv", "CSV")),
+    ("trace-bad-timestamp", ["trace", "stats", bad("trace_bad_timestamp.csv")],
+     ("trace_bad_timestamp.csv", "line 3", "TIMESTAMP", "yesterday")),
+    ("trace-negative-arrival", ["trace", "stats", bad("trace_negative_arrival.csv")],
+     ("trace_negative_arrival.csv", "arrival_s", "negative")),
+    ("trace-missing-file", ["trace", "stats", "no_such_trace.csv"], ("no_such_trace.csv", "not found")),
+    # ---- trace generate flags
+    ("generate-negative-rate", GEN + ["--rate", "-1", "--duration", "10"], ("rate_rps", "-1")),
+    ("generate-zero-duration", GEN + ["--rate", "1", "--duration", "0"], ("duration_s", "0")),
+    ("generate-rate-not-number", GEN + ["--rate", "fast", "--duration", "10"], ("--rate", "'fast'")),
+    ("generate-rate-nan", GEN + ["--rate", "nan", "--duration", "10"], ("rate_rps", "nan")),
+    ("generate-absurd-count", GEN + ["--rate", "1e300", "--duration", "10"], ("rate_rps", "requests")),
+    ("generate-bad-dist", ["trace", "generate", "--prompt", "lognormal:1000", "--output", "fixed:10", "--rate", "1",
+                           "--duration", "10", "--out", "unused.csv"], ("--prompt", "lognormal", "2 parameter")),
+    ("generate-unknown-dist", ["trace", "generate", "--prompt", "zipf:2", "--output", "fixed:10", "--rate", "1",
+                               "--duration", "10", "--out", "unused.csv"], ("--prompt", "zipf")),
+    ("generate-huge-size", ["trace", "generate", "--prompt", "fixed:1e30", "--output", "fixed:10", "--rate", "1",
+                            "--duration", "10", "--out", "unused.csv"], ("--prompt", "at most")),
+    ("generate-zero-cv", ["trace", "generate", "--prompt", "fixed:10", "--output", "fixed:10", "--rate", "1",
+                          "--duration", "10", "--arrivals", "gamma", "--cv", "0", "--out", "unused.csv"], ("cv", "0")),
+    ("generate-unwritable", ["trace", "generate", "--from", "AzureLLMInferenceTrace_conv.csv", "--rate", "1",
+                             "--duration", "10", "--out", "/nonexistent-dir/x.csv"], ("/nonexistent-dir/x.csv", "write")),
+    ("generate-no-such-option", GEN + ["--rat", "1"], ("command line", "--rat")),
+    # ---- scenarios (optimize)
+    ("scenario-malformed", ["optimize", bad("scenario_malformed.yaml")], ("scenario_malformed.yaml", "malformed YAML")),
+    ("scenario-empty", ["optimize", bad("scenario_empty.yaml")], ("scenario_empty.yaml", "empty")),
+    ("scenario-missing-file", ["optimize", bad("no_such_scenario.yaml")], ("no_such_scenario.yaml", "not found")),
+    ("scenario-not-mapping", ["optimize", bad("scenario_not_mapping.yaml")], ("scenario_not_mapping.yaml", "mapping")),
+    ("scenario-unknown-model", ["optimize", bad("scenario_unknown_model.yaml")],
+     ("scenario_unknown_model.yaml", "model", "llama2-7b0", "did you mean")),
+    ("scenario-unknown-machine", ["optimize", bad("scenario_unknown_machine.yaml")],
+     ("scenario_unknown_machine.yaml", "designs.B.machines", "dgx-h1000", "did you mean")),
+    ("scenario-negative-budget", ["optimize", bad("scenario_negative_budget.yaml")],
+     ("scenario_negative_budget.yaml", "constraints.cost_usd_per_h", "-100")),
+    ("scenario-zero-power", ["optimize", bad("scenario_zero_power.yaml")],
+     ("scenario_zero_power.yaml", "constraints.power_kw", "0")),
+    ("scenario-budget-with-units", ["optimize", bad("scenario_budget_with_units.yaml")],
+     ("scenario_budget_with_units.yaml", "constraints.cost_usd_per_h", "400 USD")),
+    ("scenario-negative-rate", ["optimize", bad("scenario_negative_rate.yaml")],
+     ("scenario_negative_rate.yaml", "constraints.min_throughput_rps", "-5")),
+    ("scenario-percentile-100", ["optimize", bad("scenario_percentile_100.yaml")],
+     ("scenario_percentile_100.yaml", "percentile", "100")),
+    ("scenario-percentile-0", ["optimize", bad("scenario_percentile_0.yaml")],
+     ("scenario_percentile_0.yaml", "percentile", "0")),
+    ("scenario-slowdown-below-one", ["optimize", bad("scenario_slowdown_below_one.yaml")],
+     ("scenario_slowdown_below_one.yaml", "slowdown", "unloaded")),
+    ("scenario-unmeetable-slo", ["optimize", bad("scenario_unmeetable_slo.yaml")],
+     ("scenario_unmeetable_slo.yaml", "slos", "unloaded")),
+    ("scenario-wrong-type", ["optimize", bad("scenario_wrong_type.yaml")],
+     ("scenario_wrong_type.yaml", "workload.duration_s", "ten seconds")),
+    ("scenario-negative-duration", ["optimize", bad("scenario_negative_duration.yaml")],
+     ("scenario_negative_duration.yaml", "workload.duration_s", "-10")),
+    ("scenario-missing-trace", ["optimize", bad("scenario_missing_trace.yaml")],
+     ("scenario_missing_trace.yaml", "workload.trace", "no_such_trace.csv")),
+    ("scenario-empty-trace", ["optimize", bad("scenario_empty_trace.yaml")], ("trace_header_only.csv", "no requests")),
+    ("scenario-prompt-too-long", ["optimize", bad("scenario_prompt_too_long.yaml")],
+     ("trace_prompt_too_long.csv", "KV")),
+    ("scenario-model-does-not-fit", ["optimize", bad("scenario_model_does_not_fit.yaml")],
+     ("scenario_model_does_not_fit.yaml", "designs.B", "bloom-176b", "fit")),
+    ("scenario-model-does-not-fit-tp1", ["optimize", bad("scenario_model_does_not_fit_tp1.yaml")],
+     ("scenario_model_does_not_fit_tp1.yaml", "designs.B", "llama2-70b", "fit")),
+    ("scenario-contradictory-objective", ["optimize", bad("scenario_contradictory_objective.yaml")],
+     ("scenario_contradictory_objective.yaml", "objective", "min_throughput_rps")),
+    ("scenario-contradictory-max-machines", ["optimize", bad("scenario_contradictory_max_machines.yaml")],
+     ("scenario_contradictory_max_machines.yaml", "constraints.max_machines")),
+    ("scenario-typo-field", ["optimize", bad("scenario_typo_field.yaml")],
+     ("scenario_typo_field.yaml", "objectve", "did you mean objective")),
+    ("scenario-duplicate-design", ["optimize", bad("scenario_duplicate_design.yaml")],
+     ("scenario_duplicate_design.yaml", "designs", "twice")),
+    ("scenario-tp-not-power-of-two", ["optimize", bad("scenario_tp_not_power_of_two.yaml")],
+     ("scenario_tp_not_power_of_two.yaml", "designs.B.tp", "3")),
+    ("scenario-zero-seeds", ["optimize", bad("scenario_zero_seeds.yaml")],
+     ("scenario_zero_seeds.yaml", "search.seeds", "0")),
+    ("optimize-negative-budget-flag", ["optimize", "scenarios/quickstart.yaml", "--max-cost-usd-per-h", "-5"],
+     ("command line", "--max-cost-usd-per-h")),
+    ("optimize-zero-workers", ["optimize", "scenarios/quickstart.yaml", "--workers", "0"], ("command line", "--workers")),
+    # ---- simulate flags
+    ("simulate-unknown-machine", SIM + ["--machines", "dgx-h10:4"], ("--machines", "dgx-h10", "did you mean")),
+    ("simulate-unknown-model", ["simulate", "--model", "llama2-7b0", "--trace", "rr_conv_80_2min.csv",
+                                "--machines", "dgx-h100:4"], ("--model", "llama2-7b0", "did you mean")),
+    ("simulate-negative-count", SIM + ["--machines", "dgx-h100:-4"], ("--machines", "-4")),
+    ("simulate-count-not-number", SIM + ["--machines", "dgx-h100:x"], ("--machines", "'x'")),
+    ("simulate-no-machines", SIM + ["--machines", "dgx-h100:0"], ("command line", "no machines")),
+    ("simulate-bad-tp", SIM + ["--machines", "dgx-h100:4:tp3"], ("command line", "tp 3")),
+    ("simulate-model-does-not-fit", SIM + ["--machines", "l40s-x8:1:tp1"], ("command line", "llama2-70b", "fit")),
+    ("simulate-no-token-pool", SIM + ["--prompt", "dgx-h100:4"], ("command line", "token")),
+    ("simulate-percentile-100", SIM + ["--machines", "dgx-h100:4", "--slo", "ttft:p100:6x"], ("--slo", "100")),
+    ("simulate-slo-no-unit", SIM + ["--machines", "dgx-h100:4", "--slo", "ttft:p99:5"], ("--slo", "unit")),
+    ("simulate-unknown-metric", SIM + ["--machines", "dgx-h100:4", "--slo", "ttfb:p99:5x"], ("--slo", "ttfb")),
+    ("simulate-unmeetable-slo", SIM + ["--machines", "dgx-h100:4", "--slo", "ttft:p99:1ms"], ("--slo", "unloaded")),
+    ("simulate-zero-seeds", SIM + ["--machines", "dgx-h100:4", "--seeds", "0"], ("--seeds",)),
+    ("simulate-negative-rate", SIM + ["--machines", "dgx-h100:4", "--rate", "-3"], ("rate", "-3")),
+    ("simulate-zero-duration", SIM + ["--machines", "dgx-h100:4", "--rate", "3", "--duration", "0"], ("duration", "0")),
+    ("simulate-empty-trace", ["simulate", "--model", "llama2-70b", "--trace", bad("trace_header_only.csv"),
+                              "--machines", "dgx-h100:1"], ("trace_header_only.csv", "no requests")),
+    ("simulate-missing-profile", SIM + ["--machines", "dgx-h100:4", "--perf", "profile", "--profile",
+                                        bad("no_such_profile.csv")], ("no_such_profile.csv", "not found")),
+    ("simulate-bad-profile", SIM + ["--machines", "dgx-h100:4", "--perf", "profile", "--profile",
+                                    bad("trace_bad_header.csv")], ("trace_bad_header.csv", "columns")),
+    ("simulate-bad-calibration", SIM + ["--machines", "dgx-h100:4", "--calibration", bad("catalog_malformed.yaml")],
+     ("catalog_malformed.yaml", "malformed YAML")),
+    # ---- perf queries
+    ("perf-prompt-beyond-kv", PERF + ["--prompt-tokens", "5000000"], ("prompt", "KV")),
+    ("perf-decode-beyond-kv", PERF + ["--phase", "decode", "--batch", "512", "--context-tokens", "100000"],
+     ("context", "KV")),
+    ("perf-zero-batch", PERF + ["--batch", "0"], ("batch", "0")),
+    ("perf-bad-tp", PERF + ["--tp", "3"], ("tp", "3")),
+    ("perf-does-not-fit", ["perf", "--model", "llama2-70b", "--machine", "l40s-x8", "--tp", "1"], ("l40s-x8", "fit")),
+    # ---- report
+    ("report-missing-dir", ["report", bad("no_such_dir")], ("no_such_dir", "no such directory")),
+    ("report-not-an-output", ["report", str(BAD)], ("bad_inputs", "plan.json")),
+]
+
+# Cases that fail today in modules whose owners are still at work; each entry says why (see the report).
+_OPTIMIZER = "optimizer still at work until 05:55"
+_SIM = "simulator still at work until 05:45"
+_PERF = "perf still at work until 05:40"
+KNOWN_FAILURES: dict[str, str] = {
+    "scenario-unmeetable-slo": f"{_OPTIMIZER}: exits 1 'infeasible' after simulating instead of naming the SLO",
+    "scenario-prompt-too-long": f"{_OPTIMIZER}: message is a bisection internal ('lo_rps: need 0 < lo_rps ...')",
+    "scenario-model-does-not-fit": f"{_OPTIMIZER}: exits 1 'infeasible' instead of a one-line input error",
+    "scenario-model-does-not-fit-tp1": f"{_OPTIMIZER}: exits 1 'infeasible' instead of a one-line input error",
+    "simulate-unknown-machine": f"{_SIM}: the line does not name --machines",
+    "simulate-unknown-model": f"{_SIM}: the line does not name --model",
+    "simulate-unmeetable-slo": f"{_SIM}: simulates and reports 'not met' instead of rejecting the SLO",
+    "simulate-zero-duration": f"{_SIM}: --duration 0 silently becomes 120 s",
+    "perf-prompt-beyond-kv": f"{_PERF}: prints a time for a prompt larger than the KV capacity",
+    "perf-decode-beyond-kv": f"{_PERF}: prints a time for a decode batch larger than the KV capacity",
+}
+
+
+def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    captured = capsys.readouterr()
+    code = exit_info.value.code
+    return (0 if code is None else int(code)), captured.out, captured.err
+
+
+def assert_one_error_line(code: int, err: str, fragments: tuple[str, ...]) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err
+    assert code == 2, f"exit status {code}, stderr: {err!r}"
+    assert len(lines) == 1, f"expected one stderr line, got {lines!r}"
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} missing from {lines[0]!r}"
+
+
+def test_corpus_is_large_and_ids_are_unique() -> None:
+    ids = [case[0] for case in CASES]
+    assert len(ids) == len(set(ids))
+    assert len(CASES) >= 30
+    files = sorted(p.name for p in BAD.iterdir())
+    assert len(files) >= 30
+    used = " ".join(" ".join(argv) for _, argv, _ in CASES)
+    assert [f for f in files if f.startswith(("catalog_", "scenario_")) and f not in used] == []
+
+
+@pytest.mark.parametrize("case_id, argv, fragments", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gives_one_error_line_and_exit_2(case_id: str, argv: list[str], fragments: tuple[str, ...],
+                                                   capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    if case_id in KNOWN_FAILURES:
+        pytest.xfail(KNOWN_FAILURES[case_id])
+    root = Path(__file__).resolve().parent.parent
+    argv = [str(root / a) if a.startswith("scenarios/") else a for a in argv]
+    monkeypatch.chdir(tmp_path)  # nothing a case writes lands in the repository
+    code, _, err = run_main(argv, capsys)
+    assert_one_error_line(code, err, fragments)
+    assert not (tmp_path / "unused.csv").exists()
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["optimize", bad("scenario_typo_field.yaml")], "objectve"),
+    (["simulate", "--model", "llama2-70b", "--machines", "dgx-h100:4", "--trace", "rr_conv_80_2min.csv", "--tp", "x"],
+     "--tp"),
+])
+def test_installed_entry_point_answers_with_one_line(argv: list[str], fragment: str, tmp_path: Path) -> None:
+    """The console script itself (a fresh interpreter), not just `main` in-process."""
+    proc = subprocess.run([sys.executable, "-m", "splitplan.cli.main", *argv], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60)
+    assert_one_error_line(proc.returncode, proc.stderr, (fragment,))
+    assert proc.stdout == ""
