@@ -50,6 +50,10 @@ def test_perf_profile_compat(capsys):
     (["perf", "--model", "llama2-70b", "--machine", "dgx-a100", "--tp", "1"], "does not fit dgx-a100 at tp=1"),
     (["perf", "--model", "llama2-70b", "--machine", "dgx-h100", "--batch", "0"], "batch: must be at least 1"),
     (["perf", "--model", "llama2-7b", "--machine", "dgx-h100", "--perf", "profile"], "no prefill and decode rows"),
+    (["perf", "--model", "llama2-70b", "--machine", "dgx-h100", "--prompt-tokens", "5000000"],
+     "prompt_tokens: 1 prompt(s) of 5000000 tokens need 5,000,000 tokens of KV cache"),
+    (["perf", "--model", "llama2-70b", "--machine", "dgx-h100", "--phase", "decode", "--batch", "512",
+      "--context-tokens", "100000"], "context_tokens: 512 sequence(s) of 100000 context tokens need"),
 ])
 def test_perf_errors_are_one_line_exit_2(capsys, args, expected):
     code, _, err = run(args, capsys)

@@ -17,6 +17,8 @@ def perf_query(model: str, machine: str, tp: int, phase: str, batch: int, prompt
             raise SplitplanError(f"must be at least 1, got {value}", field=name)
     perf = build_perf_model(model, machine, tp, settings, catalog)
     inst = perf.instance
+    _check_kv(perf.kv_capacity_tokens(), phase, batch, prompt_tokens, context_tokens,
+              f"{inst.model.name} on {inst.machine.name} at tp={tp}")
     result: dict = {"model": inst.model.name, "machine": inst.machine.name, "gpu": inst.gpu.name, "tp": tp,
                     "phase": phase, "batch": batch}
     if phase == "prefill":
@@ -45,3 +47,16 @@ def perf_query(model: str, machine: str, tp: int, phase: str, batch: int, prompt
         "provenance": perf.provenance,
     }
     return result
+
+
+def _check_kv(capacity: int, phase: str, batch: int, prompt_tokens: int, context_tokens: int, where: str) -> None:
+    """A step whose tokens do not fit the KV cache cannot run; say so instead of printing a time."""
+    if phase == "prefill":
+        need, field, what = batch * prompt_tokens, "prompt_tokens", f"{batch} prompt(s) of {prompt_tokens} tokens"
+    elif phase == "decode":
+        need, field, what = batch * context_tokens, "context_tokens", f"{batch} sequence(s) of {context_tokens} context tokens"
+    else:
+        need, field, what = (prompt_tokens + batch * context_tokens, "context_tokens",
+                             f"a {prompt_tokens}-token prompt plus {batch} sequence(s) of {context_tokens} context tokens")
+    if need > capacity:
+        raise SplitplanError(f"{what} need {need:,} tokens of KV cache; {where} holds {capacity:,}", field=field)
