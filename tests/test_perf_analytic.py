@@ -191,3 +191,14 @@ def test_uncapped_machine_has_no_stretch():
     assert spec_model().compute_stretch == 1.0
     assert math.isclose(AnalyticPerfModel(inst(machine="dgx-h100-pcap"), StackParams(cap_exponent=0.5), "x").compute_stretch,
                         ((700 - 75) / (350 - 75)) ** 0.5)
+
+
+def test_long_decode_arrays_match_the_scalar_path():
+    perf = build_perf_model("llama2-70b", "dgx-h100", 8)
+    rng = np.random.default_rng(1)
+    batch = rng.integers(1, 300, 6000).astype(float)  # long and whole: goes through the lookup table
+    context = batch * rng.integers(10, 9000, 6000)
+    fast = perf.decode_ms(batch, context)
+    assert [perf.decode_ms(b, c) for b, c in zip(batch[:50], context[:50])] == pytest.approx(list(fast[:50]), rel=1e-12)
+    fractional = batch + 0.5  # not whole: evaluated directly
+    assert perf.decode_ms(fractional, context)[:3] == pytest.approx([perf.decode_ms(b, c) for b, c in zip(fractional[:3], context[:3])])

@@ -24,6 +24,10 @@ from splitplan.perf.params import StackParams
 from splitplan.perf.power import cap_stretch
 
 
+TABLE_THRESHOLD = 4096  # decode arrays longer than this with whole batch sizes go through a lookup table
+TABLE_MAX_BATCH = 1 << 16
+
+
 def _as_float(x):
     """Arrays become float arrays (so integer inputs do not overflow in s^2); scalars stay scalars."""
     if isinstance(x, np.ndarray):
@@ -142,14 +146,28 @@ class AnalyticPerfModel:
 
     def decode_ms(self, batch_size, sum_context):
         batch_size, sum_context = _as_float(batch_size), _as_float(sum_context)
-        time = self._decode_base_ms(batch_size) + self._kv_ms_per_token * sum_context
-        return time * self._decode_factor(batch_size) if self._decode_factor else time
+        if not isinstance(batch_size, np.ndarray):
+            base = self._decode_base_ms(batch_size) + self._kv_ms_per_token * sum_context
+            return base * self._decode_factor(batch_size) if self._decode_factor else base
+        if batch_size.size > TABLE_THRESHOLD:
+            # long arrays of whole batch sizes: evaluate each size once in a table, then index it
+            top = float(batch_size.max()) if batch_size.size else 0.0
+            whole = batch_size.astype(np.int64)
+            if 0 <= batch_size.min() and top <= TABLE_MAX_BATCH and np.array_equal(whole, batch_size):
+                base, per = self._decode_parts(np.arange(int(top) + 1, dtype=float))
+                return base[whole] + per[whole] * sum_context
+        base, per = self._decode_parts(batch_size)
+        return base + per * sum_context
+
+    def _decode_parts(self, batch_size):
+        """(base, per-context-token) of a decode step, efficiency factor included."""
+        factor = self._decode_factor(batch_size) if self._decode_factor else 1.0
+        return self._decode_base_ms(batch_size) * factor, self._kv_ms_per_token * factor
 
     def decode_coeffs(self, batch_size: int) -> tuple[float, float]:
         """Exact: decode_ms(b, s) == base + per * s (the efficiency factor depends on b only)."""
-        b = float(batch_size)
-        factor = self._decode_factor(b) if self._decode_factor else 1.0
-        return float(self._decode_base_ms(b)) * factor, self._kv_ms_per_token * factor
+        base, per = self._decode_parts(float(batch_size))
+        return float(base), float(per)
 
     def mixed_ms(self, n_prompts, sum_tokens, sum_sq_tokens, n_decode, sum_context):
         n_prompts, sum_tokens, sum_sq_tokens = _as_float(n_prompts), _as_float(sum_tokens), _as_float(sum_sq_tokens)
