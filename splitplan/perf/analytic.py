@@ -92,6 +92,7 @@ class AnalyticPerfModel:
         self._kv_bytes = kv_bytes_per_token(instance)
         self._prefill_factor = None
         self._decode_factor = None
+        self._decode_cache: dict[float, tuple[float, float]] = {}  # batch size -> (base, per), scalar path
         self._prefill_factor = self._monotone_curve(knots_for_tp(p.prefill_corr, t, m.name), "prefill")
         self._decode_factor = self._monotone_curve(knots_for_tp(p.decode_corr, t, m.name), "decode")
 
@@ -147,8 +148,12 @@ class AnalyticPerfModel:
     def decode_ms(self, batch_size, sum_context):
         batch_size, sum_context = _as_float(batch_size), _as_float(sum_context)
         if not isinstance(batch_size, np.ndarray):
-            base = self._decode_base_ms(batch_size) + self._kv_ms_per_token * sum_context
-            return base * self._decode_factor(batch_size) if self._decode_factor else base
+            parts = self._decode_cache.get(batch_size)
+            if parts is None:
+                parts = self._decode_parts(batch_size)
+                if len(self._decode_cache) < TABLE_MAX_BATCH:
+                    self._decode_cache[batch_size] = parts
+            return parts[0] + parts[1] * sum_context
         if batch_size.size > TABLE_THRESHOLD:
             # long arrays of whole batch sizes: evaluate each size once in a table, then index it
             top = float(batch_size.max()) if batch_size.size else 0.0
