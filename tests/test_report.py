@@ -165,7 +165,7 @@ def test_report_without_matplotlib_keeps_tables(tmp_path, monkeypatch):
 
 
 def test_report_is_byte_identical_for_the_same_folder(tmp_path):
-    out = write_plan_output(tmp_path / "opt")
+    out = write_sim_output(tmp_path / "sim")
     first = build_report(out, tmp_path / "a.html").read_bytes()
     second = build_report(out, tmp_path / "b.html").read_bytes()
     assert first == second

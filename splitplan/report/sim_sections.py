@@ -126,7 +126,8 @@ def latency_body(sim: SimOutput) -> str:
         srows, classes = slo_rows(slo)
         parts.append(table(["SLO", "observed", "limit", "headroom", "verdict"], srows,
                            numeric=[False, True, True, True, False], row_classes=classes,
-                           caption="SLOs: headroom is how far below its limit each observed value is"))
+                           caption="SLOs: headroom is how far below its limit each observed value is"
+                           + (" (a saturated run: indicative only)" if summary.get("saturated") else "")))
     panels = cdf_panels(sim)
     if panels:
         png = plots.latency_cdfs(panels)
