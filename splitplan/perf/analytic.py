@@ -113,19 +113,17 @@ class AnalyticPerfModel:
     def _linear_ms(self, tokens, head_tokens):
         """All layers' GEMMs, elementwise kernels and all-reduces over `tokens`, plus the LM head."""
         n, inv = self._n, self._inv_n
-        per_layer = 0.0
+        per_layer = len(self._gemms) * self._gemm_t0
         for c, w, a in self._gemms:
-            tc = tokens * c
-            tm = w + tokens * a
-            per_layer = per_layer + self._gemm_t0 + (tc**n + tm**n) ** inv
+            tm = w + tokens * a  # > 0 (weights), so the smooth max is tm * (1 + (tc/tm)^n)^(1/n): 2 powers, not 3
+            per_layer = per_layer + tm * (1.0 + (tokens * c / tm) ** n) ** inv
         spill = tokens - self._l2_tokens  # hidden-state tokens that do not fit the cache: max(0, spill)
         per_layer = per_layer + self._elem_t0 + 0.5 * (spill + abs(spill)) * self._elem_per_token
         if self._ar_per_token:
             per_layer = per_layer + 2.0 * (self._ar_alpha + tokens * self._ar_per_token)
         c, w, a = self._head
-        tc = head_tokens * c
         tm = w + head_tokens * a
-        return self._layers * per_layer + self._gemm_t0 + (tc**n + tm**n) ** inv
+        return self._layers * per_layer + self._gemm_t0 + tm * (1.0 + (head_tokens * c / tm) ** n) ** inv
 
     def _prefill_attention_ms(self, sum_tokens, sum_sq_tokens):
         n, inv = self._n, self._inv_n
