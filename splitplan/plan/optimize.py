@@ -8,7 +8,7 @@ the ILP's kept beside it as candidates). The best design's verified plan is the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from splitplan.plan.problem import Problem, design_capacities, fits, make_proble
 from splitplan.plan.result import Candidate, DesignResult, PlanResult
 from splitplan.plan.search import DesignSpace, Evaluator, grid_search, ilp_search
 from splitplan.plan.studies import comparisons, pick_best
-from splitplan.plan.verify import slo_margins, verify_cluster
+from splitplan.plan.verify import verify_cluster
 from splitplan.scenario import Design, Scenario, check_names, load_scenario
 
 
@@ -97,8 +97,6 @@ def _optimize_design(problem: Problem, design: Design, sample: RequestSample, po
         else:
             reason = why_unverified(space, found)
         return DesignResult(design.name, design.kind, "infeasible", None, reason, cap_rows, tuple(found))
-    best = _with_margins(problem, best)
-    found = [best if c.key() == best.key() else c for c in found]
     return DesignResult(design.name, design.kind, "feasible", best, what_binds(space, best, sc.objective),
                         cap_rows, tuple(found), ilp_best=ilp_best if s.method == "both" else None,
                         grid_best=grid_best if s.method == "both" else None)
@@ -118,13 +116,6 @@ def _sized_space(problem: Problem, design: Design, sample: RequestSample, rounds
             break
         sizes = new
     return caps, space
-
-
-def _with_margins(problem: Problem, c: Candidate) -> Candidate:
-    """The reported plan gets its SLO margins, simulated at its verified rate on every seed."""
-    margins, _ = slo_margins(problem, c.cluster, c.throughput_rps)
-    v = replace(c.verification, slo_margins=margins)  # all required seeds passed at this rate
-    return replace(c, verification=v)
 
 
 def _unfit_roles(problem: Problem, design: Design) -> str:

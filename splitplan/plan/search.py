@@ -85,13 +85,20 @@ class Evaluator:
     on_done: Callable[[], None] | None = None
     on_total: Callable[[int], None] | None = None
     seen: dict[Vector, Candidate] = field(default_factory=dict)
+    hint_options: list[PoolOption] | None = None  # capacities calibrated by simulation, for bisection brackets
+
+    def hint(self, v: Vector) -> float:
+        """Expected max rate of v: the calibrated model when there is one (tight brackets save simulations)."""
+        options = self.hint_options or self.space.options
+        roles = self.space.roles()
+        return min(sum(o.cap_rps * n for o, n in zip(options, v) if o.role == r) for r in roles)
 
     def evaluate(self, vectors: list[Vector], source: str) -> list[Candidate]:
         todo = [v for v in dict.fromkeys(vectors) if v not in self.seen]
         if todo:
             if self.on_total:
                 self.on_total(len(todo))
-            tasks = [(self.problem, self.space.cluster(v), self.space.model_rate(v)) for v in todo]
+            tasks = [(self.problem, self.space.cluster(v), self.hint(v)) for v in todo]
             for v, verification in zip(todo, self.pool.map(self.verify_fn, tasks, self.on_done)):
                 self.seen[v] = Candidate(
                     design=self.space.design.name, kind=self.space.design.kind, cluster=self.space.cluster(v),
@@ -134,7 +141,7 @@ def _undominated(vectors: list[Vector]) -> list[Vector]:
 
 
 def local_search(ev: Evaluator, start: list[Candidate], objective: str, radius: int,
-                 max_rounds: int = 8) -> Candidate | None:
+                 max_rounds: int = 4) -> Candidate | None:
     """Hill-climb from the best of `start` to better simulated neighbours until none is better."""
     space, target = ev.space, _target(ev.space)
     best = None
@@ -169,6 +176,7 @@ def ilp_search(ev: Evaluator, objective: str, top: int, radius: int, solver: str
     space = ev.space
     options = list(space.options)
     found: list[Candidate] = []
+    previous: Vector | None = None
     for round_ in range(calibration_rounds + 1):
         sols = solve_ilp(options, space.limits, objective, solver, top=top)
         if not sols:
@@ -176,10 +184,15 @@ def ilp_search(ev: Evaluator, objective: str, top: int, radius: int, solver: str
         found += ev.evaluate([space.vector(s.counts) for s in sols], "ilp")
         if round_ == calibration_rounds:
             break
-        scales = role_scales(ev, options, space.vector(sols[0].counts))
+        v0 = space.vector(sols[0].counts)
+        if round_ > 0 and v0 == previous:  # calibration did not move the answer: done
+            break
+        previous = v0
+        scales = role_scales(ev, options, v0)
         if all(abs(x - 1) < 0.05 for x in scales.values()):
             break
         options = [replace(o, cap_rps=o.cap_rps * scales[o.role]) for o in options]
+        ev.hint_options = options
     if not found:
         return None
     return local_search(ev, found, objective, radius)
