@@ -93,6 +93,10 @@ def test_predict_long_format(tmp_path, capsys):
 @pytest.mark.parametrize("text,expected", [
     ("model,hardware,prompt_size,batch_size\nllama2-70b,h100-80gb,1,1\n", "missing column 'token_size'"),
     ("", "file is empty"),
+    ("model,gpu,tp,phase,batch_size,prompt_tokens,context_tokens,time_ms\nllama2-70b,x100,8,prefill,1,100,0,10\n",
+     "hardware: 'x100' is neither a machine nor a GPU of the catalog"),
+    ("model,gpu,tp,phase,batch_size,prompt_tokens,context_tokens,time_ms\nllama9,h100-80gb,8,prefill,1,100,0,10\n",
+     "model: unknown model 'llama9'"),
 ])
 def test_predict_and_calibrate_reject_malformed_profiles(tmp_path, capsys, text, expected):
     path = tmp_path / "bad.csv"

@@ -100,23 +100,36 @@ def anomalous_rows(rows: pd.DataFrame) -> pd.Series:
     return pd.Series([k in bad_lines for k in keys], index=rows.index)
 
 
-def gpu_rows(profile_rows: pd.DataFrame, catalog: Catalog, *, include_capped: bool = False) -> pd.DataFrame:
-    """Rows with resolved model, machine and GPU names (rows the catalog cannot place are an error)."""
+def gpu_rows(profile_rows: pd.DataFrame, catalog: Catalog, *, include_capped: bool = False,
+             source: str | None = None) -> pd.DataFrame:
+    """Rows with resolved model, machine and GPU names; a name the catalog does not know is a
+    one-line error naming the profile file and column."""
     rows = profile_rows.copy()
     machines: dict[str, Machine] = {}
     for hw in rows["hardware"].unique():
         try:
             machines[hw] = catalog.machine(hw)
         except SplitplanError:
-            gpu = catalog.gpu(hw)  # a GPU name: use the first uncapped machine with it
+            try:
+                gpu = catalog.gpu(hw)  # a GPU name: use the first uncapped machine with it
+            except SplitplanError as exc:
+                raise SplitplanError(f"'{hw}' is neither a machine nor a GPU of the catalog ({exc.problem})",
+                                     source=source, field="hardware") from None
             candidates = [m for m in catalog.machines.values() if m.gpu == gpu.name and not m.is_power_capped]
             if not candidates:
-                raise SplitplanError(f"no machine in the catalog has GPU '{gpu.name}'", field="hardware") from None
+                raise SplitplanError(f"no machine in the catalog has GPU '{gpu.name}'", source=source,
+                                     field="hardware") from None
             machines[hw] = candidates[0]
+    models = {}
+    for name in rows["model"].unique():
+        try:
+            models[name] = catalog.model(name).name
+        except SplitplanError as exc:
+            raise SplitplanError(exc.problem, source=source, field="model") from None
     rows["machine"] = rows["hardware"].map(lambda h: machines[h].name)
     rows["capped"] = rows["hardware"].map(lambda h: machines[h].is_power_capped)
     rows["gpu"] = rows["hardware"].map(lambda h: machines[h].gpu)
-    rows["model"] = rows["model"].map(lambda m: catalog.model(m).name)
+    rows["model"] = rows["model"].map(models)
     return rows if include_capped else rows[~rows["capped"]]
 
 
@@ -200,7 +213,7 @@ def calibrate(profile: Profile, catalog: Catalog, gpus: tuple[str, ...] = (),
               rows: pd.DataFrame | None = None) -> dict[str, GpuFit]:
     """Fit every GPU of the profile (or only `gpus`); returns the parameters and in-sample errors."""
     if rows is None:
-        rows = gpu_rows(profile.rows, catalog)
+        rows = gpu_rows(profile.rows, catalog, source=profile.path)
         rows = rows[~anomalous_rows(rows)]
     fits: dict[str, GpuFit] = {}
     for gpu, group in rows.groupby("gpu", sort=True):

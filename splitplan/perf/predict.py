@@ -29,7 +29,7 @@ class PredictionSummary:
 
 def predict_rows(profile: Profile, catalog: Catalog, settings: PerfSettings) -> tuple[np.ndarray, list[str]]:
     """Predicted ms of each normalized row, and the provenance of each (model, hardware, tp) used."""
-    rows = gpu_rows(profile.rows, catalog, include_capped=True).reset_index(drop=True)
+    rows = gpu_rows(profile.rows, catalog, include_capped=True, source=profile.path).reset_index(drop=True)
     pred = np.empty(len(rows))
     provenance: dict[str, str] = {}
     for (model, machine, hardware, tp), group in rows.groupby(["model", "machine", "hardware", "tp"], sort=False):
