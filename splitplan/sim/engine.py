@@ -96,6 +96,7 @@ class Engine:
         step = self.cfg.timeline_step_s
         next_sample = 0.0
         insts = self.insts
+        heappop = heapq.heappop
         i = 0
         while True:
             ta = arr[i] if i < n else INF
@@ -112,7 +113,7 @@ class Engine:
                 i += 1
                 self.arrived = i
                 continue
-            _, _, kind, a, b = heapq.heappop(heap)
+            _, _, kind, a, b = heappop(heap)
             if kind == EV_SEG:
                 inst = insts[a]
                 if inst.ver == b:
@@ -229,6 +230,9 @@ class Engine:
             self.router.release(inst)
 
     def _start_prompt(self, inst: Inst) -> None:
+        if not inst.pq:
+            self._idle(inst)
+            return
         batch, _ = take_prompts(inst, self.cfg.prompt_batch_tokens, 1 << 30, self.pr, None, None)
         if not batch:
             self._idle(inst)
@@ -248,7 +252,8 @@ class Engine:
         inst.seg_dur = dur
         inst.seg_B = inst.B
         inst.ver += 1
-        self._schedule(now + dur, EV_SEG, inst.id, inst.ver)
+        self.seq += 1
+        heapq.heappush(self.heap, (now + dur, self.seq, EV_SEG, inst.id, inst.ver))
 
     def _admit(self, inst: Inst, allowed: int) -> None:
         """Fill the decode batch up to `allowed`: preempted requests first, then new ones FCFS by memory."""
@@ -309,6 +314,7 @@ class Engine:
             inst.blocked.append(rid)
 
     def _decode_run(self, inst: Inst) -> None:
+        """Run the decode batch up to its next finish in one event (closed form; hot path, inlined)."""
         heap, active, fin_k = inst.fin_heap, inst.active, self.fin_k
         while True:
             f, rid = heap[0]
@@ -316,7 +322,9 @@ class Engine:
                 break
             heapq.heappop(heap)
         n = f - inst.k
-        base, per = inst.coeffs_ms(inst.B)
+        b, s0 = inst.B, inst.S
+        coeffs = inst.coeffs.get(b)
+        base, per = coeffs if coeffs is not None else inst.coeffs_ms(b)
         now = self.now
         inst.busy = True
         inst.seg = SEG_DECODE
@@ -324,11 +332,13 @@ class Engine:
         inst.seg_n = n
         inst.seg_base = base
         inst.seg_per = per
-        inst.seg_S0 = inst.S
-        inst.seg_B = inst.B
+        inst.seg_S0 = s0
+        inst.seg_B = b
         inst.paused = False
         inst.ver += 1
-        self._schedule(now + run_time_s(n, base, per, inst.S, inst.B), EV_SEG, inst.id, inst.ver)
+        self.seq += 1
+        end = now + (n * base + per * (n * s0 + b * n * (n - 1) / 2.0)) / 1000.0  # run_time_s, inlined
+        heapq.heappush(self.heap, (end, self.seq, EV_SEG, inst.id, inst.ver))
 
     def _pause(self, inst: Inst) -> None:
         """New work must join at the next iteration boundary: cut the running decode run there."""
