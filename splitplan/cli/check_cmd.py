@@ -1,0 +1,167 @@
+"""`splitplan check` (scenario files as regression tests) and `splitplan reproduce` (docs/reproduction.md)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from splitplan.check import MODES, CheckReport, CheckSpec, ModeOutcome, PerfFlags, run_check, update_file
+from splitplan.cli.common import catalog_option, console, err_console, perf_options
+from splitplan.scenario import ExpectationResult
+
+
+def _flags(perf_backend: str | None, profile_path: str | None, calibration_paths: tuple[str, ...],
+           compat: str | None) -> PerfFlags:
+    return PerfFlags(perf_backend, profile_path, tuple(calibration_paths), compat)
+
+
+def _fmt(x: object) -> str:
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return "-" if x is None else str(x)
+
+
+def _tolerance(r: ExpectationResult) -> str:
+    e = r.expectation
+    if e.value is None:
+        return f"[{_fmt(e.min)}, {_fmt(e.max)}]"
+    parts = ([f"±{e.rel_tol:.0%}"] if e.rel_tol else []) + ([f"±{_fmt(e.abs_tol)}"] if e.abs_tol else [])
+    return " or ".join(parts) or "exact"
+
+
+def _moved(r: ExpectationResult) -> bool:
+    e = r.expectation
+    return not r.passed or (e.value is not None and r.actual != e.value)
+
+
+def results_table(outcomes: Sequence[ModeOutcome], show_all: bool) -> Table:
+    """One row per expectation that moved (all rows with show_all): what changed, by how much, and verdict."""
+    table = Table(title="splitplan check", title_justify="left")
+    for col in ("scenario", "mode", "path", "expected", "got", "tolerance", "status"):
+        table.add_column(col, overflow="fold")
+    for o in outcomes:
+        for r in o.results:
+            if not (show_all or _moved(r)):
+                continue
+            e = r.expectation
+            expected = _fmt(e.value) if e.value is not None else "range"
+            status = "[green]ok[/]" if r.passed else "[bold red]FAIL[/]"
+            table.add_row(o.spec.path.stem, o.mode, e.path, expected, _fmt(r.actual), _tolerance(r), status)
+    return table
+
+
+def _progress(spec: CheckSpec, mode: str) -> None:
+    err_console.print(f"[dim]running {spec.path} ({mode}) ...[/]")
+
+
+def _done(outcome: ModeOutcome) -> None:
+    bad = len(outcome.failed)
+    verdict = "[green]ok[/]" if not bad else f"[bold red]{bad} failed[/]"
+    err_console.print(f"  {outcome.spec.path.name} ({outcome.mode}): {len(outcome.results) - bad}/"
+                      f"{len(outcome.results)} {verdict} in {outcome.elapsed_s:.0f} s")
+
+
+def _summary(report: CheckReport, elapsed_s: float, quiet: bool) -> None:
+    ok, total = report.n_checks()
+    if report.skipped_slow:
+        console.print(f"skipped {len(report.skipped_slow)} slow scenario(s) (run them with --all)")
+    colour = "green" if report.passed else "bold red"
+    console.print(f"[{colour}]{ok}/{total} expectations hold[/] in {len(report.outcomes)} run(s), "
+                  f"{elapsed_s:.0f} s")
+
+
+@click.command("check")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--all", "include_slow", is_flag=True, help="Also run scenarios marked check: {slow: true}.")
+@click.option("--update", is_flag=True, help="Write the measured values into the files' expect: entries.")
+@click.option("--mode", "modes", multiple=True, type=click.Choice(MODES),
+              help="Run only this mode (default: every mode with expectations); repeatable.")
+@click.option("--show-all", is_flag=True, help="List every expectation, not only those that moved.")
+@click.option("--workers", type=int, default=None, help="Parallel simulation processes (default min(2, cpus)).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@catalog_option
+@perf_options
+def check_command(paths: tuple[str, ...], include_slow: bool, update: bool, modes: tuple[str, ...], show_all: bool,
+                  workers: int | None, quiet: bool, catalog_files: tuple[str, ...], perf_backend: str | None,
+                  profile_path: str | None, calibration_paths: tuple[str, ...], compat: str | None) -> int:
+    """Re-run scenario files that have an expect: block and compare with their expectations.
+
+    PATHS are scenario files or folders (searched recursively; default scenarios/). Scenarios marked
+    `check: {slow: true}` run only with --all. A scenario's `check: analytic:` section adds a second run
+    with the calibrated analytic model and its own expectations. Perf flags override every run, so a
+    perturbed --profile or --calibration shows what it moves. Exit 1 when an expectation leaves its
+    tolerance, 0 when all hold, 2 on bad input.
+
+    \b
+    Examples:
+      splitplan check                                   # fast scenarios (what CI runs)
+      splitplan check scenarios/ --all                  # everything (make check-all)
+      splitplan check scenarios/splitwise/fig12-hh-coding-70rps.yaml --all --show-all
+      splitplan check scenarios/ --calibration my-h100.yaml --mode analytic
+      splitplan check scenarios/ --all --update         # accept the new numbers
+    """
+    t0 = time.perf_counter()
+    report = run_check(paths or ("scenarios",), include_slow=include_slow, modes=modes or MODES,
+                       catalog_files=catalog_files, workers=workers,
+                       flags=_flags(perf_backend, profile_path, calibration_paths, compat),
+                       on_start=None if quiet else _progress, on_done=None if quiet else _done)
+    console.print(results_table(report.outcomes, show_all))
+    _summary(report, time.perf_counter() - t0, quiet)
+    if update:
+        by_file: dict[Path, list[ModeOutcome]] = {}
+        for o in report.outcomes:
+            by_file.setdefault(o.spec.path, []).append(o)
+        changed = sum(update_file(path, outs) for path, outs in by_file.items())
+        console.print(f"updated {changed} expectation value(s) in {len(by_file)} file(s)")
+        return 0
+    return 0 if report.passed else 1
+
+
+@click.command("reproduce")
+@click.option("--out", default="docs/reproduction.md", show_default=True, type=click.Path(dir_okay=False),
+              help="Markdown file to write.")
+@click.option("--scenarios", "paths", multiple=True, default=("scenarios/splitwise",), show_default=True,
+              help="Study files or folders; repeatable.")
+@click.option("--update", is_flag=True, help="Also write the measured values into the files' expect: entries.")
+@click.option("--workers", type=int, default=None, help="Parallel simulation processes (default min(2, cpus)).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@catalog_option
+@perf_options
+def reproduce_command(out: str, paths: tuple[str, ...], update: bool, workers: int | None, quiet: bool,
+                      catalog_files: tuple[str, ...], perf_backend: str | None, profile_path: str | None,
+                      calibration_paths: tuple[str, ...], compat: str | None) -> int:
+    """Reproduce the Splitwise paper's design study and write docs/reproduction.md.
+
+    Runs every study of scenarios/splitwise (slow ones included) in SplitwiseSim-compatibility mode and
+    with the calibrated analytic model, checks their expectations on the way, and writes each claim of
+    the paper beside both answers, with the differences explained. Exit 1 if an expectation moved.
+
+    \b
+    Examples:
+      splitplan reproduce --out docs/reproduction.md
+      splitplan reproduce --scenarios scenarios/splitwise/isopower-coding.yaml --out /tmp/repro.md
+    """
+    from splitplan.reproduction import reproduce
+
+    t0 = time.perf_counter()
+    result = reproduce(paths, out=out, catalog_files=catalog_files, workers=workers,
+                       flags=_flags(perf_backend, profile_path, calibration_paths, compat),
+                       on_start=None if quiet else _progress, on_done=None if quiet else _done)
+    console.print(results_table(result.report.outcomes, False))
+    _summary(result.report, time.perf_counter() - t0, quiet)
+    console.print(f"wrote {out}")
+    if update:
+        by_file: dict[Path, list[ModeOutcome]] = {}
+        for o in result.report.outcomes:
+            by_file.setdefault(o.spec.path, []).append(o)
+        changed = sum(update_file(path, outs) for path, outs in by_file.items())
+        console.print(f"updated {changed} expectation value(s)")
+        return 0
+    return 0 if result.report.passed else 1
+
+
+COMMANDS = [check_command, reproduce_command]
