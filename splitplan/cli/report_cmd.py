@@ -9,15 +9,15 @@ from splitplan.report import build_report, plots_available
 
 
 @click.command("report")
-@click.argument("out_dir", type=click.Path())
+@click.argument("out_dir", metavar="DIR", type=click.Path())
 @click.option("--out", "html_path", type=click.Path(dir_okay=False), default=None,
               help="Where to write the HTML (default: DIR/report.html).")
 @click.option("--no-simulate", "no_simulate", is_flag=True,
               help="Optimize outputs: do not re-simulate the best plan when the output saved no simulation of it.")
 def report_command(out_dir: str, html_path: str | None, no_simulate: bool) -> None:
-    """Turn an optimize or simulate output folder into ONE self-contained HTML page.
+    """HTML report of an optimize or simulate output.
 
-    The page holds the recommendation and per-design comparison (optimize), the Pareto frontiers,
+    Turns the output folder DIR into ONE self-contained HTML page. The page holds the recommendation and per-design comparison (optimize), the Pareto frontiers,
     latency CDFs against the SLO limits, and pool utilization and batch sizes over time (for an
     optimize output, of the recommended plan: re-simulated at its verified rate unless the output
     saved a simulation, or --no-simulate). It embeds
