@@ -115,6 +115,9 @@ def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, r
     config = SimConfig(transfer=transfer)
     if seeds < 1:
         raise SplitplanError("must be >= 1", source="command line", field="--seeds")
+    if seeds > 1 and rate is None and not find_max_rps:
+        raise SplitplanError("--seeds needs --rate: a trace replayed as is is the same for every seed",
+                             source="command line", field="--seeds")
     if find_max_rps:
         _max_rps(cluster, trace, duration, seed, seeds, settings, catalog, config, slos, as_json, quiet)
         return
