@@ -106,13 +106,16 @@ def perf_command(model: str, machine: str, tp: int, phase: str, batch: int, prom
                  compat: str | None, catalog_files: tuple[str, ...]) -> None:
     """Predict one iteration: its time, throughput, KV cache and power.
 
-    mixed = one prompt of --prompt-tokens alongside --batch decoding sequences.
+    mixed = one prompt of --prompt-tokens alongside --batch decoding sequences. The provenance line
+    says whether the numbers are calibrated (bundled: vLLM 2023 on A100/H100) or spec defaults;
+    --calibration none ignores the bundled calibrations.
 
     \b
     Examples:
       splitplan perf --model llama2-70b --machine dgx-h100 --phase prefill --prompt-tokens 1500
       splitplan perf --model llama2-70b --machine dgx-a100 --phase decode --batch 32 --json
       splitplan perf --model llama2-70b --machine dgx-h100 --tp 4 --perf profile --compat splitwisesim
+      splitplan perf --model llama2-70b --machine dgx-h100 --calibration none
     """
     catalog = load_catalog_from(catalog_files)
     settings = perf_settings_from(perf_backend, profile_path, calibration_paths, compat)
