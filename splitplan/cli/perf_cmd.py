@@ -10,7 +10,7 @@ from rich.table import Table
 
 from splitplan.cli.common import (catalog_option, console, load_catalog_from, perf_options, perf_settings_from)
 from splitplan.errors import SplitplanError
-from splitplan.perf.calibrate import Errors, calibrate, write_calibration
+from splitplan.perf.calibrate import Errors, calibrate, flagged_lines, write_calibration
 from splitplan.perf.predict import predict_profile
 from splitplan.perf.profile_io import read_profile
 from splitplan.perf.query import perf_query
@@ -55,6 +55,10 @@ def calibrate_command(profile: str, out_path: str, gpus: tuple[str, ...], name: 
                       description=description or f"{name}: fitted on {Path(profile).name}")
     errors = {(gpu, phase): e for gpu, fit in fits.items() for phase, e in (("prefill", fit.prefill), ("decode", fit.decode))}
     console.print(_errors_table(f"calibration fit errors (in-sample), {name}", errors))
+    skipped = flagged_lines(table, catalog)
+    if skipped:
+        console.print(f"skipped {len(skipped)} failed measurement line(s) (a batch faster than half of a smaller one): "
+                      f"lines {', '.join(map(str, skipped[:12]))}{' ...' if len(skipped) > 12 else ''}")
     console.print(f"wrote {out_path}")
 
 

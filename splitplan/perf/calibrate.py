@@ -100,6 +100,12 @@ def anomalous_rows(rows: pd.DataFrame) -> pd.Series:
     return pd.Series([k in bad_lines for k in keys], index=rows.index)
 
 
+def flagged_lines(profile: Profile, catalog: Catalog) -> list[int]:
+    """Data lines (1-based, header excluded) of the profile that calibration skips as failed."""
+    rows = gpu_rows(profile.rows, catalog, source=profile.path)
+    return sorted({int(r) for r in rows.loc[anomalous_rows(rows), "row"]})
+
+
 def gpu_rows(profile_rows: pd.DataFrame, catalog: Catalog, *, include_capped: bool = False,
              source: str | None = None) -> pd.DataFrame:
     """Rows with resolved model, machine and GPU names; a name the catalog does not know is a
