@@ -115,3 +115,15 @@ def test_parameters_change_predictions_in_the_expected_direction():
     slower = AnalyticPerfModel(default_instance(8), replace(StackParams(), eta_c=0.37, seq_ms=0.5), "x")
     assert slower.prefill_ms(1, 4096, 4096**2) > 1.3 * base.prefill_ms(1, 4096, 4096**2)
     assert slower.decode_ms(32, 32000) - base.decode_ms(32, 32000) == pytest.approx(32 * 0.5, rel=0.1)
+
+
+def test_flagged_lines_are_file_line_numbers():
+    from splitplan.perf.calibrate import flagged_lines
+
+    path = Path(__file__).resolve().parent.parent / "profiles" / "measured" / "splitwisesim_perf_model.csv"
+    lines = flagged_lines(read_profile(path), CAT)
+    text = path.read_text().splitlines()
+    assert len(lines) == 10
+    for line in lines:
+        fields = text[line - 1].split(",")
+        assert fields[3] == "64" and fields[-1] == "2"  # batch 64 at TP2

@@ -101,9 +101,9 @@ def anomalous_rows(rows: pd.DataFrame) -> pd.Series:
 
 
 def flagged_lines(profile: Profile, catalog: Catalog) -> list[int]:
-    """Data lines (1-based, header excluded) of the profile that calibration skips as failed."""
+    """File line numbers (the header is line 1, as in error messages) that calibration skips as failed."""
     rows = gpu_rows(profile.rows, catalog, source=profile.path)
-    return sorted({int(r) for r in rows.loc[anomalous_rows(rows), "row"]})
+    return sorted({int(r) + 1 for r in rows.loc[anomalous_rows(rows), "row"]})
 
 
 def gpu_rows(profile_rows: pd.DataFrame, catalog: Catalog, *, include_capped: bool = False,
