@@ -126,6 +126,7 @@ class Scenario:
     expect: tuple[Expectation, ...] = ()
     description: str = ""
     source: str = "<scenario>"
+    catalog_files: tuple[str, ...] = ()  # extra catalog YAMLs (resolved paths), before any --catalog
 
     def seed_list(self) -> tuple[int, ...]:
         """The simulated seeds, in order."""
@@ -389,6 +390,11 @@ def parse_scenario(data: Any, source: str = "<scenario>", base_dir: Path | None 
     names = [d.name for d in designs]
     if len(set(names)) != len(names):
         raise f.error("designs", f"design name '{next(n for n in names if names.count(n) > 1)}' is used twice")
+    catalogs = f.raw("catalog", [])
+    if isinstance(catalogs, str):
+        catalogs = [catalogs]
+    if not isinstance(catalogs, list) or not all(isinstance(c, str) for c in catalogs):
+        raise f.error("catalog", "must be a list of catalog YAML paths")
     expect_raw = f.raw("expect", [])
     f.raw("check")  # the `check:` section (slow flag, per-mode expectations) is validated by splitplan.check
     if not isinstance(expect_raw, list):
@@ -407,6 +413,7 @@ def parse_scenario(data: Any, source: str = "<scenario>", base_dir: Path | None 
         perf=_perf(f.raw("perf"), source, base_dir),
         expect=tuple(_expectation(e, source, i) for i, e in enumerate(expect_raw)),
         source=source,
+        catalog_files=tuple(resolve_data_path(c, base_dir, source, "catalog") for c in catalogs),
     )
     f.done()
     _check_consistency(scenario)

@@ -131,3 +131,9 @@ def test_expectations():
 def test_expect_block_validation(tmp_path):
     assert "give 'value'" in error_of(tmp_path, patched(expect=[{"path": "best.throughput_rps"}]))
     assert "min 5 is above max 1" in error_of(tmp_path, patched(expect=[{"path": "a", "min": 5, "max": 1}]))
+
+
+def test_catalog_files_resolve_next_to_scenario(tmp_path):
+    (tmp_path / "extra.yaml").write_text("machines: []\n")
+    s = load_scenario(write(tmp_path, patched(catalog=["extra.yaml"])))
+    assert s.catalog_files == (str(tmp_path / "extra.yaml"),)

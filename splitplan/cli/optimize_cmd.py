@@ -51,7 +51,7 @@ def optimize_command(scenario_path, out_dir, as_json, quiet, workers, objective,
       splitplan optimize scenarios/quickstart.yaml --perf profile --compat splitwisesim --method both
     """
     scenario = load_scenario(scenario_path)
-    catalog = load_catalog_from(catalog_files)
+    catalog = load_catalog_from(tuple(scenario.catalog_files) + tuple(catalog_files))
     settings = perf_settings_from(perf_backend, profile_path, calibration_paths, compat, base=perf_settings_of(scenario))
     show = not (quiet or as_json)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("candidates"),

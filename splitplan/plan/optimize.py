@@ -44,7 +44,7 @@ def optimize(scenario: Scenario | str | Path, *, catalog: Catalog | None = None,
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     scenario = scenario.with_overrides(**overrides)
-    catalog = catalog or get_catalog(catalog_files)
+    catalog = catalog or get_catalog(tuple(scenario.catalog_files) + tuple(catalog_files))
     check_names(scenario, catalog)
     if scenario.workload.generator != "poisson":
         raise SplitplanError(f"optimize searches over the request rate, which needs Poisson arrivals; generator "
