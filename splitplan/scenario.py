@@ -128,6 +128,20 @@ class Scenario:
     source: str = "<scenario>"
     catalog_files: tuple[str, ...] = ()  # extra catalog YAMLs (resolved paths), before any --catalog
 
+    def perf_settings(self) -> Any:
+        """The scenario's perf section as PerfSettings (CLI flags may override it)."""
+        from splitplan.perf.base import PerfSettings
+
+        p = self.perf
+        return PerfSettings(backend=p.backend, profile_path=p.profile, calibration_paths=p.calibration,
+                            compat=p.compat, dtype=p.dtype)
+
+    def simulation_inputs(self) -> dict[str, Any]:
+        """What `splitplan simulate --scenario` takes from the file (flags given on the command line win)."""
+        return {"model": self.model, "trace": self.workload.trace, "duration_s": self.workload.duration_s,
+                "seed": self.seed_list()[0], "slos": tuple(self.slos), "reference_machine": self.reference_machine,
+                "perf": self.perf_settings(), "catalog_files": self.catalog_files}
+
     def seed_list(self) -> tuple[int, ...]:
         """The simulated seeds, in order."""
         if self.workload.seeds:

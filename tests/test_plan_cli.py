@@ -59,3 +59,13 @@ def test_bad_field_exits_2_with_one_line(run, tmp_path):
 def test_help_has_examples(run):
     proc = run("--help")
     assert proc.returncode == 0 and "Examples:" in proc.stdout and "quickstart.yaml" in proc.stdout
+
+
+def test_simulate_takes_model_trace_and_slos_from_scenario(capsys, tmp_path):
+    path = scenario(tmp_path, slos=["ttft:p99:6x", "tbt:p90:200ms"])
+    with pytest.raises(SystemExit) as info:
+        main(["simulate", "--scenario", str(path), "--prompt", "dgx-h100:1", "--token", "dgx-a100:1",
+              "--rate", "1", "--json"])
+    assert info.value.code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["cluster"]["model"] == "llama2-70b" and set(summary["slo"]) == {"ttft_p99", "tbt_p90_abs"}

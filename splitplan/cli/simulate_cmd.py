@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -13,8 +14,9 @@ from splitplan.catalog import profiles_dir
 from splitplan.cli.common import catalog_option, console, err_console, load_catalog_from, perf_options, perf_settings_from
 from splitplan.cluster import ClusterSpec, parse_pool_arg, pools_from_args
 from splitplan.errors import SplitplanError
+from splitplan.scenario import load_scenario
 from splitplan.sim import SimConfig, find_max_rps, simulate
-from splitplan.sim.result import clean, summary_json
+from splitplan.sim.result import SeedFolders, clean, summary_json
 from splitplan.slo import format_seconds, paper_slos, parse_slo
 from splitplan.workload import Workload, load_trace, poisson_workload, replay_workload, resolve_trace_path
 
@@ -66,7 +68,7 @@ def workload_from_args(trace: str, rate: float | None, duration: float | None, s
 
 
 @click.command("simulate")
-@click.option("--model", required=True, help="Model name (see `splitplan catalog models`).")
+@click.option("--model", default=None, help="Model name (see `splitplan catalog models`); required unless --scenario.")
 @click.option("--design", type=click.Choice(["baseline", "splitwise"]), default=None,
               help="Cluster design (default: splitwise when --prompt/--token are given).")
 @click.option("--machines", multiple=True, help="Baseline machines MACHINE:COUNT[:tpN][,...]; repeatable.")
@@ -74,7 +76,10 @@ def workload_from_args(trace: str, rate: float | None, duration: float | None, s
 @click.option("--token", multiple=True, help="Splitwise token pool MACHINE:COUNT[:tpN][,...].")
 @click.option("--mixed", multiple=True, help="Provisioned mixed (overflow) pool MACHINE:COUNT[:tpN].")
 @click.option("--tp", type=int, default=8, show_default=True, help="Tensor parallelism of each instance.")
-@click.option("--trace", required=True, help="Trace CSV (Azure 2023, SplitwiseSim or plain); bundled names work.")
+@click.option("--trace", default=None, help="Trace CSV (Azure 2023, SplitwiseSim or plain); bundled names work.")
+@click.option("--scenario", "scenario_path", type=click.Path(dir_okay=False), default=None,
+              help="Take model, trace, duration, SLOs, reference machine and perf settings from a scenario file; "
+                   "flags given here win.")
 @click.option("--rate", type=float, default=None, help="Poisson arrivals at this rate (sizes drawn from the trace).")
 @click.option("--duration", type=float, default=None, help="Seconds of arrivals (default 120 with --rate).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated workload.")
@@ -90,7 +95,7 @@ def workload_from_args(trace: str, rate: float | None, duration: float | None, s
 @click.option("--quiet", is_flag=True, help="Print nothing but errors (and --json output).")
 @perf_options
 @catalog_option
-def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, rate, duration, seed, seeds, replay,
+def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, scenario_path, rate, duration, seed, seeds, replay,
                      slo_texts, transfer, find_max_rps, out_dir, as_json, quiet, perf_backend, profile_path,
                      calibration_paths, compat, catalog_files) -> None:
     """Simulate a baseline or Splitwise cluster serving a trace: latency percentiles, SLOs, saturation,
@@ -107,12 +112,24 @@ def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, r
           --trace AzureLLMInferenceTrace_conv.csv --rate 80 --duration 600 --seed 0
       splitplan simulate --model llama2-70b --prompt dgx-h100:25 --token dgx-a100:26 \\
           --trace AzureLLMInferenceTrace_conv.csv --find-max-rps --seeds 3
+      splitplan simulate --scenario scenarios/quickstart.yaml --prompt dgx-h100:4 --token dgx-a100:14 --rate 40
     """
+    base_perf, reference = None, SimConfig().reference_machine
+    if scenario_path:  # the scenario supplies what the flags leave out
+        inputs = load_scenario(scenario_path).simulation_inputs()
+        model, trace = model or inputs["model"], trace or inputs["trace"]
+        duration = duration if duration is not None else inputs["duration_s"]
+        slo_texts = slo_texts or tuple(slo.to_text() for slo in inputs["slos"])
+        base_perf, reference = inputs["perf"], inputs["reference_machine"]
+        catalog_files = tuple(inputs["catalog_files"]) + tuple(catalog_files)
+    for flag, value in (("--model", model), ("--trace", trace)):
+        if value is None:
+            raise SplitplanError("required (or give --scenario)", source="command line", field=flag)
     catalog = load_catalog_from(catalog_files)
     cluster = cluster_from_args(model, design, machines, prompt, token, mixed, tp).validate(catalog, "command line")
-    settings = perf_settings_from(perf_backend, resolve_profile(profile_path), calibration_paths, compat)
+    settings = perf_settings_from(perf_backend, resolve_profile(profile_path), calibration_paths, compat, base=base_perf)
     slos = tuple(parse_slo(text) for text in slo_texts) or paper_slos()
-    config = SimConfig(transfer=transfer)
+    config = SimConfig(transfer=transfer, reference_machine=catalog.machine(reference).name)
     if seeds < 1:
         raise SplitplanError("must be >= 1", source="command line", field="--seeds")
     if seeds > 1 and rate is None and not find_max_rps:
@@ -122,14 +139,19 @@ def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, r
         _max_rps(cluster, trace, duration, seed, seeds, settings, catalog, config, slos, as_json, quiet)
         return
     summaries = []
-    for s in range(seed, seed + seeds):
-        workload = workload_from_args(trace, rate, duration, s, replay)
-        result = simulate(cluster, workload, perf=settings, catalog=catalog, config=config, slos=slos)
-        summaries.append(result.summary)
-        if out_dir:
-            result.write(Path(out_dir) / f"seed_{s}" if seeds > 1 else out_dir)
-        if not quiet and not as_json:
-            _print_summary(result.summary, result.slo_results, seed=s if (seeds > 1 or rate) else None)
+    with SeedFolders(out_dir) if out_dir and seeds > 1 else nullcontext() as folders:
+        for s in range(seed, seed + seeds):
+            workload = workload_from_args(trace, rate, duration, s, replay)
+            result = simulate(cluster, workload, perf=settings, catalog=catalog, config=config, slos=slos)
+            summaries.append(result.summary)
+            if folders is not None:
+                folders.write(f"seed_{s}", result)
+            elif out_dir:
+                result.write(out_dir)
+            if not quiet and not as_json:
+                _print_summary(result.summary, result.slo_results, seed=s if (seeds > 1 or rate) else None)
+        if folders is not None:
+            folders.publish()  # all seeds at once: an interrupted run leaves none of them
     if as_json:
         click.echo(summary_json(summaries[0]) if seeds == 1 else json.dumps(clean(summaries), sort_keys=True, indent=2) + "\n",
                    nl=False)

@@ -37,9 +37,7 @@ class Problem:
 
 
 def perf_settings_of(scenario: Scenario) -> PerfSettings:
-    p = scenario.perf
-    return PerfSettings(backend=p.backend, profile_path=p.profile, calibration_paths=p.calibration,
-                        compat=p.compat, dtype=p.dtype)
+    return scenario.perf_settings()
 
 
 def make_problem(scenario: Scenario, catalog: Catalog, perf: PerfSettings | None = None,
