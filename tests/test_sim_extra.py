@@ -136,3 +136,22 @@ def test_accounting_invariants_on_random_clusters(monkeypatch):
         for inst in engines[-1].insts:
             assert (inst.kv_used, inst.sched_mem, inst.sched_pending, inst.sched_queue_tokens, inst.B) == (0, 0, 0, 0, 0)
             assert not (inst.pq or inst.wait or inst.blocked or inst.active)
+
+
+def test_seed_folders_publish_all_at_once(tmp_path, conv):
+    from splitplan.sim.result import SeedFolders
+    from splitplan.workload import poisson_workload
+
+    cluster = baseline_cluster(MODEL, [("dgx-h100", 1)])
+    out = tmp_path / "sims"
+    with SeedFolders(out) as folders:
+        for seed in (0, 1):
+            folders.write(f"seed_{seed}", simulate(cluster, poisson_workload(conv, 2.0, 5.0, seed)))
+            assert not out.exists()  # nothing visible until every seed is done
+        folders.publish()
+    assert sorted(p.name for p in out.iterdir()) == ["seed_0", "seed_1"]
+    assert [p.name for p in tmp_path.iterdir()] == ["sims"]
+    with SeedFolders(out):  # interrupted before publish: the earlier folder stays as it was
+        pass
+    assert sorted(p.name for p in out.iterdir()) == ["seed_0", "seed_1"]
+    assert [p.name for p in tmp_path.iterdir()] == ["sims"]

@@ -52,6 +52,39 @@ class SimResult:
         return out
 
 
+class SeedFolders:
+    """Several runs written under one output folder all at once: each goes into a hidden temporary
+    sibling as it finishes, and the whole set is renamed into place at the end (`publish`), so an
+    interrupted multi-seed run leaves no folder holding only some seeds. Use as a context manager."""
+
+    def __init__(self, out_dir: str | Path):
+        self.out = Path(out_dir)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.out.parent / f".{self.out.name}.seeds-tmp-{os.getpid()}"
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir()
+
+    def write(self, name: str, result: SimResult) -> None:
+        result.write(self.tmp / name)
+
+    def publish(self) -> Path:
+        if not self.out.exists():
+            self.tmp.rename(self.out)
+            return self.out
+        for child in sorted(self.tmp.iterdir()):
+            target = self.out / child.name
+            if target.exists():
+                shutil.rmtree(target)
+            child.rename(target)
+        return self.out
+
+    def __enter__(self) -> SeedFolders:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 def clean(value: Any) -> Any:
     """JSON-safe, stable values: floats to 9 significant digits, NaN/inf to null, numpy to Python."""
     if isinstance(value, dict):
