@@ -63,9 +63,19 @@ def _replay(plan: dict[str, Any], out_dir: Path) -> Replay:
     slos = parse_slos(scenario["slos"], source=str(out_dir / "plan.json")) if scenario.get("slos") else None
     config = SimConfig(reference_machine=scenario.get("reference_machine") or "dgx-a100")
     result = simulate(cluster, poisson_workload(sizes, float(rate_rps), duration_s, seed), perf=settings,
-                      config=config, slos=slos)
+                      catalog=_catalog(source), config=config, slos=slos)
     sim = SimOutput(path=out_dir, summary=result.summary, requests=result.requests, machines=result.machines,
                     timeline=result.timeline)
     note = (f"The optimizer saved no simulation, so this report re-ran its verification: Poisson arrivals at the "
             f"planned {rate_rps:.2f} req/s, {duration_s:g} s, seed {seed}, trace {Path(str(workload['trace'])).name}.")
     return Replay(sim, note)
+
+
+def _catalog(scenario_source: str | None):
+    """The scenario's own catalog files (plan.json does not echo them), when its file is still there."""
+    from splitplan.catalog import get_catalog
+    from splitplan.scenario import load_scenario
+
+    if scenario_source and Path(scenario_source).is_file():
+        return get_catalog(load_scenario(scenario_source).catalog_files)
+    return get_catalog()
