@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from splitplan.check import MODES, CheckReport, CheckSpec, ModeOutcome, PerfFlags, run_check, update_file
+from splitplan.check import MODES, CheckReport, CheckSpec, ModeOutcome, PerfFlags, _same, run_check, update_file
 from splitplan.cli.common import catalog_option, console, err_console, perf_options
 from splitplan.scenario import ExpectationResult
 
@@ -34,8 +34,9 @@ def _tolerance(r: ExpectationResult) -> str:
 
 
 def _moved(r: ExpectationResult) -> bool:
+    """Failed, or away from the pinned value by more than its 4-digit rounding."""
     e = r.expectation
-    return not r.passed or (e.value is not None and r.actual != e.value)
+    return not r.passed or (e.value is not None and not _same(r.actual, e.value))
 
 
 def results_table(outcomes: Sequence[ModeOutcome], show_all: bool) -> Table:
@@ -72,6 +73,15 @@ def _summary(report: CheckReport, elapsed_s: float, quiet: bool) -> None:
     colour = "green" if report.passed else "bold red"
     console.print(f"[{colour}]{ok}/{total} expectations hold[/] in {len(report.outcomes)} run(s), "
                   f"{elapsed_s:.0f} s")
+
+
+def _update(outcomes: Sequence[ModeOutcome]) -> None:
+    """Write measured values into each file's expect: entries (the intended-change path)."""
+    by_file: dict[Path, list[ModeOutcome]] = {}
+    for o in outcomes:
+        by_file.setdefault(o.spec.path, []).append(o)
+    changed = sum(update_file(path, outs) for path, outs in by_file.items())
+    console.print(f"updated {changed} expectation value(s) in {len(by_file)} file(s)")
 
 
 @click.command("check")
@@ -112,11 +122,7 @@ def check_command(paths: tuple[str, ...], include_slow: bool, update: bool, mode
     console.print(results_table(report.outcomes, show_all))
     _summary(report, time.perf_counter() - t0, quiet)
     if update:
-        by_file: dict[Path, list[ModeOutcome]] = {}
-        for o in report.outcomes:
-            by_file.setdefault(o.spec.path, []).append(o)
-        changed = sum(update_file(path, outs) for path, outs in by_file.items())
-        console.print(f"updated {changed} expectation value(s) in {len(by_file)} file(s)")
+        _update(report.outcomes)
         return 0
     return 0 if report.passed else 1
 
@@ -155,11 +161,7 @@ def reproduce_command(out: str, paths: tuple[str, ...], update: bool, workers: i
     _summary(result.report, time.perf_counter() - t0, quiet)
     console.print(f"wrote {out}")
     if update:
-        by_file: dict[Path, list[ModeOutcome]] = {}
-        for o in result.report.outcomes:
-            by_file.setdefault(o.spec.path, []).append(o)
-        changed = sum(update_file(path, outs) for path, outs in by_file.items())
-        console.print(f"updated {changed} expectation value(s)")
+        _update(result.report.outcomes)
         return 0
     return 0 if result.report.passed else 1
 
