@@ -10,6 +10,8 @@ Prints:
 3. Spec defaults (no calibration) against TensorRT-LLM v0.9 batch-1 TTFT (performance-model.md §3.4,
    §5.1); FP8 rows use a 1-byte-weight variant of the model and FP8 compute.
 4. 100,000 vectorized decode-step evaluations.
+5. Power: mean per-GPU request power against SplitwiseSim's A100 `average_power` column, with the
+   spec power weights and with the weights the bundled calibration fitted (in-sample).
 
 Run: .venv/bin/python benchmarks/perf_accuracy.py [--seed 0]
 """
@@ -149,6 +151,19 @@ def decode_speed() -> None:
           f"{scalar * 1e6:.2f} us, prefill_ms {prefill * 1e6:.2f} us per call (best of 5 x 20,000)")
 
 
+def power_accuracy(catalog) -> None:
+    from splitplan.perf.power_fit import power_rows, predicted_average_fraction
+
+    rows = power_rows(read_profile(PROFILE), catalog, "a100-80gb")
+    measured = rows["average_power"].to_numpy()
+    calibrated = build_perf_model("llama2-70b", "dgx-a100", 8).params
+    spec = replace(calibrated, busy_floor=StackParams().busy_floor, power_a_c=StackParams().power_a_c,
+                   power_a_m=StackParams().power_a_m)
+    print(f"5. A100 mean request power vs SplitwiseSim average_power ({len(rows)} configurations, ~idle rows dropped)")
+    for label, params in (("spec power weights", spec), ("fitted power weights", calibrated)):
+        print(f"    {label:21s}: {fmt(Errors.of(predicted_average_fraction(params, rows, catalog), measured))}")
+
+
 def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -165,6 +180,7 @@ def main() -> None:
     leave_one_tp_out(rows, catalog)
     trtllm_ttft(catalog)
     decode_speed()
+    power_accuracy(catalog)
 
 
 if __name__ == "__main__":

@@ -127,3 +127,18 @@ def test_flagged_lines_are_file_line_numbers():
     for line in lines:
         fields = text[line - 1].split(",")
         assert fields[3] == "64" and fields[-1] == "2"  # batch 64 at TP2
+
+
+def test_power_weights_fitted_on_a100_request_power():
+    from splitplan.perf.power_fit import power_rows, predicted_average_fraction
+
+    path = Path(__file__).resolve().parent.parent / "profiles" / "measured" / "splitwisesim_perf_model.csv"
+    rows = power_rows(read_profile(path), CAT, "a100-80gb")
+    assert len(rows) == 41 and rows["average_power"].min() > 0.3  # the three ~idle 8192-token rows are dropped
+    assert power_rows(read_profile(path), CAT, "h100-80gb").empty  # SplitwiseSim has no H100 power
+    calibrated = build_perf_model("llama2-70b", "dgx-a100", 8).params
+    measured = rows["average_power"].to_numpy()
+    fitted_error = np.abs(predicted_average_fraction(calibrated, rows, CAT) / measured - 1).mean()
+    default_error = np.abs(predicted_average_fraction(replace(calibrated, busy_floor=0.3, power_a_c=1.1, power_a_m=0.6),
+                                                      rows, CAT) / measured - 1).mean()
+    assert fitted_error < 0.05 < default_error

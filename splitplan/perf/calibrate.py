@@ -14,7 +14,6 @@ H100 model, capped at the catalog's 50% of TDP, is 1.30x slower on the profile's
 from __future__ import annotations
 
 import datetime as _dt
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,6 +27,8 @@ from splitplan.errors import SplitplanError
 from splitplan.perf.analytic import AnalyticPerfModel
 from splitplan.perf.base import Instance
 from splitplan.perf.correction import fit_knots, model_key
+from splitplan.perf.metrics import Errors
+from splitplan.perf.power_fit import POWER_PARAMS, fit_power, power_rows
 from splitplan.perf.params import StackParams, curves_to_yaml
 from splitplan.perf.profile_io import Profile
 
@@ -56,28 +57,12 @@ CAP_REFERENCE_MACHINE = "dgx-h100-pcap"
 
 
 @dataclass(frozen=True)
-class Errors:
-    """Relative errors of one phase: MAPE, P90 and max of |pred/meas - 1| in percent, over n rows."""
-
-    n: int
-    mape: float
-    p90: float
-    max: float
-
-    @staticmethod
-    def of(pred: np.ndarray, meas: np.ndarray) -> "Errors":
-        if len(meas) == 0:
-            return Errors(0, math.nan, math.nan, math.nan)
-        rel = np.abs(np.asarray(pred, float) / np.asarray(meas, float) - 1.0) * 100.0
-        return Errors(len(rel), float(rel.mean()), float(np.percentile(rel, 90)), float(rel.max()))
-
-
-@dataclass(frozen=True)
 class GpuFit:
     gpu: str
     params: StackParams
     prefill: Errors
     decode: Errors
+    power: Errors | None = None  # average request power, after fitting the power weights (if the profile has it)
 
 
 ANOMALY_RATIO = 0.5  # a prompt batch faster than half of a batch with fewer tokens is a failed measurement
@@ -229,8 +214,12 @@ def calibrate(profile: Profile, catalog: Catalog, gpus: tuple[str, ...] = (),
         params = fit_corrections(params, group, catalog)
         if any(m.gpu == gpu and m.is_power_capped for m in catalog.machines.values()) and gpu == catalog.machine(CAP_REFERENCE_MACHINE).gpu:
             params = replace(params, cap_exponent=round(fit_cap_exponent(params, group, catalog), 4))
+        power = None
+        measured_power = power_rows(profile, catalog, gpu) if profile is not None else pd.DataFrame()
+        if len(measured_power) >= len(POWER_PARAMS) + 1:
+            params, _, power = fit_power(params, measured_power, catalog)
         pred = predict_with(params, group, catalog, apply_cap=False)
-        fits[gpu] = GpuFit(gpu, params, *phase_errors(group, pred))
+        fits[gpu] = GpuFit(gpu, params, *phase_errors(group, pred), power=power)
     if not fits:
         raise SplitplanError("no uncapped rows to calibrate on", source=profile.path)
     return fits
@@ -252,12 +241,17 @@ def write_calibration(path: str | Path, fits: dict[str, GpuFit], *, name: str, d
         "fitted_on": source,
         "fit_date": date,
         "gpus": {gpu: {**{k: _round(getattr(fit.params, k)) for k in (*FIT_PARAMS, "cap_exponent")},
+                       **({k: _round(getattr(fit.params, k)) for k in POWER_PARAMS} if fit.power else {}),
                        "prefill_corr": curves_to_yaml(fit.params.prefill_corr),
                        "decode_corr": curves_to_yaml(fit.params.decode_corr)} for gpu, fit in fits.items()},
         "fit_errors_percent": {gpu: {phase: {"rows": e.n, "mape": round(e.mape, 2), "p90": round(e.p90, 2), "max": round(e.max, 2)}
                                      for phase, e in (("prefill", fit.prefill), ("decode", fit.decode))}
                                for gpu, fit in fits.items()},
     }
+    power = {gpu: {"rows": fit.power.n, "mape": round(fit.power.mape, 2), "p90": round(fit.power.p90, 2),
+                   "max": round(fit.power.max, 2)} for gpu, fit in fits.items() if fit.power}
+    if power:
+        doc["power_fit_errors_percent"] = power
     header = (f"# {description}\n# Fitted {date} by `splitplan calibrate` on {source}.\n"
               "# Parameters not listed keep the spec defaults of splitplan/perf/params.py.\n")
     Path(path).write_text(header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120))

@@ -3,9 +3,9 @@
 Power (performance-model.md §4): a busy GPU draws
     P = P_idle + (TDP - P_idle) * min(1, busy_floor + a_c * U_c + a_m * U_m)
 where U_c and U_m are the achieved fractions of peak FLOP/s and HBM bandwidth, computed from the
-operator counts and the predicted step time. Defaults (busy_floor 0.3, a_c 1.1, a_m 0.6) put a
-weight-streaming decode of Llama2-70B on A100 TP2 at ~0.7 TDP and TP8 at ~0.5 TDP (SplitwiseSim's
-measured average 0.74 and 0.43) and a compute-heavy prefill at TDP; they are engineering estimates.
+operator counts and the predicted step time. The spec weights (busy_floor 0.3, a_c 1.1, a_m 0.6) are
+engineering estimates; calibration fits them where a profile has measured power (power_fit.py: the
+A100 calibration, 3.7% MAPE on SplitwiseSim's measured request power).
 
 Power cap: when a phase's demand exceeds the cap the clocks drop; the compute-bound part of the time
 stretches by ((P_demand - P_idle) / (P_cap - P_idle))^k, memory-bound time barely changes (HBM does
