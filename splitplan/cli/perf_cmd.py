@@ -53,7 +53,8 @@ def calibrate_command(profile: str, out_path: str, gpus: tuple[str, ...], name: 
     name = name or Path(out_path).stem
     write_calibration(out_path, fits, name=name, source=Path(profile).name,
                       description=description or f"{name}: fitted on {Path(profile).name}")
-    errors = {(gpu, phase): e for gpu, fit in fits.items() for phase, e in (("prefill", fit.prefill), ("decode", fit.decode))}
+    errors = {(gpu, phase): e for gpu, fit in fits.items()
+              for phase, e in (("prefill", fit.prefill), ("decode", fit.decode), ("request power", fit.power)) if e}
     console.print(_errors_table(f"calibration fit errors (in-sample), {name}", errors))
     skipped = flagged_lines(table, catalog)
     if skipped:
