@@ -78,7 +78,7 @@ class SearchSettings:
     verify_top: int = 3  # ILP solutions (best first) verified by simulation
     local_radius: int = 1  # machines either way explored around each verified plan
     workers: int | None = None  # parallel processes (default min(2, cpus))
-    rate_tol_rps: float = 0.25  # bisection tolerance of the max-rate search
+    rate_tol_rps: float = 0.25  # smallest rate tested (rates are resolved on a 2% lattice above it)
     solver: str = "cbc"  # cbc | highs
 
 

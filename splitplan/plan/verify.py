@@ -1,8 +1,9 @@
 """Verification: the simulator's max rate of a cluster over independent seeds, and its SLO margins.
 
-Only simulated numbers are reported as throughput. Per seed, the max rate is bisected in a tight
-bracket around the capacity model's estimate (widened automatically when the estimate is off), which
-takes about half the simulations of a blind bracket. Pass/fail is not exactly monotone in the rate, so
+Only simulated numbers are reported as throughput. Per seed, the max rate is bisected over a geometric
+lattice of rates (2% apart) in a bracket around the capacity model's estimate (moved when the estimate
+is off): a tight bracket takes about half the simulations of a blind one, and the lattice makes the
+answer independent of where the bracket started. Pass/fail is not exactly monotone in the rate, so
 the reported rate is then re-simulated on every seed and lowered until >= require_fraction of the seeds
 meet every SLO unsaturated: the plan's margins are measured at the very rate reported.
 `verify_cluster` is a module-level function of picklable arguments (worker processes run it); its seeds
@@ -18,65 +19,86 @@ import numpy as np
 from splitplan.cluster import ClusterSpec
 from splitplan.plan.problem import Problem
 from splitplan.plan.result import Verification
-from splitplan.sim import SimConfig, find_max_rps, simulate
+from splitplan.sim import SimConfig, simulate
 from splitplan.workload import Workload, poisson_workload
 
-BRACKET = (0.75, 1.3)  # initial bisection bracket around the estimate
-REL_TOL = 0.02  # bisection resolution relative to the expected rate (seed-to-seed noise is larger)
-CONFIRM_STEPS = 6  # at most this many lowering steps when the seeds disagree at the combined rate
+RATE_STEP = 1.02  # rates are resolved on a geometric lattice (2% steps), whatever the estimate
+BRACKET_STEPS = (-15, 13)  # initial bracket around the estimate: about [0.74, 1.29] x estimate
+CONFIRM_STEPS = 6  # at most this many lattice steps down when the seeds disagree at the combined rate
 
 
 def sim_config(problem: Problem) -> SimConfig:
     return SimConfig(reference_machine=problem.catalog.machine(problem.scenario.reference_machine).name)
 
 
+def lattice_rate(k: int) -> float:
+    return RATE_STEP ** k
+
+
 def verify_cluster(problem: Problem, cluster: ClusterSpec, hint_rps: float) -> Verification:
     """Max rate meeting every SLO on >= require_fraction of the scenario's seeds, with its SLO margins."""
     s = problem.scenario.search
-    tol = max(s.rate_tol_rps, REL_TOL * max(hint_rps, 0.0))  # no finer than 2% of the expected rate
-    per_seed, sims = [], 0
+    floor_k = math.ceil(math.log(s.rate_tol_rps) / math.log(RATE_STEP))  # rates below rate_tol_rps count as 0
+    hint_k = max(floor_k, round(math.log(max(hint_rps, s.rate_tol_rps)) / math.log(RATE_STEP)))
+    per_k, sims = [], 0
     for seed in problem.scenario.seed_list():
-        rate, n = _seed_max_rate(problem, cluster, seed, max(hint_rps, 4 * tol), tol)
-        per_seed.append(rate)
+        k, n = _seed_max_k(problem, cluster, seed, hint_k, floor_k)
+        per_k.append(k)
         sims += n
-    need = max(1, math.ceil(s.require_fraction * len(per_seed)))
-    rate = sorted(per_seed, reverse=True)[need - 1]
+    need = max(1, math.ceil(s.require_fraction * len(per_k)))
+    k = sorted(per_k, reverse=True)[need - 1]
     margins, ok = {}, False
     for _ in range(CONFIRM_STEPS):
-        if rate <= 0:
+        if k < floor_k:
             break
-        margins, passed = slo_margins(problem, cluster, rate, need)
-        sims += len(per_seed)
+        margins, passed = slo_margins(problem, cluster, lattice_rate(k), need)
+        sims += len(per_k)
         if passed:
             ok = True
             break
-        rate = max(0.0, rate - max(tol, 0.02 * rate))
-    if not ok:
-        rate, margins = 0.0, {}
+        k -= 1
+    per_seed = [lattice_rate(x) if x >= floor_k else 0.0 for x in per_k]
+    rate = lattice_rate(k) if ok else 0.0
     return Verification(rate_rps=rate, per_seed_rps=tuple(per_seed), mean_rps=float(np.mean(per_seed)),
-                        ci95_rps=_ci95(per_seed), slo_margins=margins, saturated=rate <= 0, n_simulations=sims)
+                        ci95_rps=_ci95(per_seed), slo_margins=margins if ok else {}, saturated=not ok,
+                        n_simulations=sims)
 
 
-def _seed_max_rate(problem: Problem, cluster: ClusterSpec, seed: int, hint: float, tol: float) -> tuple[float, int]:
-    """One seed's max passing rate: bisection in [0.75, 1.3] x hint, moved up or down until it straddles."""
-    sc = problem.scenario
-    lo, hi = BRACKET[0] * hint, BRACKET[1] * hint
+def _seed_max_k(problem: Problem, cluster: ClusterSpec, seed: int, hint_k: int, floor_k: int) -> tuple[int, int]:
+    """One seed's highest passing lattice index (floor_k - 1 when none passes), by bisection.
+
+    The bracket starts around the estimate and moves until it straddles the edge, so the answer depends
+    on the estimate only through the noise of non-monotone seeds, not through the bracket's ends."""
     sims = 0
-    for _ in range(12):
-        r = find_max_rps(cluster, problem.sizes, duration_s=sc.workload.duration_s, seeds=(seed,),
-                         perf=problem.perf, catalog=problem.catalog, config=sim_config(problem), slos=problem.slos,
-                         lo_rps=lo, hi_rps=hi, tol_rps=tol)
-        sims += r.simulations
-        rate = float(r.max_rps)
-        if rate >= hi * (1 - 1e-12):  # passes at the top: the bracket is too low
-            lo, hi = hi, hi * 2.0
-        elif rate <= 0:  # fails at the bottom: too high
-            if lo <= tol:
-                return 0.0, sims
-            lo, hi = lo / 3.0, lo
+
+    def passes(k: int) -> bool:
+        nonlocal sims
+        w = workload_at(problem, lattice_rate(k), seed)
+        if len(w) == 0:  # a rate so low that no request arrives proves nothing
+            return False
+        sims += 1
+        r = simulate(cluster, w, perf=problem.perf, catalog=problem.catalog, config=sim_config(problem),
+                     slos=problem.slos)
+        return bool(r.all_slos_met)
+
+    lo, hi = max(floor_k, hint_k + BRACKET_STEPS[0]), max(floor_k + 1, hint_k + BRACKET_STEPS[1])
+    for _ in range(8):  # make hi fail (x1.8 per move)
+        if not passes(hi):
+            break
+        lo, hi = hi, hi + 30
+    else:
+        return hi, sims
+    while not passes(lo):  # make lo pass (/2.4 per move)
+        if lo <= floor_k:
+            return floor_k - 1, sims
+        hi, lo = lo, max(floor_k, lo - 45)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if passes(mid):
+            lo = mid
         else:
-            return rate, sims
-    return rate, sims
+            hi = mid
+    return lo, sims
 
 
 def _ci95(values: list[float]) -> tuple[float, float]:
@@ -98,8 +120,11 @@ def slo_margins(problem: Problem, cluster: ClusterSpec, rate_rps: float,
     margins: dict[str, float] = {}
     passed = 0
     for seed in seeds:
-        r = simulate(cluster, workload_at(problem, rate_rps, seed), perf=problem.perf, catalog=problem.catalog,
-                     config=sim_config(problem), slos=problem.slos)
+        w = workload_at(problem, rate_rps, seed)
+        if len(w) == 0:
+            continue
+        r = simulate(cluster, w, perf=problem.perf, catalog=problem.catalog, config=sim_config(problem),
+                     slos=problem.slos)
         passed += bool(r.all_slos_met)
         for name, item in r.summary["slo"].items():
             m = item["margin"]
@@ -109,5 +134,5 @@ def slo_margins(problem: Problem, cluster: ClusterSpec, rate_rps: float,
 
 
 def workload_at(problem: Problem, rate_rps: float, seed: int) -> Workload:
-    """What find_max_rps simulates for one seed: trace sizes with Poisson arrivals at the rate."""
+    """One seed's workload at a rate: trace sizes with Poisson arrivals (as find_max_rps simulates)."""
     return poisson_workload(problem.sizes, rate_rps, problem.scenario.workload.duration_s, seed)
