@@ -9,6 +9,10 @@ anomalous rows of SplitwiseSim's table (e.g. A100 TP2 batch 64) do not drag the 
 Rows of power-capped machines are excluded: SplitwiseSim's pcap rows are synthetic (H100 x 1.30), and
 the cap is modelled separately (power.py). The cap exponent k is then set so that the calibrated
 H100 model, capped at the catalog's 50% of TDP, is 1.30x slower on the profile's prompts.
+
+Steps per GPU: (1) physics fit of FIT_PARAMS; (2) stack-efficiency curves on what it leaves
+(correction.py); (3) the cap exponent (H100 only); (4) power weights where the profile has measured
+request power (power_fit.py). Failed measurements (`anomalous_rows`) are skipped throughout.
 """
 
 from __future__ import annotations
@@ -212,7 +216,9 @@ def calibrate(profile: Profile, catalog: Catalog, gpus: tuple[str, ...] = (),
             continue
         params = fit_gpu(group, catalog)
         params = fit_corrections(params, group, catalog)
-        if any(m.gpu == gpu and m.is_power_capped for m in catalog.machines.values()) and gpu == catalog.machine(CAP_REFERENCE_MACHINE).gpu:
+        reference = catalog.machines.get(CAP_REFERENCE_MACHINE)
+        if reference is not None and reference.gpu == gpu and reference.is_power_capped:
+            # the paper's one cap data point (H100 at 50% TDP: prompts 1.30x) sets k for this GPU
             params = replace(params, cap_exponent=round(fit_cap_exponent(params, group, catalog), 4))
         power = None
         measured_power = power_rows(profile, catalog, gpu) if profile is not None else pd.DataFrame()
