@@ -9,14 +9,17 @@ the paper ([I] in the text); the paper's figures are from its text (reference/sp
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from splitplan.catalog import Catalog, get_catalog
-from splitplan.check import MODES, CheckReport, ModeOutcome, PerfFlags, mode_perf, run_check, settings_of
+from splitplan.check import MODES, CheckReport, CheckSpec, PerfFlags, load_check_spec, mode_perf, run_check, settings_of
+from splitplan.errors import SplitplanError
 from splitplan.perf import build_perf_model
+from splitplan.scenario import evaluate_expectations
 
 MODE_LABEL = {"default": "compat (SplitwiseSim profile)", "analytic": "analytic (calibrated)"}
 TRACES = ("coding", "conversation")
@@ -72,18 +75,56 @@ Views = dict[tuple[str, str], dict[str, Any]]  # (scenario name, mode) -> plan v
 
 def reproduce(paths: Sequence[str | Path] = ("scenarios/splitwise",), *, out: str | Path | None = None,
               catalog_files: tuple[str, ...] = (), flags: PerfFlags | None = None, workers: int | None = None,
-              on_start: Callable | None = None, on_done: Callable | None = None) -> Reproduction:
-    """Run every study in both modes and render docs/reproduction.md (written to `out` if given)."""
+              save_results: str | Path | None = None, on_start: Callable | None = None,
+              on_done: Callable | None = None) -> Reproduction:
+    """Run every study in both modes and render docs/reproduction.md (written to `out` if given).
+
+    `save_results` keeps the raw plan views (JSON), so the page can be re-rendered by `render_saved`
+    without simulating again."""
     report = run_check(paths, include_slow=True, modes=MODES, catalog_files=catalog_files, flags=flags,
                        workers=workers, on_start=on_start, on_done=on_done, require_expect=False)
-    catalog = get_catalog(catalog_files)
-    views = {(o.spec.scenario.name, o.mode): o.view for o in report.outcomes}
-    markdown = render(views, report.outcomes, perf_facts(report.outcomes, catalog, flags))
+    records = [{"file": str(o.spec.path), "mode": o.mode, "view": o.view} for o in report.outcomes]
+    if save_results is not None:
+        Path(save_results).write_text(json.dumps(records, indent=1, sort_keys=True) + "\n")
+    markdown = render_records(records, get_catalog(catalog_files), flags)
+    _write(out, markdown)
+    return Reproduction(report, markdown)
+
+
+def render_saved(results: str | Path, *, out: str | Path | None = None, catalog_files: tuple[str, ...] = (),
+                 flags: PerfFlags | None = None) -> str:
+    """Re-render the page from results saved by `reproduce(save_results=...)`; expectations are re-evaluated."""
+    try:
+        records = json.loads(Path(results).read_text())
+    except (OSError, ValueError) as exc:
+        raise SplitplanError(f"cannot read saved results ({exc.__class__.__name__})", source=str(results)) from None
+    if not isinstance(records, list) or not all(isinstance(r, dict) and {"file", "mode", "view"} <= set(r)
+                                                for r in records):
+        raise SplitplanError("not a results file written by splitplan reproduce --save-results", source=str(results))
+    markdown = render_records(records, get_catalog(catalog_files), flags)
+    _write(out, markdown)
+    return markdown
+
+
+def render_records(records: list[dict[str, Any]], catalog: Catalog, flags: PerfFlags | None) -> str:
+    """The page from (file, mode, view) records: expectations of each file evaluated against its view."""
+    specs = {f: load_check_spec(f) for f in dict.fromkeys(r["file"] for r in records)}
+    status, views = [], {}
+    for r in records:
+        spec = specs[r["file"]]
+        mode = spec.mode(r["mode"])
+        results = evaluate_expectations(r["view"], mode.expect if mode else ())
+        status.append((Path(r["file"]).name, r["mode"], sum(x.passed for x in results), len(results)))
+        views[(spec.scenario.name, r["mode"])] = r["view"]
+    facts = perf_facts(next(iter(specs.values())), catalog, flags) if specs else []
+    return render(views, status, facts)
+
+
+def _write(out: str | Path | None, markdown: str) -> None:
     if out is not None:
         path = Path(out)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(markdown)
-    return Reproduction(report, markdown)
 
 
 # ---------------------------------------------------------------- numbers out of the views
@@ -109,19 +150,20 @@ def _n(v: Any, fmt: str = ".1f") -> str:
 
 
 # ---------------------------------------------------------------- sections
-def render(views: Views, outcomes: Sequence[ModeOutcome], facts: list[str]) -> str:
-    parts = [HEADER, _checks_section(outcomes), _fig12_section(views), _studies_section(views, "isopower"),
+def render(views: Views, status: Sequence[tuple[str, str, int, int]], facts: list[str]) -> str:
+    """The whole page; `status` rows are (file name, mode, expectations holding, expectations)."""
+    parts = [HEADER, _checks_section(status), _fig12_section(views), _studies_section(views, "isopower"),
              _studies_section(views, "isocost"), _isothroughput_section(views), _ranking_section(views),
              _claims_section(views), _robustness_section(views), _why_section(facts)]
     return "\n".join(p.rstrip() + "\n" for p in parts if p)
 
 
-def _checks_section(outcomes: Sequence[ModeOutcome]) -> str:
-    lines = ["## Studies run", "", "| scenario | mode | expectations | status |", "|---|---|---|---|"]
-    for o in outcomes:
-        ok = len(o.results) - len(o.failed)
-        status = "pass" if not o.failed else f"**{len(o.failed)} outside tolerance**"
-        lines.append(f"| `{o.spec.path.name}` | {MODE_LABEL[o.mode]} | {ok}/{len(o.results)} | {status} |")
+def _checks_section(status: Sequence[tuple[str, str, int, int]]) -> str:
+    lines = ["## Studies run", "", "Each study's pinned expectations (`splitplan check --all`) against this run.", "",
+             "| scenario | mode | expectations holding | status |", "|---|---|---|---|"]
+    for name, mode, ok, total in status:
+        verdict = "pass" if ok == total else f"**{total - ok} outside tolerance**"
+        lines.append(f"| `{name}` | {MODE_LABEL[mode]} | {ok}/{total} | {verdict} |")
     return "\n".join(lines)
 
 
@@ -270,11 +312,8 @@ def _short(d: dict[str, Any] | None) -> str:
 
 
 # ---------------------------------------------------------------- perf-model facts behind the differences
-def perf_facts(outcomes: Sequence[ModeOutcome], catalog: Catalog, flags: PerfFlags | None) -> list[str]:
+def perf_facts(spec: CheckSpec, catalog: Catalog, flags: PerfFlags | None) -> list[str]:
     """Decode growth with batch, H100/A100 prefill speed-up and cap effects, per mode (what drives the ratios)."""
-    spec = next((o.spec for o in outcomes), None)
-    if spec is None:
-        return []
     facts = []
     for mode in MODES:
         if spec.mode(mode) is None:

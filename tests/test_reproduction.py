@@ -75,12 +75,6 @@ def test_render_is_deterministic_and_infeasible_is_shown():
 
 def test_perf_facts_cover_both_modes():
     spec = load_check_spec(SMALL)
-
-    class Outcome:
-        pass
-
-    o = Outcome()
-    o.spec = spec
-    facts = perf_facts([o], get_catalog(), None)
+    facts = perf_facts(spec, get_catalog(), None)
     assert len(facts) == 2 and facts[0].startswith("- **compat") and facts[1].startswith("- **analytic")
     assert all("KV capacity" in f for f in facts)

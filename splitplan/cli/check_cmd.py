@@ -132,14 +132,19 @@ def check_command(paths: tuple[str, ...], include_slow: bool, update: bool, mode
               help="Markdown file to write.")
 @click.option("--scenarios", "paths", multiple=True, default=("scenarios/splitwise",), show_default=True,
               help="Study files or folders; repeatable.")
+@click.option("--save-results", type=click.Path(dir_okay=False), default=None,
+              help="Also keep the raw results (JSON) to re-render the page later without simulating.")
+@click.option("--from-results", type=click.Path(dir_okay=False), default=None,
+              help="Render from results saved by --save-results instead of running the studies.")
 @click.option("--update", is_flag=True, help="Also write the measured values into the files' expect: entries.")
 @click.option("--workers", type=int, default=None, help="Parallel simulation processes (default min(2, cpus)).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 @catalog_option
 @perf_options
-def reproduce_command(out: str, paths: tuple[str, ...], update: bool, workers: int | None, quiet: bool,
-                      catalog_files: tuple[str, ...], perf_backend: str | None, profile_path: str | None,
-                      calibration_paths: tuple[str, ...], compat: str | None) -> int:
+def reproduce_command(out: str, paths: tuple[str, ...], save_results: str | None, from_results: str | None,
+                      update: bool, workers: int | None, quiet: bool, catalog_files: tuple[str, ...],
+                      perf_backend: str | None, profile_path: str | None, calibration_paths: tuple[str, ...],
+                      compat: str | None) -> int:
     """Reproduce the Splitwise paper's design study and write docs/reproduction.md.
 
     Runs every study of scenarios/splitwise (slow ones included) in SplitwiseSim-compatibility mode and
@@ -148,15 +153,21 @@ def reproduce_command(out: str, paths: tuple[str, ...], update: bool, workers: i
 
     \b
     Examples:
-      splitplan reproduce --out docs/reproduction.md
+      splitplan reproduce --out docs/reproduction.md --save-results out/repro.json
+      splitplan reproduce --from-results out/repro.json --out docs/reproduction.md   # no simulation
       splitplan reproduce --scenarios scenarios/splitwise/isopower-coding.yaml --out /tmp/repro.md
     """
-    from splitplan.reproduction import reproduce
+    from splitplan.reproduction import render_saved, reproduce
 
+    flags = _flags(perf_backend, profile_path, calibration_paths, compat)
+    if from_results:
+        render_saved(from_results, out=out, catalog_files=catalog_files, flags=flags)
+        console.print(f"wrote {out} from {from_results}")
+        return 0
     t0 = time.perf_counter()
-    result = reproduce(paths, out=out, catalog_files=catalog_files, workers=workers,
-                       flags=_flags(perf_backend, profile_path, calibration_paths, compat),
-                       on_start=None if quiet else _progress, on_done=None if quiet else _done)
+    result = reproduce(paths, out=out, catalog_files=catalog_files, workers=workers, flags=flags,
+                       save_results=save_results, on_start=None if quiet else _progress,
+                       on_done=None if quiet else _done)
     console.print(results_table(result.report.outcomes, False))
     _summary(result.report, time.perf_counter() - t0, quiet)
     console.print(f"wrote {out}")
