@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -156,30 +156,30 @@ class Scenario:
                              source=self.source, field="designs")
 
     def with_overrides(self, **overrides: Any) -> Scenario:
-        """A copy with CLI-style overrides (objective, budgets, seeds, method, workers) applied and re-checked."""
-        c, s, scen = self.constraints, self.search, self
-        mapping = {"max_cost_usd_per_h": ("c", "cost_usd_per_h"), "max_power_kw": ("c", "power_kw"),
-                   "min_throughput_rps": ("c", "min_throughput_rps"), "max_machines": ("c", "max_machines"),
-                   "seeds": ("s", "seeds"), "method": ("s", "method"), "workers": ("s", "workers"),
-                   "max_per_pool": ("s", "max_per_pool"), "solver": ("s", "solver")}
-        for key, value in overrides.items():
-            if value is None:
-                continue
-            if key == "objective":
-                scen = replace(scen, objective=value)
-            elif key in mapping:
-                which, attr = mapping[key]
-                if which == "c":
-                    c = replace(c, **{attr: value})
-                else:
-                    s = replace(s, **{attr: value})
-            else:
-                raise SplitplanError(f"unknown override '{key}'{nearest_names(key, [*mapping, 'objective'])}")
-        if "seeds" in overrides and overrides["seeds"] is not None:
-            scen = replace(scen, workload=replace(scen.workload, seeds=()))
-        scen = replace(scen, constraints=c, search=s)
+        """A copy with CLI-style overrides applied (None = keep), validated like the file's own fields."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        for key in given:
+            if key not in OVERRIDES and key != "objective":
+                raise SplitplanError(f"unknown override '{key}'{nearest_names(key, [*OVERRIDES, 'objective'])}")
+        sections = {"constraints": asdict(self.constraints), "search": asdict(self.search)}
+        for key, value in given.items():
+            if key in OVERRIDES:
+                section, name = OVERRIDES[key]
+                sections[section][name] = value
+        f = _Fields({"objective": given.get("objective", self.objective)}, "overrides", "")
+        scen = replace(self, objective=f.string("objective", choices=OBJECTIVES),
+                       constraints=_constraints(sections["constraints"], "overrides"),
+                       search=_search(sections["search"], "overrides"),
+                       workload=replace(self.workload, seeds=()) if "seeds" in given else self.workload)
         _check_consistency(scen)
         return scen
+
+
+OVERRIDES = {"max_cost_usd_per_h": ("constraints", "cost_usd_per_h"), "max_power_kw": ("constraints", "power_kw"),
+             "min_throughput_rps": ("constraints", "min_throughput_rps"),
+             "max_machines": ("constraints", "max_machines"), "seeds": ("search", "seeds"),
+             "method": ("search", "method"), "workers": ("search", "workers"),
+             "max_per_pool": ("search", "max_per_pool"), "solver": ("search", "solver")}
 
 
 # ---------------------------------------------------------------- reading fields with one-line errors

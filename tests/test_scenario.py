@@ -137,3 +137,11 @@ def test_catalog_files_resolve_next_to_scenario(tmp_path):
     (tmp_path / "extra.yaml").write_text("machines: []\n")
     s = load_scenario(write(tmp_path, patched(catalog=["extra.yaml"])))
     assert s.catalog_files == (str(tmp_path / "extra.yaml"),)
+
+
+def test_overrides_are_validated(tmp_path):
+    s = load_scenario(write(tmp_path, BASE))
+    with pytest.raises(SplitplanError, match="overrides: constraints.power_kw: must be > 0"):
+        s.with_overrides(max_power_kw=-1)
+    with pytest.raises(SplitplanError, match="unknown override 'max_powr_kw'"):
+        s.with_overrides(max_powr_kw=5)
