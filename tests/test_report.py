@@ -187,6 +187,7 @@ def test_infeasible_plan_names_the_binding_constraint(tmp_path):
     out.mkdir()
     (out / "plan.json").write_text(json.dumps({"status": "infeasible", "best": None, "designs": [],
                                                "binding_constraint": "power budget 10 kW is below one machine"}))
+    (out / "candidates.csv").write_text("\n")  # what the optimizer writes when nothing was feasible
     html = build_report(out).read_text()
     assert "Infeasible: power budget 10 kW is below one machine" in html
 

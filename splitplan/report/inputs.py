@@ -108,6 +108,8 @@ def read_csv(path: Path) -> pd.DataFrame:
         return pd.DataFrame()
     try:
         return pd.read_csv(path)
+    except pd.errors.EmptyDataError:  # a header-less empty table: an infeasible plan has no candidates
+        return pd.DataFrame()
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         problem = " ".join(str(exc).split())[:160]
         raise SplitplanError(f"malformed CSV: {problem}", source=str(path)) from None
