@@ -206,6 +206,8 @@ def test_load_output_detects_the_kind(tmp_path):
      "malformed JSON at line 1"),
     (lambda p: (p / "list").mkdir() or (p / "list" / "plan.json").write_text("[1]") and p / "list",
      "expected a JSON object"),
+    (lambda p: write_sim_output(p / "seeds" / "seed_0", n=50) and write_sim_output(p / "seeds" / "seed_1", n=50)
+     and p / "seeds", r"holds 2 simulations \(seed_0, seed_1\): report one of them"),
 ])
 def test_bad_folders_are_one_line_errors(tmp_path, make, message):
     folder = make(tmp_path)

@@ -58,6 +58,10 @@ def load_output(out_dir: str | Path) -> ReportInput:
         return load_plan_output(path)
     if (path / "summary.json").is_file():
         return load_sim_output(path)
+    runs = sorted(p.parent.name for p in path.glob("*/summary.json"))
+    if runs:  # `simulate --seeds N --out DIR` writes one folder per seed
+        raise SplitplanError(f"holds {len(runs)} simulations ({', '.join(runs[:4])}{', ...' if len(runs) > 4 else ''}): "
+                             f"report one of them, e.g. splitplan report {path / runs[0]}", source=str(path))
     found = sorted(p.name for p in path.iterdir())
     what = f"it holds {', '.join(found[:6])}{', ...' if len(found) > 6 else ''}" if found else "it is empty"
     raise SplitplanError(
