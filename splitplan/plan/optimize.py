@@ -23,7 +23,7 @@ from splitplan.plan.problem import Problem, design_capacities, fits, make_proble
 from splitplan.plan.result import Candidate, DesignResult, PlanResult
 from splitplan.plan.search import DesignSpace, Evaluator, grid_search, ilp_search
 from splitplan.plan.studies import comparisons, pick_best
-from splitplan.plan.verify import verify_cluster
+from splitplan.plan.verify import screen_cluster, verify_cluster
 from splitplan.scenario import Design, Scenario, check_names, load_scenario
 
 
@@ -55,7 +55,8 @@ def optimize(scenario: Scenario | str | Path, *, catalog: Catalog | None = None,
     hooks = progress or ProgressHooks()
     workers = scenario.search.workers
     with WorkerPool(workers) as pool:
-        results = tuple(_optimize_design(problem, d, sample, pool, verify_fn or verify_cluster, hooks)
+        screen = screen_cluster if verify_fn is None else None  # custom verifiers verify every neighbour
+        results = tuple(_optimize_design(problem, d, sample, pool, verify_fn or verify_cluster, screen, hooks)
                         for d in scenario.designs)
     target = scenario.constraints.min_throughput_rps
     best = pick_best([d.best for d in results if d.best is not None], scenario.objective, target)
@@ -70,7 +71,8 @@ def optimize(scenario: Scenario | str | Path, *, catalog: Catalog | None = None,
 
 
 def _optimize_design(problem: Problem, design: Design, sample: RequestSample, pool: WorkerPool,
-                     verify_fn: Callable[..., Any], hooks: ProgressHooks) -> DesignResult:
+                     verify_fn: Callable[..., Any], screen_fn: Callable[..., Any] | None,
+                     hooks: ProgressHooks) -> DesignResult:
     sc = problem.scenario
     if hooks.stage:
         hooks.stage(design.name)
@@ -80,7 +82,8 @@ def _optimize_design(problem: Problem, design: Design, sample: RequestSample, po
     caps, space = _sized_space(problem, design, sample)
     cap_rows = tuple({"role": c.role, "machine": c.machine, "rate_rps": round(c.rate_rps, 6), "bound": c.bound,
                       "instances": c.instances} for c in caps)
-    ev = Evaluator(problem, space, verify_fn, pool, on_done=hooks.advance, on_total=hooks.add)
+    ev = Evaluator(problem, space, verify_fn, pool, on_done=hooks.advance, on_total=hooks.add,
+                   screen_fn=screen_fn)
     s = sc.search
     found: list[Candidate] = []
     ilp_best = grid_best = None

@@ -35,6 +35,7 @@ class Verification:
     slo_margins: dict[str, float]  # name -> (limit - value) / limit at rate_rps (worst seed)
     saturated: bool  # saturated (or SLO-violating) even at the lowest rate tried
     n_simulations: int
+    screened: bool = False  # one seed only, no re-check: a local-search screen, never a reported plan
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class Candidate:
     @property
     def verified(self) -> bool:
         """Meets every SLO at a positive rate, not saturated, within every budget."""
-        return self.within_budget and self.throughput_rps > 0 and not self.verification.saturated
+        v = self.verification
+        return self.within_budget and self.throughput_rps > 0 and not v.saturated and not v.screened
 
     def machines(self, role: str | None = None) -> int:
         return sum(p.count for p in self.cluster.pools if role is None or p.role == role)

@@ -37,7 +37,7 @@ CANDIDATE = {
     "cost_usd_per_h": NUM, "power_kw": NUM,
     "throughput_rps": NUM, "throughput_mean_rps": NUM, "throughput_ci95_rps": [Nullable(NUM)],
     "per_seed_rps": [NUM], "slo_margins": MapOf(Nullable(NUM)), "saturated": bool,
-    "model_rate_rps": NUM, "within_budget": bool, "verified": bool, "source": OneOf(("ilp", "local", "grid")),
+    "model_rate_rps": NUM, "within_budget": bool, "verified": bool, "source": OneOf(("ilp", "local", "grid", "screen")),
     "n_simulations": int, "perf_provenance": MapOf(str),
 }
 

@@ -93,22 +93,39 @@ class Evaluator:
         roles = self.space.roles()
         return min(sum(o.cap_rps * n for o, n in zip(options, v) if o.role == r) for r in roles)
 
+    screen_fn: VerifyFn | None = None  # one-seed screen for local search (None: verify every neighbour)
+    screened: dict[Vector, Candidate] = field(default_factory=dict)
+
     def evaluate(self, vectors: list[Vector], source: str) -> list[Candidate]:
-        todo = [v for v in dict.fromkeys(vectors) if v not in self.seen]
+        """Full verification (all seeds, re-checked), each vector once."""
+        return self._run(vectors, source, self.seen, self.verify_fn)
+
+    def screen(self, vectors: list[Vector]) -> list[Candidate]:
+        """First-seed max rates (cheap); vectors already fully verified reuse that result."""
+        if self.screen_fn is None:
+            return self.evaluate(vectors, "local")
+        todo = [v for v in vectors if v not in self.seen]
+        self._run(todo, "screen", self.screened, self.screen_fn)
+        return [self.seen.get(v) or self.screened[v] for v in vectors]
+
+    def _run(self, vectors: list[Vector], source: str, cache: dict, fn: VerifyFn) -> list[Candidate]:
+        todo = [v for v in dict.fromkeys(vectors) if v not in cache]
         if todo:
             if self.on_total:
                 self.on_total(len(todo))
             tasks = [(self.problem, self.space.cluster(v), self.hint(v)) for v in todo]
-            for v, verification in zip(todo, self.pool.map(self.verify_fn, tasks, self.on_done)):
-                self.seen[v] = Candidate(
+            for v, verification in zip(todo, self.pool.map(fn, tasks, self.on_done)):
+                cache[v] = Candidate(
                     design=self.space.design.name, kind=self.space.design.kind, cluster=self.space.cluster(v),
                     cost_usd_per_h=self.space.cost(v), power_kw=self.space.power(v),
                     model_rate_rps=self.space.model_rate(v), verification=verification, source=source,
                     within_budget=self.space.within_budget(v))
-        return [self.seen[v] for v in vectors]
+        return [cache[v] for v in vectors]
 
     def candidates(self) -> list[Candidate]:
-        return sorted(self.seen.values(), key=lambda c: c.key())
+        """Every simulated candidate (screens of vectors never fully verified included), stable order."""
+        out = dict(self.screened) | self.seen
+        return sorted(out.values(), key=lambda c: c.key())
 
 
 def _target(space: DesignSpace) -> float | None:
@@ -141,8 +158,11 @@ def _undominated(vectors: list[Vector]) -> list[Vector]:
 
 
 def local_search(ev: Evaluator, start: list[Candidate], objective: str, radius: int,
-                 max_rounds: int = 4) -> Candidate | None:
-    """Hill-climb from the best of `start` to better simulated neighbours until none is better."""
+                 max_rounds: int = 4, promote: int = 2) -> Candidate | None:
+    """Hill-climb from the best of `start` to better simulated neighbours until none is better.
+
+    Neighbours are first screened on one seed (paired: the same arrivals for all); only the `promote`
+    most promising, those whose screen beats the current plan's rate on that seed, are fully verified."""
     space, target = ev.space, _target(ev.space)
     best = None
     for c in start:
@@ -153,16 +173,25 @@ def local_search(ev: Evaluator, start: list[Candidate], objective: str, radius: 
             break
         v = space.vector(tuple((p.role, p.machine, p.count) for p in best.cluster.pools))
         near = [w for w in neighbours(space, v, radius) if w not in ev.seen]
+        acceptable = best.verified and (target is None or best.throughput_rps >= target)
+        key = space.cost if objective == "min_cost" else space.power
         if objective == "max_throughput":
-            near = _undominated(near + [v])
-            near = [w for w in near if w != v]
-        elif best.verified and (target is None or best.throughput_rps >= target):
-            key = space.cost if objective == "min_cost" else space.power
+            near = [w for w in _undominated(near + [v]) if w != v]
+        elif acceptable:
             near = [w for w in near if key(w) <= key(v) + 1e-9]  # only cheaper plans can win now
         if not near:
             break
+        base = best.verification.per_seed_rps[0] if best.verification.per_seed_rps else 0.0
+        if objective == "max_throughput":
+            ranked = sorted((c.throughput_rps, -c.cost_usd_per_h, w) for w, c in zip(near, ev.screen(near))
+                            if c.throughput_rps > base)
+            promising = [w for *_, w in reversed(ranked)][:promote]
+        else:
+            need = target if target is not None else 0.0
+            ranked = sorted((key(w), w) for w, c in zip(near, ev.screen(near)) if c.throughput_rps >= need)
+            promising = [w for _, w in ranked][:promote]
         improved = False
-        for c in ev.evaluate(near, "local"):
+        for c in ev.evaluate(promising, "local"):
             if better(c, best, objective, target):
                 best, improved = c, True
         if not improved:

@@ -64,6 +64,18 @@ def verify_cluster(problem: Problem, cluster: ClusterSpec, hint_rps: float) -> V
                         n_simulations=sims)
 
 
+def screen_cluster(problem: Problem, cluster: ClusterSpec, hint_rps: float) -> Verification:
+    """Max rate on the first seed only, without the re-check: a cheap, paired comparison for local search
+    (every neighbour sees the same seed's arrivals), never reported as a plan's throughput."""
+    s = problem.scenario.search
+    floor_k = math.ceil(math.log(s.rate_tol_rps) / math.log(RATE_STEP))
+    hint_k = max(floor_k, round(math.log(max(hint_rps, s.rate_tol_rps)) / math.log(RATE_STEP)))
+    k, sims = _seed_max_k(problem, cluster, problem.scenario.seed_list()[0], hint_k, floor_k)
+    rate = lattice_rate(k) if k >= floor_k else 0.0
+    return Verification(rate_rps=rate, per_seed_rps=(rate,), mean_rps=rate, ci95_rps=(rate, rate), slo_margins={},
+                        saturated=rate <= 0, n_simulations=sims, screened=True)
+
+
 def _seed_max_k(problem: Problem, cluster: ClusterSpec, seed: int, hint_k: int, floor_k: int) -> tuple[int, int]:
     """One seed's highest passing lattice index (floor_k - 1 when none passes), by bisection.
 
