@@ -77,34 +77,64 @@ def write_sim_output(folder: Path, n: int = 300, seed: int = 0, saturated: bool 
     return folder
 
 
+def candidate(design: str, kind: str, pools: list[tuple[str, str, int]], cost: float, power: float, rate: float,
+              mean: float, ci: list[float], per_seed: list[float], margins: dict[str, float]) -> dict:
+    """One verified candidate as plan.json holds it (splitplan/plan/schema.py CANDIDATE)."""
+    counts = {role: sum(n for r, _, n in pools if r == role) for role in ("prompt", "token", "mixed")}
+    label = ("Baseline: " if kind == "baseline" else "Splitwise: ") + " + ".join(
+        f"{'' if r == 'mixed' else r + ' '}{n} x {m}" for r, m, n in pools)
+    return {"design": design, "kind": kind, "label": label,
+            "pools": [{"role": r, "machine": m, "count": n, "tp": 8} for r, m, n in pools],
+            "machines": sum(counts.values()), "prompt_machines": counts["prompt"], "token_machines": counts["token"],
+            "mixed_machines": counts["mixed"], "cost_usd_per_h": cost, "power_kw": power, "throughput_rps": rate,
+            "throughput_mean_rps": mean, "throughput_ci95_rps": ci, "per_seed_rps": per_seed, "slo_margins": margins,
+            "saturated": False, "model_rate_rps": rate, "within_budget": True, "verified": True, "source": "ilp",
+            "n_simulations": 12, "perf_provenance": {m: "calibrated" for _, m, _ in pools}}
+
+
 def write_plan_output(folder: Path, with_sim: bool = True) -> Path:
     """An optimize output folder (plan.json, candidates.csv, pareto.csv), optionally with best/ simulated."""
     folder.mkdir(parents=True, exist_ok=True)
-    designs = [
-        {"name": "Baseline-H100", "kind": "baseline", "pools": [{"role": "mixed", "machine": "dgx-h100", "count": 8}],
-         "cost_usd_per_h": 304.0, "power_kw": 81.6, "throughput_rps": {"mean": 10.0, "ci_low": 9.5, "ci_high": 10.5,
-                                                                       "per_seed": [9.8, 10.2]}, "status": "feasible"},
-        {"name": "Splitwise-HA", "kind": "splitwise",
-         "pools": [{"role": "prompt", "machine": "dgx-h100", "count": 4}, {"role": "token", "machine": "dgx-a100",
-                                                                           "count": 4}],
-         "cost_usd_per_h": 222.4, "power_kw": 66.8, "throughput_rps": {"mean": 12.5, "ci_low": 12.0, "ci_high": 13.0,
-                                                                       "per_seed": [12.3, 12.7]},
-         "slo": {"ttft_p99": {"margin": 0.12}, "tbt_p50": {"margin": 0.3}}, "status": "feasible"},
-        {"name": "Splitwise-HHcap", "kind": "splitwise", "pools": [], "status": "infeasible",
-         "binding_constraint": "cost budget 300 $/h"},
-    ]
-    plan = {"schema_version": 1, "objective": "max_throughput", "status": "feasible",
-            "scenario": {"name": "fixture", "model": "llama2-70b", "constraints": {"cost_usd_per_h": 320}},
-            "best": designs[1], "designs": designs}
+    base = candidate("Baseline-H100", "baseline", [("mixed", "dgx-h100", 8)], 304.0, 81.6, 9.8, 10.0, [9.5, 10.5],
+                     [9.8, 10.2], {"ttft_p99": 0.05, "tbt_p50": 0.02})
+    split = candidate("Splitwise-HA", "splitwise", [("prompt", "dgx-h100", 4), ("token", "dgx-a100", 4)], 222.4, 66.8,
+                      12.3, 12.5, [12.0, 13.0], [12.3, 12.7], {"ttft_p99": 0.12, "tbt_p50": 0.3})
+
+    def design(kind, best, binding):
+        shortcuts = {k: (best[k] if best else None) for k in ("throughput_rps", "cost_usd_per_h", "power_kw", "machines",
+                                                               "prompt_machines", "token_machines", "mixed_machines")}
+        return {"kind": kind, "status": "feasible" if best else "infeasible", "binding": binding, **shortcuts,
+                "best": best, "capacity_model": []}
+
+    plan = {"schema_version": 1, "objective": "max_throughput", "method": "ilp", "status": "feasible",
+            "binding": "cost budget $320/h (plan $222.4/h)",
+            "scenario": {"name": "fixture", "model": "llama2-70b", "workload": {}, "slos": ["ttft:p99:6x"],
+                         "reference_machine": "dgx-a100", "designs": [], "constraints": {"cost_usd_per_h": 320},
+                         "objective": "max_throughput", "search": {}, "perf": {}},
+            "best": split,
+            "designs": {"Baseline-H100": design("baseline", base, "cost budget $320/h (plan $304.0/h)"),
+                        "Splitwise-HA": design("splitwise", split, "cost budget $320/h (plan $222.4/h)"),
+                        "Splitwise-HHcap": design("splitwise", None, "cost budget 300 $/h")},
+            "comparisons": [], "candidates": [base, split], "pareto": {"cost": [], "power": []},
+            "perf": {"backend": "analytic", "compat": None, "provenance": {}}}
     (folder / "plan.json").write_text(json.dumps(plan, indent=2))
-    rows = [{"design": d, "cost_usd_per_h": c, "power_kw": p, "throughput_rps": t}
-            for d, c, p, t in (("Baseline-H100", 228, 61.2, 7.4), ("Baseline-H100", 304, 81.6, 10.0),
-                               ("Splitwise-HA", 166.6, 50.5, 9.0), ("Splitwise-HA", 222.4, 66.8, 12.5))]
+    rows = [{"design": d, "cost_usd_per_h": c, "power_kw": p, "throughput_rps": t, "verified": True}
+            for d, c, p, t in (("Baseline-H100", 228, 61.2, 7.4), ("Baseline-H100", 304, 81.6, 9.8),
+                               ("Splitwise-HA", 166.6, 50.5, 9.0), ("Splitwise-HA", 222.4, 66.8, 12.3))]
     pd.DataFrame(rows).to_csv(folder / "candidates.csv", index=False)
-    pd.DataFrame([rows[2], rows[3]]).to_csv(folder / "pareto.csv", index=False)
+    pareto = [{"axis": axis, **{k: v for k, v in row.items() if k != "verified"}} for axis in ("cost", "power")
+              for row in (rows[2], rows[3])]
+    pd.DataFrame(pareto).to_csv(folder / "pareto.csv", index=False)
     if with_sim:
         write_sim_output(folder / "best")
     return folder
+
+
+def test_plan_fixture_follows_the_optimizers_schema(tmp_path):
+    from splitplan.plan.schema import check_plan
+
+    plan = json.loads((write_plan_output(tmp_path / "opt", with_sim=False) / "plan.json").read_text())
+    assert check_plan(plan) == []
 
 
 def section_ids(html: str) -> set[str]:
@@ -142,10 +172,10 @@ def test_optimize_report_has_recommendation_comparison_pareto_and_best_simulatio
     assert ids >= set(PLAN_SECTIONS) | {f"best-{s}" for s in SIM_SECTIONS}
     # recommendation: design, split, machines, cost, power, throughput with CI, SLO margins
     assert "Yes, split: prompt 4 × dgx-h100 + token 4 × dgx-a100" in html
-    assert "12.5 req/s (95% CI 12.0–13.0)" in html and "$222/h" in html and "66.8 kW" in html
+    assert "12.3 req/s (seed mean 12.5, 95% CI 12.0–13.0)" in html and "$222/h" in html and "66.8 kW" in html
     assert "+12.0%" in html  # ttft_p99 margin
     # comparison: ratio vs the first design, and the infeasible design with its binding constraint
-    assert "1.25×" in html and "cost budget 300 $/h" in html
+    assert "1.26×" in html and "cost budget 300 $/h" in html  # 12.3 / 9.8 req/s
     # bars, two Pareto plots, CDF, timeline
     assert html.count('src="data:image/png;base64,') == 5
     assert_self_contained(html)
@@ -161,7 +191,7 @@ def test_report_without_matplotlib_keeps_tables(tmp_path, monkeypatch):
     assert "data:image/png" not in html
     assert "pip install &#x27;splitplan[plot]&#x27;" in html
     assert section_ids(html) >= set(PLAN_SECTIONS)
-    assert "<table" in html and "Splitwise-HA" in html and "12.5 req/s (95% CI 12.0–13.0)" in html
+    assert "<table" in html and "Splitwise-HA" in html and "12.3 req/s (seed mean 12.5, 95% CI 12.0–13.0)" in html
 
 
 def test_report_is_byte_identical_for_the_same_folder(tmp_path):
@@ -185,8 +215,8 @@ def test_plan_without_saved_simulation_says_how_to_get_one(tmp_path):
 def test_infeasible_plan_names_the_binding_constraint(tmp_path):
     out = tmp_path / "opt"
     out.mkdir()
-    (out / "plan.json").write_text(json.dumps({"status": "infeasible", "best": None, "designs": [],
-                                               "binding_constraint": "power budget 10 kW is below one machine"}))
+    (out / "plan.json").write_text(json.dumps({"status": "infeasible", "best": None, "designs": {},
+                                               "binding": "power budget 10 kW is below one machine"}))
     (out / "candidates.csv").write_text("\n")  # what the optimizer writes when nothing was feasible
     html = build_report(out).read_text()
     assert "Infeasible: power budget 10 kW is below one machine" in html

@@ -91,7 +91,8 @@ def test_report_of_a_real_optimization(opt_dir):
                        else f"{p['count']} × {p['machine']}" for p in best["pools"])
     assert pools in html and best["design"] in html
     lo, hi = best["throughput_ci95_rps"]
-    assert f"(95% CI {lo:,.1f}–{hi:,.1f})" in html
+    assert (f"{best['throughput_rps']:,.1f} req/s (seed mean {best['throughput_mean_rps']:,.1f}, "
+            f"95% CI {lo:,.1f}–{hi:,.1f})") in html
     for design in plan["designs"]:
         assert f"<td>{design}</td>" in html
     assert "re-ran its verification" in html  # the optimizer saves no simulation of the best plan
