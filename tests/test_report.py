@@ -259,4 +259,5 @@ def test_cli_report_writes_the_file(tmp_path):
     result = CliRunner().invoke(cli, ["report", str(out), "--out", str(tmp_path / "x.html")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "x.html").read_text().startswith("<!DOCTYPE html>")
+    assert (tmp_path / "x.html").stat().st_mode & 0o044  # readable by others (mkstemp files are private)
     assert "report:" in result.output

@@ -100,10 +100,17 @@ def _write_atomically(target: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes the file private; a report is meant to be shared
         os.replace(temp, target)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 __all__ = ["build_report", "render_report", "SimOutput", "PlanOutput"]
