@@ -13,8 +13,8 @@ intended change, which `--update` writes back into the file). The scenario's opt
                                  # (the paper's "Llama2-70B on a cluster built for BLOOM-176B")
 
 Robustness results appear in the expectation view as `robustness.<model>.<design>.throughput_rps` and
-`.throughput_ratio` (against the first design). Verification results are memoised within one run
-(keyed on every input of the simulation), so studies that revisit a cluster do not simulate it twice.
+`.throughput_ratio` (against the first design). Each run calls `optimize` exactly as `splitplan optimize`
+does, so a check reproduces what a planner would see.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from splitplan.errors import SplitplanError
 from splitplan.perf.base import PerfSettings
 from splitplan.plan.optimize import optimize
 from splitplan.plan.parallel import WorkerPool
-from splitplan.plan.problem import Problem, make_problem
-from splitplan.plan.result import PlanResult, Verification
+from splitplan.plan.problem import make_problem
+from splitplan.plan.result import PlanResult
 from splitplan.plan.verify import verify_cluster
 from splitplan.scenario import (Expectation, ExpectationResult, PerfSection, Scenario, _expectation, _Fields,
                                 evaluate_expectations, parse_scenario)
@@ -191,56 +191,26 @@ def settings_of(perf: PerfSection) -> PerfSettings:
                         compat=perf.compat, dtype=perf.dtype)
 
 
-class MemoVerify:
-    """verify_cluster with an exact memo: same problem inputs, cluster and hint give the same answer.
+def run_mode(spec: CheckSpec, mode: str, *, catalog_files: tuple[str, ...] = (), flags: PerfFlags | None = None,
+             workers: int | None = None) -> ModeOutcome:
+    """Optimize the study in one mode, add robustness measurements, and compare with its expectations.
 
-    Picklable (workers get a snapshot of the memo with each task); the parent records what its
-    workers measured after each optimize call (`record`)."""
-
-    def __init__(self) -> None:
-        self.memo: dict[tuple, Verification] = {}
-        self.hits = 0
-
-    @staticmethod
-    def key(problem: Problem, cluster: Any, hint_rps: float) -> tuple:
-        sc, p = problem.scenario, problem.perf
-        return (sc.model, sc.workload.trace, sc.workload.duration_s, sc.seed_list(), sc.reference_machine,
-                tuple(problem.slos), sc.search.rate_tol_rps, sc.search.require_fraction, p.backend,
-                p.profile_path, tuple(p.calibration_paths), p.compat, p.dtype, cluster,
-                round(hint_rps, 9))
-
-    def __call__(self, problem: Problem, cluster: Any, hint_rps: float) -> Verification:
-        found = self.memo.get(self.key(problem, cluster, hint_rps))
-        if found is not None:
-            return found
-        return verify_cluster(problem, cluster, hint_rps)
-
-    def record(self, problem: Problem, plan: PlanResult) -> None:
-        for c in plan.all_candidates():
-            k = self.key(problem, c.cluster, c.model_rate_rps)
-            self.hits += k in self.memo
-            self.memo[k] = replace(c.verification, slo_margins={})
-
-
-def run_mode(spec: CheckSpec, mode: str, *, catalog: Catalog, flags: PerfFlags | None = None,
-             memo: MemoVerify | None = None, workers: int | None = None) -> ModeOutcome:
-    """Optimize the study in one mode, add robustness measurements, and compare with its expectations."""
+    The catalog is the scenario's own `catalog:` files plus `catalog_files` (--catalog), as in optimize."""
     t0 = time.perf_counter()
     ms = spec.mode(mode)
     if ms is None:
         raise SplitplanError(f"no '{mode}' mode (add check.{mode})", source=str(spec.path), field="check")
     perf = mode_perf(spec, mode, flags)
     scenario = replace(spec.scenario, perf=perf).with_overrides(**dict(ms.overrides), workers=workers)
-    memo = memo or MemoVerify()
-    plan = optimize(scenario, catalog=catalog, perf=settings_of(perf), verify_fn=memo)
-    memo.record(make_problem(scenario, catalog, settings_of(perf)), plan)
+    catalog = get_catalog(tuple(scenario.catalog_files) + tuple(catalog_files))
+    plan = optimize(scenario, catalog=catalog, perf=settings_of(perf))  # exactly what `splitplan optimize` does
     view = plan.expectation_view()
-    view["robustness"] = {m: robustness(plan, scenario, m, catalog, memo, workers) for m in spec.robustness}
+    view["robustness"] = {m: robustness(plan, scenario, m, catalog, workers) for m in spec.robustness}
     results = evaluate_expectations(view, ms.expect)
     return ModeOutcome(spec, mode, plan, view, results, time.perf_counter() - t0)
 
 
-def robustness(plan: PlanResult, scenario: Scenario, model: str, catalog: Catalog, memo: MemoVerify,
+def robustness(plan: PlanResult, scenario: Scenario, model: str, catalog: Catalog,
                workers: int | None = None) -> dict[str, Any]:
     """Each design's best cluster (sized for the scenario's model) measured serving `model` instead."""
     try:
@@ -251,10 +221,9 @@ def robustness(plan: PlanResult, scenario: Scenario, model: str, catalog: Catalo
     sized = [d for d in plan.designs if d.best is not None]
     tasks = [(problem, replace(d.best.cluster, model=model), d.best.throughput_rps) for d in sized]
     with WorkerPool(workers or scenario.search.workers) as pool:
-        measured = pool.map(memo, tasks)
+        measured = pool.map(verify_cluster, tasks)
     out: dict[str, Any] = {d.name: {"throughput_rps": None, "label": None} for d in plan.designs}
-    for d, (_, cluster, hint), v in zip(sized, tasks, measured):
-        memo.memo[memo.key(problem, cluster, hint)] = v
+    for d, (_, cluster, _), v in zip(sized, tasks, measured):
         out[d.name] = {"throughput_rps": round(v.rate_rps, 6), "label": cluster.label()}
     ref = next(iter(out.values()), {}).get("throughput_rps")
     for row in out.values():
@@ -278,8 +247,7 @@ def run_check(paths: Sequence[str | Path], *, include_slow: bool = False, modes:
     specs = discover(paths, require_expect)
     if not specs:
         raise SplitplanError("no scenario with an expect: block found", source=", ".join(map(str, paths)))
-    catalog = get_catalog(catalog_files)
-    report, memo = CheckReport(), MemoVerify()
+    report = CheckReport()
     for spec in specs:
         if spec.slow and not include_slow:
             report.skipped_slow.append(spec.path)
@@ -290,7 +258,7 @@ def run_check(paths: Sequence[str | Path], *, include_slow: bool = False, modes:
                 continue
             if on_start:
                 on_start(spec, m)
-            outcome = run_mode(spec, m, catalog=catalog, flags=flags, memo=memo, workers=workers)
+            outcome = run_mode(spec, m, catalog_files=catalog_files, flags=flags, workers=workers)
             report.outcomes.append(outcome)
             if on_done:
                 on_done(outcome)
