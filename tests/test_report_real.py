@@ -103,3 +103,22 @@ def test_report_of_a_real_optimization(opt_dir):
 def test_report_can_skip_the_best_plan_simulation(opt_dir, tmp_path):
     html = build_report(opt_dir, tmp_path / "r.html", simulate_best=False).read_text()
     assert "holds no saved simulation" in html and "best-summary" not in html
+
+
+def test_slowdown_cdfs_are_dropped_when_references_do_not_reproduce_the_summary(sim_dir, tmp_path):
+    """If the references rebuilt from summary.json disagree with its SLO values (e.g. a custom profile
+    the summary does not name), the report shows ms CDFs and says why, rather than wrong slowdowns."""
+    import json
+    import shutil
+
+    from splitplan.report.slo_lines import cdf_panels_and_note
+
+    copy = tmp_path / "run"
+    shutil.copytree(sim_dir, copy)
+    summary = json.loads((copy / "summary.json").read_text())
+    summary["slo"]["ttft_p99"]["value"] *= 1.5
+    (copy / "summary.json").write_text(json.dumps(summary))
+    panels, note = cdf_panels_and_note(load_output(copy))
+    assert "do not reproduce its SLO values" in note
+    assert [p["scale"] for p in panels] == [1000.0, 1000.0, 1000.0]
+    assert not cdf_panels_and_note(load_output(sim_dir))[1]

@@ -17,7 +17,7 @@ import pandas as pd
 from splitplan.report import plots
 from splitplan.report.columns import pick_column, pick_key
 from splitplan.report.inputs import SimOutput
-from splitplan.report.slo_lines import cdf_panels
+from splitplan.report.slo_lines import cdf_panels_and_note
 from splitplan.report.tables import (esc, fmt_ms, fmt_num, fmt_pct, frame_table, key_values, slo_label,
                                      slo_rows, table)
 
@@ -128,7 +128,9 @@ def latency_body(sim: SimOutput) -> str:
                            numeric=[False, True, True, True, False], row_classes=classes,
                            caption="SLOs: headroom is how far below its limit each observed value is"
                            + (" (a saturated run: indicative only)" if summary.get("saturated") else "")))
-    panels = cdf_panels(sim)
+    panels, note = cdf_panels_and_note(sim)
+    if note:
+        parts.append(f'<p class="note">{esc(note)}</p>')
     if panels:
         png = plots.latency_cdfs(panels)
         if png is None:

@@ -23,11 +23,17 @@ METRICS = (("ttft", "TTFT"), ("tbt", "TBT"), ("e2e", "E2E"))
 def cdf_panels(sim: SimOutput) -> list[dict[str, Any]]:
     """Panels for plots.latency_cdfs: a slowdown panel per metric with slowdown SLOs (when references
     are known) and an absolute panel (ms) per metric otherwise or with absolute SLOs."""
+    return cdf_panels_and_note(sim)[0]
+
+
+def cdf_panels_and_note(sim: SimOutput) -> tuple[list[dict[str, Any]], str]:
+    """The panels, and a note when slowdown CDFs had to be left out (references unknown or inconsistent)."""
     requests = sim.requests
     if requests.empty:
-        return []
+        return [], ""
     slos = parse_summary_slos(sim.summary.get("slo") or {})
     refs = None
+    note = ""
     panels = []
     for metric, label in METRICS:
         column = pick_column(requests, (f"{metric}_s", metric))
@@ -37,7 +43,15 @@ def cdf_panels(sim: SimOutput) -> list[dict[str, Any]]:
         slowdown_limits = [s for s in slos if s["metric"] == metric and s["unit"] == "x"]
         absolute_limits = [s for s in slos if s["metric"] == metric and s["unit"] == "s"]
         if slowdown_limits:
-            refs = refs if refs is not None else reference_frame(sim)
+            if refs is None and not note:
+                refs = reference_frame(sim)
+                if refs is None:
+                    note = ("Slowdown CDFs left out: the unloaded reference latencies of this run could not be "
+                            "rebuilt; the latencies are shown in ms.")
+                elif not consistent(sim, refs, slos):
+                    refs, note = None, ("Slowdown CDFs left out: reference latencies rebuilt from summary.json do "
+                                        "not reproduce its SLO values (a custom profile or catalog?); the latencies "
+                                        "are shown in ms.")
             if refs is not None and metric in refs:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     ratio = values / refs[metric]
@@ -46,7 +60,28 @@ def cdf_panels(sim: SimOutput) -> list[dict[str, Any]]:
         if absolute_limits or not slowdown_limits or refs is None or metric not in (refs or {}):
             panels.append({"title": label, "values_s": values, "scale": 1000.0, "xlabel": f"{label} (ms)",
                            "limits": _lines(absolute_limits, " ms")})
-    return panels
+    return panels, note
+
+
+def consistent(sim: SimOutput, refs: dict[str, np.ndarray], slos: list[dict[str, Any]], rel: float = 1e-3) -> bool:
+    """Do the rebuilt references give back the simulator's own slowdown percentiles?"""
+    from splitplan.slo import percentile
+
+    summary_slo = sim.summary.get("slo") or {}
+    for item in slos:
+        if item["unit"] != "x" or item["metric"] not in refs:
+            continue
+        name = f"{item['metric']}_p{item['percentile']:g}"
+        expected = (summary_slo.get(name) or {}).get("value")
+        if not isinstance(expected, (int, float)):
+            continue
+        column = pick_column(sim.requests, (f"{item['metric']}_s",))
+        values = _with_unfinished(sim.requests, column, zero_if_nan=item["metric"] == "tbt")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            got = percentile(np.where(np.isinf(values), np.nan, values) / refs[item["metric"]], item["percentile"])
+        if not np.isfinite(got) or abs(got - expected) > rel * max(abs(expected), 1e-9):
+            return False
+    return True
 
 
 def _with_unfinished(requests: pd.DataFrame, column: str, zero_if_nan: bool = False) -> np.ndarray:
