@@ -261,3 +261,27 @@ def test_cli_report_writes_the_file(tmp_path):
     assert (tmp_path / "x.html").read_text().startswith("<!DOCTYPE html>")
     assert (tmp_path / "x.html").stat().st_mode & 0o044  # readable by others (mkstemp files are private)
     assert "report:" in result.output
+
+
+def test_report_html_is_well_formed(tmp_path):
+    """Every opened tag is closed in order (a stray cell would shift a whole table in some browsers)."""
+    from html.parser import HTMLParser
+
+    class Checker(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.stack, self.errors = [], []
+
+        def handle_starttag(self, tag, attrs):
+            if tag not in ("meta", "img", "br"):
+                self.stack.append(tag)
+
+        def handle_endtag(self, tag):
+            if self.stack and self.stack[-1] == tag:
+                self.stack.pop()
+            else:
+                self.errors.append((tag, self.stack[-3:]))
+
+    checker = Checker()
+    checker.feed(build_report(write_plan_output(tmp_path / "opt"), simulate_best=False).read_text())
+    assert checker.errors == [] and checker.stack == []
