@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(USAGE_EXIT_CODE)
     except BrokenPipeError:
         sys.exit(0)
+    except OSError as exc:  # unwritable --out folder, disk full, permissions: the user's to fix, in one line
+        where = exc.filename or "file system"
+        click.echo(f"error: {where}: {exc.strerror or exc}", err=True)
+        sys.exit(USAGE_EXIT_CODE)
     sys.exit(status if isinstance(status, int) else 0)
 
 
