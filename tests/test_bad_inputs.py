@@ -171,6 +171,10 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
                                     bad("trace_bad_header.csv")], ("trace_bad_header.csv", "columns")),
     ("simulate-bad-calibration", SIM + ["--machines", "dgx-h100:4", "--calibration", bad("catalog_malformed.yaml")],
      ("catalog_malformed.yaml", "malformed YAML")),
+    ("simulate-unwritable-out", SIM + ["--machines", "dgx-h100:2", "--duration", "5", "--out", "/proc/no/out"],
+     ("/proc/no", "No such file")),
+    ("simulate-out-under-a-file", SIM + ["--machines", "dgx-h100:2", "--duration", "5", "--out",
+                                         bad("catalog_empty.yaml") + "/out"], ("catalog_empty.yaml",)),
     # ---- perf queries
     ("perf-prompt-beyond-kv", PERF + ["--prompt-tokens", "5000000"], ("prompt", "KV")),
     ("perf-decode-beyond-kv", PERF + ["--phase", "decode", "--batch", "512", "--context-tokens", "100000"],
@@ -236,7 +240,7 @@ def test_bad_input_gives_one_error_line_and_exit_2(case_id: str, argv: list[str]
     if case_id in KNOWN_FAILURES:
         pytest.xfail(KNOWN_FAILURES[case_id])
     root = Path(__file__).resolve().parent.parent
-    argv = [str(root / a) if a.startswith("scenarios/") else a for a in argv]
+    argv = [str(root / a) if a.startswith(("scenarios/", "profiles/")) else a for a in argv]
     monkeypatch.chdir(tmp_path)  # nothing a case writes lands in the repository
     code, _, err = run_main(argv, capsys)
     assert_one_error_line(code, err, fragments)
