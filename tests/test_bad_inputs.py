@@ -190,18 +190,15 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
 # Cases that fail today in modules whose owners are still at work; each entry says why (see the report).
 _OPTIMIZER = "optimizer still at work until 05:55"
 _SIM = "simulator still at work until 05:45"
-_PERF = "perf still at work until 05:40"
 KNOWN_FAILURES: dict[str, str] = {
     "scenario-unmeetable-slo": f"{_OPTIMIZER}: exits 1 'infeasible' after simulating instead of naming the SLO",
-    "scenario-prompt-too-long": f"{_OPTIMIZER}: message is a bisection internal ('lo_rps: need 0 < lo_rps ...')",
+    "scenario-prompt-too-long": f"{_OPTIMIZER}: exits 1 'infeasible' instead of naming the request KV cannot hold",
     "scenario-model-does-not-fit": f"{_OPTIMIZER}: exits 1 'infeasible' instead of a one-line input error",
     "scenario-model-does-not-fit-tp1": f"{_OPTIMIZER}: exits 1 'infeasible' instead of a one-line input error",
     "simulate-unknown-machine": f"{_SIM}: the line does not name --machines",
     "simulate-unknown-model": f"{_SIM}: the line does not name --model",
     "simulate-unmeetable-slo": f"{_SIM}: simulates and reports 'not met' instead of rejecting the SLO",
     "simulate-zero-duration": f"{_SIM}: --duration 0 silently becomes 120 s",
-    "perf-prompt-beyond-kv": f"{_PERF}: prints a time for a prompt larger than the KV capacity",
-    "perf-decode-beyond-kv": f"{_PERF}: prints a time for a decode batch larger than the KV capacity",
 }
 
 
