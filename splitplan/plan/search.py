@@ -201,20 +201,17 @@ def local_search(ev: Evaluator, start: list[Candidate], objective: str, radius: 
 
 def ilp_search(ev: Evaluator, objective: str, top: int, radius: int, solver: str,
                calibration_rounds: int = 2) -> Candidate | None:
-    """ILP proposals, re-solved with per-role capacities calibrated by the simulator, then local search."""
+    """ILP proposals, re-solved with per-role capacities calibrated by (one-seed) simulation; the final
+    proposals are fully verified and refined by local search."""
     space = ev.space
     options = list(space.options)
-    found: list[Candidate] = []
     previous: Vector | None = None
-    for round_ in range(calibration_rounds + 1):
-        sols = solve_ilp(options, space.limits, objective, solver, top=top)
+    for _ in range(calibration_rounds):
+        sols = solve_ilp(options, space.limits, objective, solver)
         if not sols:
-            break
-        found += ev.evaluate([space.vector(s.counts) for s in sols], "ilp")
-        if round_ == calibration_rounds:
-            break
+            return None
         v0 = space.vector(sols[0].counts)
-        if round_ > 0 and v0 == previous:  # calibration did not move the answer: done
+        if v0 == previous:  # calibration no longer moves the answer
             break
         previous = v0
         scales = role_scales(ev, options, v0)
@@ -222,30 +219,33 @@ def ilp_search(ev: Evaluator, objective: str, top: int, radius: int, solver: str
             break
         options = [replace(o, cap_rps=o.cap_rps * scales[o.role]) for o in options]
         ev.hint_options = options
-    if not found:
+    sols = solve_ilp(options, space.limits, objective, solver, top=top)
+    if not sols:
         return None
+    found = ev.evaluate([space.vector(s.counts) for s in sols], "ilp")
     return local_search(ev, found, objective, radius)
 
 
 def role_scales(ev: Evaluator, options: list[PoolOption], v: Vector) -> dict[str, float]:
     """Simulated / modelled rate of each role's pool at counts v: the correction the model needs.
 
-    One role is measured alone by over-provisioning the others (3x + 1 machines), so that it binds.
-    These calibration clusters ignore budgets and are not candidates."""
+    Measured on the first seed (a screen). With several pools, each is measured alone by
+    over-provisioning the others (3x + 1 machines) so that it binds; these calibration clusters ignore
+    the budgets and are not candidates."""
     space = ev.space
     roles = space.roles()
     modelled = {r: sum(o.cap_rps * n for o, n in zip(options, v) if o.role == r) for r in roles}
     if len(roles) == 1:
-        c = ev.seen.get(v)
-        measured = {roles[0]: c.throughput_rps if c else 0.0}
+        measured = {roles[0]: ev.screen([v])[0].throughput_rps}
     else:
+        fn = ev.screen_fn or ev.verify_fn
         tasks = []
         for r in roles:
             w = tuple(n if o.role == r else 3 * n + 1 for o, n in zip(options, v))
             tasks.append((ev.problem, space.cluster(w), modelled[r]))
         if ev.on_total:
             ev.on_total(len(tasks))
-        results = ev.pool.map(ev.verify_fn, tasks, ev.on_done)
+        results = ev.pool.map(fn, tasks, ev.on_done)
         measured = {r: res.rate_rps for r, res in zip(roles, results)}
     return {r: (measured[r] / modelled[r] if measured[r] > 0 and modelled[r] > 0 else 1.0) for r in roles}
 
