@@ -172,15 +172,18 @@ def _fig12_section(views: Views) -> str:
              "The paper: **27 prompt + 3 token** DGX-H100 (30 machines, $1140/h).", "",
              "| mode | prompt | token | machines | cost $/h | verified throughput req/s | within 3 machines of 27+3 |",
              "|---|---|---|---|---|---|---|"]
+    notes: list[str] = []
     for mode in MODES:
         d = design_row(views, "fig12-hh-coding-70rps", mode, "Splitwise-HH")
         if d is None:
             lines.append(f"| {MODE_LABEL[mode]} | n/a | n/a | n/a | n/a | n/a | no |")
+            why = _binding(views, "fig12-hh-coding-70rps", mode, "Splitwise-HH")
+            notes.append(f"- {MODE_LABEL[mode]}: no plan; the optimizer says: {why}")
             continue
         near = abs(d["prompt_machines"] - 27) <= 3 and abs(d["token_machines"] - 3) <= 3
         lines.append(f"| {MODE_LABEL[mode]} | {d['prompt_machines']} | {d['token_machines']} | {d['machines']} | "
                      f"{_n(d['cost_usd_per_h'], '.0f')} | {_n(d['throughput_rps'])} | {'yes' if near else 'no'} |")
-    return "\n".join(lines)
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def _studies_section(views: Views, study: str) -> str:
@@ -201,7 +204,7 @@ def _studies_section(views: Views, study: str) -> str:
                 cells += [_short(d), _n(d["throughput_rps"]) if d else "n/a",
                           _x(ratio(views, name, mode, design, "Baseline-H100", "throughput"))]
             lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += _infeasible_notes(views, name) + [""]
     return "\n".join(lines)
 
 
@@ -223,7 +226,7 @@ def _isothroughput_section(views: Views) -> str:
                     cells += [_short(d), _n(d[key], ".0f") if d else "n/a",
                               _x(ratio(views, name, mode, design, "Baseline-H100", what))]
                 lines.append("| " + " | ".join(cells) + " |")
-            lines.append("")
+            lines += _infeasible_notes(views, name) + [""]
     return "\n".join(lines)
 
 
@@ -287,6 +290,19 @@ def _why_section(facts: list[str]) -> str:
     return "\n".join(["## Why the numbers differ", "", "Measured properties of the two performance models "
                       "(BLOOM-176B, TP 8), computed when this page was generated:", "", *facts, "",
                       EXPLANATIONS])
+
+
+def _binding(views: Views, name: str, mode: str, design: str) -> str:
+    d = views.get((name, mode), {}).get("designs", {}).get(design) or {}
+    return d.get("binding") or "no result"
+
+
+def _infeasible_notes(views: Views, name: str) -> list[str]:
+    """Why a design has no plan, in the optimizer's words (kept visible, never dropped)."""
+    notes = [f"- {design}, {MODE_LABEL[mode]}: no plan; {_binding(views, name, mode, design)}"
+             for mode in MODES for design in _design_names(views, name)
+             if (name, mode) in views and design_row(views, name, mode, design) is None]
+    return [""] + notes if notes else []
 
 
 def _design_names(views: Views, name: str) -> list[str]:

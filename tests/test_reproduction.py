@@ -70,7 +70,10 @@ def test_render_is_deterministic_and_infeasible_is_shown():
     v = views()
     v[("isopower-coding", "default")]["designs"]["Splitwise-HA"] = design(status="infeasible")
     assert render(v, [], []) == render(v, [], [])
-    assert "| Splitwise-HA | infeasible | n/a | n/a |" in render(v, [], [])
+    v[("isopower-coding", "default")]["designs"]["Splitwise-HA"]["binding"] = "power budget binds"
+    text = render(v, [], [])
+    assert "| Splitwise-HA | infeasible | n/a | n/a |" in text
+    assert "- Splitwise-HA, compat (SplitwiseSim profile): no plan; power budget binds" in text
 
 
 def test_perf_facts_cover_both_modes():
