@@ -285,3 +285,12 @@ def test_report_html_is_well_formed(tmp_path):
     checker = Checker()
     checker.feed(build_report(write_plan_output(tmp_path / "opt"), simulate_best=False).read_text())
     assert checker.errors == [] and checker.stack == []
+
+
+def test_throughput_text_never_shows_a_negative_rate():
+    from splitplan.report.plan_sections import throughput_text
+    from splitplan.report.plan_view import plan_row
+
+    row = plan_row({"design": "d", "throughput_rps": 47.5, "throughput_mean_rps": 69.5,
+                    "throughput_ci95_rps": [-209.1, 348.0], "per_seed_rps": [91.4, 47.5]})
+    assert throughput_text(row) == "47.5 req/s (seed mean 69.5, 95% CI 0.0–348.0)"

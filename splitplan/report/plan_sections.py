@@ -86,7 +86,8 @@ def throughput_text(row: PlanRow) -> str:
     """The rate that held on every seed, then the seeds' mean max rate with its 95% CI when known."""
     if row.throughput_rps is None:
         return "—"
-    ci = f"95% CI {fmt_num(row.ci_rps[0], 1)}–{fmt_num(row.ci_rps[1], 1)}" if row.ci_rps else ""
+    # a rate is never negative: a t-interval over two or three spread-out seeds can reach below zero
+    ci = f"95% CI {fmt_num(max(row.ci_rps[0], 0.0), 1)}–{fmt_num(row.ci_rps[1], 1)}" if row.ci_rps else ""
     mean = f"seed mean {fmt_num(row.mean_rps, 1)}" if row.mean_rps is not None else ""
     extra = ", ".join(part for part in (mean, ci) if part)
     return f"{fmt_num(row.throughput_rps, 1)} req/s" + (f" ({extra})" if extra else "")
