@@ -50,6 +50,9 @@ def _replay(plan: dict[str, Any], out_dir: Path) -> Replay:
     if not best.get("pools") or not isinstance(rate_rps, (int, float)) or rate_rps <= 0:
         raise SplitplanError("plan.json has no verified best plan")
     workload = scenario.get("workload") or {}
+    for key, value in (("scenario.model", scenario.get("model")), ("scenario.workload.trace", workload.get("trace"))):
+        if not value:
+            raise SplitplanError(f"plan.json has no {key}")
     seeds = workload.get("seeds") or [workload.get("seed", 0)]
     seed, duration_s = int(seeds[0]), float(workload.get("duration_s") or 120.0)
     source = scenario.get("source")
