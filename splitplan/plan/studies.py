@@ -51,6 +51,11 @@ def better(a: Candidate, b: Candidate | None, objective: str, target_rps: float 
     ok_a, ok_b = _acceptable(a, objective, target_rps), _acceptable(b, objective, target_rps)
     if ok_a != ok_b:
         return ok_a
+    if not ok_a and target_rps is not None and objective != "max_throughput":
+        # Neither reaches the target yet: the one closer to it is where a local search should continue
+        # (by cost, the search would settle on the cheapest failing plan and never climb to the target).
+        return (round(a.throughput_rps, 9), -round(a.cost_usd_per_h, 9)) > (round(b.throughput_rps, 9),
+                                                                              -round(b.cost_usd_per_h, 9))
     return sort_key(a, objective) < sort_key(b, objective)
 
 
