@@ -158,7 +158,7 @@ def _undominated(vectors: list[Vector]) -> list[Vector]:
 
 
 def local_search(ev: Evaluator, start: list[Candidate], objective: str, radius: int,
-                 max_rounds: int = 4, promote: int = 2) -> Candidate | None:
+                 max_rounds: int = 4, promote: int = 1) -> Candidate | None:
     """Hill-climb from the best of `start` to better simulated neighbours until none is better.
 
     Neighbours are first screened on one seed (paired: the same arrivals for all); only the `promote`
