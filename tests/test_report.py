@@ -294,3 +294,12 @@ def test_throughput_text_never_shows_a_negative_rate():
     row = plan_row({"design": "d", "throughput_rps": 47.5, "throughput_mean_rps": 69.5,
                     "throughput_ci95_rps": [-209.1, 348.0], "per_seed_rps": [91.4, 47.5]})
     assert throughput_text(row) == "47.5 req/s (seed mean 69.5, 95% CI 0.0–348.0)"
+
+
+def test_uncalibrated_machines_are_flagged(tmp_path):
+    out = write_sim_output(tmp_path / "sim")
+    summary = json.loads((out / "summary.json").read_text())
+    assert "Uncalibrated performance model" not in build_report(out).read_text()
+    summary["perf"]["provenance"]["hgx-h20/tp8"] = "spec defaults (uncalibrated)"
+    (out / "summary.json").write_text(json.dumps(summary))
+    assert "Uncalibrated performance model (hgx-h20/tp8)" in build_report(out, simulate_best=False).read_text()

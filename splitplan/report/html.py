@@ -34,7 +34,7 @@ thead th { background: #f6f8fa; } td.num, th.num { text-align: right; font-varia
 table.kv th { text-align: left; background: #f6f8fa; font-weight: 600; }
 tr.bad td { background: #ffebe9; } tr.tight td { background: #fff8c5; } tr.best td { background: #dafbe1; font-weight: 600; }
 .verdict { font-size: 1.08em; padding: 0.5em 0.8em; border-radius: 6px; border: 1px solid #d8dee4; }
-.verdict.good { background: #dafbe1; border-color: #4ac26b; } .verdict.bad { background: #ffebe9; border-color: #ff8182; }
+.verdict.good { background: #dafbe1; border-color: #4ac26b; } .verdict.warn { background: #fff8c5; border-color: #d4a72c; } .verdict.bad { background: #ffebe9; border-color: #ff8182; }
 .note { color: #57606a; font-size: 0.9em; } img.plot { max-width: 100%; display: block; margin: 0.5em 0; }
 details { margin: 0.6em 0; } summary { cursor: pointer; color: #0969da; }
 pre { background: #f6f8fa; padding: 0.7em; overflow-x: auto; font-size: 0.85em; }

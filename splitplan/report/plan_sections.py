@@ -18,7 +18,7 @@ from splitplan.report.inputs import PlanOutput
 from splitplan.report.plan_view import PlanRow, PlanView, plan_view, pools_text
 from splitplan.report.sim_sections import Section, sim_sections
 from splitplan.report.tables import (esc, fmt_margin, fmt_num, frame_table, key_values, slo_label, slo_order,
-                                     table)
+                                     table, uncalibrated_warning)
 
 OBJECTIVES = {"max_throughput": "highest throughput", "min_cost": "lowest cost", "min_power": "lowest power"}
 
@@ -33,8 +33,9 @@ def plan_title(plan: dict[str, Any]) -> tuple[str, str]:
 def plan_sections(data: PlanOutput, simulate_best: bool = True) -> list[Section]:
     """`simulate_best`: when the output holds no simulation of the best plan, re-run one (about a second)."""
     view = plan_view(data.plan)
+    warning = uncalibrated_warning((data.plan.get("perf") or {}).get("provenance"))
     sections = [
-        Section("recommendation", "Recommendation", recommendation_body(view)),
+        Section("recommendation", "Recommendation", recommendation_body(view) + warning),
         Section("designs", "Per-design comparison", designs_body(view)),
         Section("pareto", "Pareto frontiers", pareto_body(data, view)),
         Section("candidates", "Verified candidates", candidates_body(data.candidates)),

@@ -19,7 +19,7 @@ from splitplan.report.columns import pick_column, pick_key
 from splitplan.report.inputs import SimOutput
 from splitplan.report.slo_lines import cdf_panels_and_note
 from splitplan.report.tables import (esc, fmt_ms, fmt_num, fmt_pct, frame_table, key_values, slo_label,
-                                     slo_rows, table)
+                                     slo_rows, table, uncalibrated_warning)
 
 LATENCY_ROWS = (("TTFT", "ttft_s"), ("TBT", "tbt_s"), ("E2E", "e2e_s"), ("ITL", "itl_s"), ("queueing", "queue_s"),
                 ("KV transfer", "transfer_s"))
@@ -97,7 +97,8 @@ def summary_body(summary: dict[str, Any]) -> str:
     if isinstance(mixed, dict) and mixed:
         pairs.append(("mixed pool", ", ".join(f"{k}: {fmt_num(v, 0) if isinstance(v, (int, float)) else v}"
                                               for k, v in mixed.items())))
-    return f'<p class="verdict {css}">{esc(sentence)}</p>' + key_values(pairs)
+    warning = uncalibrated_warning(pick_key(summary, "perf.provenance"))
+    return f'<p class="verdict {css}">{esc(sentence)}</p>' + warning + key_values(pairs)
 
 
 def _machine_count(summary: dict[str, Any]) -> int | None:

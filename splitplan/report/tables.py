@@ -164,3 +164,15 @@ def _with_unit(value: Any, unit: str) -> str:
     if unit in ("x", "slowdown", "×"):
         return f"{value:.2f}×"
     return f"{fmt_num(value, 3)} {unit}".strip()
+
+
+def uncalibrated_warning(provenance: Any) -> str:
+    """A warning paragraph naming the machines whose performance model runs on datasheet defaults."""
+    if not isinstance(provenance, dict):
+        return ""
+    names = sorted(str(machine) for machine, text in provenance.items() if "uncalibrated" in str(text))
+    if not names:
+        return ""
+    return (f'<p class="verdict warn">Uncalibrated performance model ({esc(", ".join(names))}): iteration times '
+            "come from datasheet numbers with default software efficiencies, not measurements. Calibrate before "
+            "comparing with calibrated machines (docs/calibration.md).</p>")
