@@ -23,7 +23,8 @@ from splitplan.errors import SplitplanError
 from splitplan.scenario import check_names, load_scenario, parse_scenario
 from splitplan.workload import load_trace
 
-FUZZ = settings(derandomize=True, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+FUZZ = settings(derandomize=True, deadline=None, max_examples=60, suppress_health_check=list(HealthCheck),
+                database=None)
 
 VALID_SCENARIO: dict[str, Any] = {
     "name": "fuzz",
