@@ -88,7 +88,8 @@ def ilp_figures(max_per_pool: int) -> None:
         sols = solve_ilp(options, limits, "max_throughput", solver, top=top)
         timings.append(f"{solver} top{top} {time.perf_counter() - start:6.3f} s")
     best = sols[0]
-    print(f"max_per_pool {max_per_pool:>3}: candidates {count_candidates(max_per_pool):>16,}  capacity {capacity_s:5.2f} s  "
+    print(f"max_per_pool {max_per_pool:>3}: candidates {count_candidates(max_per_pool):>16,}  "
+          f"capacity {capacity_s:5.2f} s  "
           f"ILP ({size}): {'; '.join(timings)}  -> {best.rate_rps:.1f} req/s modelled, "
           f"${best.cost_usd_per_h:,.0f}/h, {sum(c for _, _, c in best.counts)} machines", flush=True)
 

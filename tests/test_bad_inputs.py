@@ -91,7 +91,8 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("generate-zero-cv", ["trace", "generate", "--prompt", "fixed:10", "--output", "fixed:10", "--rate", "1",
                           "--duration", "10", "--arrivals", "gamma", "--cv", "0", "--out", "unused.csv"], ("cv", "0")),
     ("generate-unwritable", ["trace", "generate", "--from", "AzureLLMInferenceTrace_conv.csv", "--rate", "1",
-                             "--duration", "10", "--out", "/nonexistent-dir/x.csv"], ("/nonexistent-dir/x.csv", "write")),
+                             "--duration", "10", "--out", "/nonexistent-dir/x.csv"],
+     ("/nonexistent-dir/x.csv", "write")),
     ("generate-no-such-option", GEN + ["--rat", "1"], ("command line", "--rat")),
     # ---- scenarios (optimize)
     ("scenario-malformed", ["optimize", bad("scenario_malformed.yaml")], ("scenario_malformed.yaml", "malformed YAML")),
@@ -145,7 +146,8 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
      ("scenario_zero_seeds.yaml", "search.seeds", "0")),
     ("optimize-negative-budget-flag", ["optimize", "scenarios/quickstart.yaml", "--max-cost-usd-per-h", "-5"],
      ("command line", "--max-cost-usd-per-h")),
-    ("optimize-zero-workers", ["optimize", "scenarios/quickstart.yaml", "--workers", "0"], ("command line", "--workers")),
+    ("optimize-zero-workers", ["optimize", "scenarios/quickstart.yaml", "--workers", "0"],
+     ("command line", "--workers")),
     # ---- simulate flags
     ("simulate-unknown-machine", SIM + ["--machines", "dgx-h10:4"], ("--machines", "dgx-h10", "did you mean")),
     ("simulate-unknown-model", ["simulate", "--model", "llama2-7b0", "--trace", "rr_conv_80_2min.csv",
