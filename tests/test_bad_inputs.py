@@ -184,6 +184,13 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("perf-zero-batch", PERF + ["--batch", "0"], ("batch", "0")),
     ("perf-bad-tp", PERF + ["--tp", "3"], ("tp", "3")),
     ("perf-does-not-fit", ["perf", "--model", "llama2-70b", "--machine", "l40s-x8", "--tp", "1"], ("l40s-x8", "fit")),
+    # ---- check, reproduce
+    ("check-missing", ["check", bad("no_such_scenario.yaml")], ("no_such_scenario.yaml", "no such")),
+    ("check-malformed", ["check", bad("scenario_malformed.yaml")], ("scenario_malformed.yaml", "malformed YAML")),
+    ("reproduce-not-results", ["reproduce", "--from-results", bad("results_not_splitplan.json"), "--out", "r.md"],
+     ("results_not_splitplan.json", "not a results file")),
+    ("reproduce-results-not-json", ["reproduce", "--from-results", bad("trace_empty.csv"), "--out", "r.md"],
+     ("trace_empty.csv", "cannot read")),
     # ---- report
     ("report-missing-dir", ["report", bad("no_such_dir")], ("no_such_dir", "no such directory")),
     ("report-not-an-output", ["report", str(BAD)], ("bad_inputs", "plan.json")),
