@@ -47,82 +47,101 @@ def lattice_rate(k: int) -> float:
     return RATE_STEP ** k
 
 
+class _Runs:
+    """Simulations of one cluster, memoized by (seed, lattice index): the re-check at the combined rate
+    reuses whatever the per-seed bisections already ran there."""
+
+    def __init__(self, problem: Problem, cluster: ClusterSpec):
+        self.problem, self.cluster = problem, cluster
+        self.memo: dict[tuple[int, int], tuple[bool, dict[str, float]]] = {}
+
+    @property
+    def sims(self) -> int:
+        return len(self.memo)
+
+    def run(self, seed: int, k: int) -> tuple[bool, dict[str, float]]:
+        """(every SLO met unsaturated, margin per SLO) for one seed at lattice rate k."""
+        if (seed, k) not in self.memo:
+            p = self.problem
+            w = workload_at(p, lattice_rate(k), seed)
+            if len(w) == 0:  # a rate so low that no request arrives proves nothing
+                self.memo[seed, k] = (False, {})
+            else:
+                r = simulate(self.cluster, w, perf=p.perf, catalog=p.catalog, config=sim_config(p), slos=p.slos)
+                margins = {name: (-math.inf if item["margin"] is None else float(item["margin"]))
+                           for name, item in r.summary["slo"].items()}
+                self.memo[seed, k] = (bool(r.all_slos_met), margins)
+        return self.memo[seed, k]
+
+    def passes(self, seed: int, k: int) -> bool:
+        return self.run(seed, k)[0]
+
+
+def _lattice_bounds(problem: Problem, hint_rps: float) -> tuple[int, int]:
+    """(floor index: rates below rate_tol_rps count as 0, index nearest the estimate)."""
+    tol = problem.scenario.search.rate_tol_rps
+    floor_k = math.ceil(math.log(tol) / math.log(RATE_STEP))
+    return floor_k, max(floor_k, round(math.log(max(hint_rps, tol)) / math.log(RATE_STEP)))
+
+
 def verify_cluster(problem: Problem, cluster: ClusterSpec, hint_rps: float) -> Verification:
     """Max rate meeting every SLO on >= require_fraction of the scenario's seeds, with its SLO margins."""
-    s = problem.scenario.search
-    floor_k = math.ceil(math.log(s.rate_tol_rps) / math.log(RATE_STEP))  # rates below rate_tol_rps count as 0
-    hint_k = max(floor_k, round(math.log(max(hint_rps, s.rate_tol_rps)) / math.log(RATE_STEP)))
-    per_k, sims = [], 0
-    for seed in problem.scenario.seed_list():
-        k, n = _seed_max_k(problem, cluster, seed, hint_k, floor_k)
-        per_k.append(k)
-        sims += n
-    need = max(1, math.ceil(s.require_fraction * len(per_k)))
+    floor_k, hint_k = _lattice_bounds(problem, hint_rps)
+    runs = _Runs(problem, cluster)
+    seeds = problem.scenario.seed_list()
+    per_k = [_seed_max_k(runs, seed, hint_k, floor_k) for seed in seeds]
+    need = max(1, math.ceil(problem.scenario.search.require_fraction * len(per_k)))
     k = sorted(per_k, reverse=True)[need - 1]
     margins, ok = {}, False
     for _ in range(CONFIRM_STEPS):
         if k < floor_k:
             break
-        margins, passed = slo_margins(problem, cluster, lattice_rate(k), need)
-        sims += len(per_k)
-        if passed:
+        results = [runs.run(seed, k) for seed in seeds]
+        if sum(passed for passed, _ in results) >= need:
             ok = True
+            margins = {name: min(m[name] for _, m in results if name in m) for name in results[0][1]}
             break
         k -= 1
     per_seed = [lattice_rate(x) if x >= floor_k else 0.0 for x in per_k]
     rate = lattice_rate(k) if ok else 0.0
     return Verification(rate_rps=rate, per_seed_rps=tuple(per_seed), mean_rps=float(np.mean(per_seed)),
-                        ci95_rps=_ci95(per_seed), slo_margins=margins if ok else {}, saturated=not ok,
-                        n_simulations=sims)
+                        ci95_rps=_ci95(per_seed), slo_margins=margins, saturated=not ok, n_simulations=runs.sims)
 
 
 def screen_cluster(problem: Problem, cluster: ClusterSpec, hint_rps: float) -> Verification:
     """Max rate on the first seed only, without the re-check: a cheap, paired comparison for local search
     (every neighbour sees the same seed's arrivals), never reported as a plan's throughput."""
-    s = problem.scenario.search
-    floor_k = math.ceil(math.log(s.rate_tol_rps) / math.log(RATE_STEP))
-    hint_k = max(floor_k, round(math.log(max(hint_rps, s.rate_tol_rps)) / math.log(RATE_STEP)))
-    k, sims = _seed_max_k(problem, cluster, problem.scenario.seed_list()[0], hint_k, floor_k)
+    floor_k, hint_k = _lattice_bounds(problem, hint_rps)
+    runs = _Runs(problem, cluster)
+    k = _seed_max_k(runs, problem.scenario.seed_list()[0], hint_k, floor_k)
     rate = lattice_rate(k) if k >= floor_k else 0.0
     return Verification(rate_rps=rate, per_seed_rps=(rate,), mean_rps=rate, ci95_rps=(rate, rate), slo_margins={},
-                        saturated=rate <= 0, n_simulations=sims, screened=True)
+                        saturated=rate <= 0, n_simulations=runs.sims, screened=True)
 
 
-def _seed_max_k(problem: Problem, cluster: ClusterSpec, seed: int, hint_k: int, floor_k: int) -> tuple[int, int]:
+def _seed_max_k(runs: _Runs, seed: int, hint_k: int, floor_k: int) -> int:
     """One seed's highest passing lattice index (floor_k - 1 when none passes), by bisection.
 
     The bracket starts around the estimate and moves until it straddles the edge, so the answer depends
     on the estimate only through the noise of non-monotone seeds, not through the bracket's ends."""
-    sims = 0
-
-    def passes(k: int) -> bool:
-        nonlocal sims
-        w = workload_at(problem, lattice_rate(k), seed)
-        if len(w) == 0:  # a rate so low that no request arrives proves nothing
-            return False
-        sims += 1
-        r = simulate(cluster, w, perf=problem.perf, catalog=problem.catalog, config=sim_config(problem),
-                     slos=problem.slos)
-        return bool(r.all_slos_met)
-
     lo, hi = max(floor_k, hint_k + BRACKET_STEPS[0]), max(floor_k + 1, hint_k + BRACKET_STEPS[1])
     for _ in range(8):  # make hi fail (x1.8 per move)
-        if not passes(hi):
+        if not runs.passes(seed, hi):
             break
         lo, hi = hi, hi + 30
     else:
-        return hi, sims
-    while not passes(lo):  # make lo pass (/2.4 per move)
+        return hi
+    while not runs.passes(seed, lo):  # make lo pass (/2.4 per move)
         if lo <= floor_k:
-            return floor_k - 1, sims
+            return floor_k - 1
         hi, lo = lo, max(floor_k, lo - 45)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if passes(mid):
+        if runs.passes(seed, mid):
             lo = mid
         else:
             hi = mid
-    return lo, sims
+    return lo
 
 
 def _ci95(values: list[float]) -> tuple[float, float]:
@@ -134,27 +153,6 @@ def _ci95(values: list[float]) -> tuple[float, float]:
 
     half = float(stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / math.sqrt(len(values)))
     return (mean - half, mean + half)
-
-
-def slo_margins(problem: Problem, cluster: ClusterSpec, rate_rps: float,
-                need: int | None = None) -> tuple[dict[str, float], bool]:
-    """Worst margin per SLO over the seeds at `rate_rps`, and whether >= `need` seeds (default all) pass."""
-    seeds = problem.scenario.seed_list()
-    need = len(seeds) if need is None else need
-    margins: dict[str, float] = {}
-    passed = 0
-    for seed in seeds:
-        w = workload_at(problem, rate_rps, seed)
-        if len(w) == 0:
-            continue
-        r = simulate(cluster, w, perf=problem.perf, catalog=problem.catalog, config=sim_config(problem),
-                     slos=problem.slos)
-        passed += bool(r.all_slos_met)
-        for name, item in r.summary["slo"].items():
-            m = item["margin"]
-            m = -math.inf if m is None else float(m)
-            margins[name] = min(margins.get(name, math.inf), m)
-    return margins, passed >= need
 
 
 def workload_at(problem: Problem, rate_rps: float, seed: int) -> Workload:
