@@ -279,22 +279,25 @@ def mixed_rate_rps(perf: PerfModel, sample: RequestSample, slos: list[SloTarget]
     s_ms, mu, mean_s, mean_s2 = _service_moments(perf, sample, params)
     curve = _DecodeCurve(perf, sample, max_batch=params.mixed_batch_requests)
 
-    def ok(rate: float) -> bool:
+    def failure(rate: float) -> str:
+        """'' when every check passes at this rate, else the first one that fails."""
         rho_p = rate * mean_s
         if rho_p >= params.prompt_util_cap:
-            return False
+            return "utilisation cap"
         stretch = 1.0 / (1.0 - rho_p)
         level = _concurrency(rate, curve, stretch)
         if level is None:
-            return False
+            return "kv memory"
         residual = 0.5 * curve.step(max(level, 1.0))  # a prompt waits for the running iteration
         if not _ttft_ok(rate, s_ms, mean_s, mean_s2, residual, sample, slos, servers):
-            return False
-        ttft = s_ms + residual
-        return _decode_ok(level, curve, sample, slos, stretch, ttft, params)
+            return _binding(slos, "ttft")
+        for slo in [None, *[x for x in slos if x.metric in ("tbt", "e2e")]]:
+            if not _decode_ok(level, curve, sample, [slo] if slo else [], stretch, s_ms + residual, params):
+                return "kv memory" if slo is None else f"{slo.metric} p{slo.quantile * 100:g}"
+        return ""
 
-    rate = _largest_rate(ok, mu * params.prompt_util_cap)
-    return rate * 1e3, _mixed_bound(rate, ok, slos)
+    rate = _largest_rate(lambda r: not failure(r), mu * params.prompt_util_cap)
+    return rate * 1e3, (failure(rate * 1.02 + 1e-9) or "utilisation cap") if rate > 0 else "slo unmeetable"
 
 
 def _binding(slos: list[SloTarget], metric: str) -> str:
@@ -314,10 +317,6 @@ def _decode_bound(rate: float, curve: _DecodeCurve, sample: RequestSample, slos:
         if slo.metric in ("tbt", "e2e") and not _decode_ok(level, curve, sample, [slo], stretch, fixed, params):
             return f"{slo.metric} p{slo.quantile * 100:g}"
     return "decode saturation"
-
-
-def _mixed_bound(rate: float, ok, slos: list[SloTarget]) -> str:
-    return "mixed slos" if rate > 0 else "slo unmeetable"
 
 
 def role_rate_rps(perf: PerfModel, role: str, sample: RequestSample, slos: list[SloTarget],
