@@ -235,12 +235,17 @@ def robustness(plan: PlanResult, scenario: Scenario, model: str, catalog: Catalo
 def run_check(paths: Sequence[str | Path], *, include_slow: bool = False, modes: Iterable[str] = MODES,
               catalog_files: tuple[str, ...] = (), flags: PerfFlags | None = None,
               workers: int | None = None, require_expect: bool = True,
+              slow_modes: Iterable[str] | None = ("default",),
               on_start: Callable[[CheckSpec, str], None] | None = None,
               on_done: Callable[[ModeOutcome], None] | None = None) -> CheckReport:
     """Run every scenario with expectations under `paths` (slow ones only with include_slow).
 
-    A mode runs when it has expectations (or, with require_expect=False, whenever the file defines it)."""
+    A mode runs when it has expectations (or, with require_expect=False, whenever the file defines it).
+    Slow studies run only their `slow_modes` (default: the scenario's own perf settings, which is what
+    pins the paper's numbers; None = every mode): their analytic runs belong to `splitplan reproduce`
+    or `check --all --mode analytic`, which keeps `make check-all` within its time budget."""
     modes = tuple(modes)
+    slow = modes if slow_modes is None else tuple(m for m in modes if m in tuple(slow_modes))
     for m in modes:
         if m not in MODES:
             raise SplitplanError(f"unknown mode '{m}' (valid: {', '.join(MODES)})", field="mode")
@@ -252,7 +257,7 @@ def run_check(paths: Sequence[str | Path], *, include_slow: bool = False, modes:
         if spec.slow and not include_slow:
             report.skipped_slow.append(spec.path)
             continue
-        for m in modes:
+        for m in (slow if spec.slow else modes):
             ms = spec.mode(m)
             if ms is None or (require_expect and not ms.expect):
                 continue

@@ -102,21 +102,23 @@ def check_command(paths: tuple[str, ...], include_slow: bool, update: bool, mode
 
     PATHS are scenario files or folders (searched recursively; default scenarios/). Scenarios marked
     `check: {slow: true}` run only with --all. A scenario's `check: analytic:` section adds a second run
-    with the calibrated analytic model and its own expectations. Perf flags override every run, so a
-    perturbed --profile or --calibration shows what it moves. Exit 1 when an expectation leaves its
-    tolerance, 0 when all hold, 2 on bad input.
+    with the calibrated analytic model and its own expectations (for slow scenarios only with
+    --mode analytic, or in `splitplan reproduce`). Perf flags override every run, so a perturbed
+    --profile or --calibration shows what it moves. Exit 1 when an expectation leaves its tolerance, 0
+    when all hold, 2 on bad input.
 
     \b
     Examples:
       splitplan check                                   # fast scenarios (what CI runs)
-      splitplan check scenarios/ --all                  # everything (make check-all)
+      splitplan check scenarios/ --all                  # the paper's studies too (make check-all)
+      splitplan check scenarios/ --all --mode analytic  # their analytic side runs
       splitplan check scenarios/splitwise/fig12-hh-coding-70rps.yaml --all --show-all
       splitplan check scenarios/ --calibration my-h100.yaml --mode analytic
       splitplan check scenarios/ --all --update         # accept the new numbers
     """
     t0 = time.perf_counter()
     report = run_check(paths or ("scenarios",), include_slow=include_slow, modes=modes or MODES,
-                       catalog_files=catalog_files, workers=workers,
+                       slow_modes=modes or ("default",), catalog_files=catalog_files, workers=workers,
                        flags=_flags(perf_backend, profile_path, calibration_paths, compat),
                        on_start=None if quiet else _progress, on_done=None if quiet else _done)
     console.print(results_table(report.outcomes, show_all))
