@@ -129,12 +129,15 @@ def test_cli_bad_inputs_exit_2(tmp_path, capsys):
 
 
 def test_every_study_file_loads_and_fast_ones_are_few():
-    specs = discover([STUDIES])
-    names = {s.path.stem for s in specs}
-    assert {"fig12-hh-coding-70rps", "isopower-coding", "isocost-conversation",
-            "isothroughput-power-coding"} <= names
+    specs = discover([STUDIES], require_expect=False)
+    traces = ("coding", "conversation")
+    expected = {"fig12-hh-coding-70rps", "isopower-coding-small"} | {f"{s}-{t}" for t in traces for s in (
+        "isopower", "isocost", "isothroughput-cost", "isothroughput-power")}
+    assert {s.path.stem for s in specs} == expected
     assert [s.path.stem for s in specs if not s.slow] == ["isopower-coding-small"]
     assert all(s.mode("analytic") is not None for s in specs)
+    pinned = {s.path.stem for s in discover([STUDIES])}
+    assert {"fig12-hh-coding-70rps", "isopower-coding", "isopower-coding-small"} <= pinned
 
 
 # ---------------------------------------------------------------- --update
