@@ -188,8 +188,11 @@ def local_search(ev: Evaluator, start: list[Candidate], objective: str, radius: 
             promising = [w for *_, w in reversed(ranked)][:promote]
         else:
             need = target if target is not None else 0.0
-            ranked = sorted((key(w), w) for w, c in zip(near, ev.screen(near)) if c.throughput_rps >= need)
+            screens = list(zip(near, ev.screen(near)))
+            ranked = sorted((key(w), w) for w, c in screens if c.throughput_rps >= need)
             promising = [w for _, w in ranked][:promote]
+            if not promising and not acceptable:  # nothing reaches the target yet: climb towards it
+                promising = [max(screens, key=lambda wc: (wc[1].throughput_rps, -key(wc[0]), wc[0]))[0]]
         improved = False
         for c in ev.evaluate(promising, "local"):
             if better(c, best, objective, target):
