@@ -119,7 +119,9 @@ def saturation(eng, arrival_s: np.ndarray, lat: Latencies, config: SimConfig) ->
         if half.shape[0] >= 8:
             slope = float(np.polyfit(half[:, 0], half[:, 1], 1)[0])
             growth, level = slope * 0.5 * span, float(half[:, 1].mean())
-            if growth > config.saturation_growth * max(level, 1.0) and growth > config.saturation_min_requests:
+            threshold = max(config.saturation_growth * max(level, 1.0), float(config.saturation_min_requests),
+                            config.saturation_noise_z * math.sqrt(max(level, 1.0)))
+            if growth > threshold:
                 return (f"work in the system grows without bound: +{growth:.0f} requests over the second half "
                         f"of the arrivals (mean {level:.0f} in the system)")
     return None
