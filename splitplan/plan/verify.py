@@ -20,6 +20,7 @@ from splitplan.cluster import ClusterSpec
 from splitplan.plan.problem import Problem
 from splitplan.plan.result import Verification
 from splitplan.sim import SimConfig, simulate
+from splitplan.sim.maxrate import ci95
 from splitplan.workload import Workload, poisson_workload
 
 RATE_STEP = 1.02  # rates are resolved on a geometric lattice (2% steps), whatever the estimate
@@ -99,7 +100,7 @@ def verify_cluster(problem: Problem, cluster: ClusterSpec, hint_rps: float) -> V
     per_seed = [lattice_rate(x) if x >= floor_k else 0.0 for x in per_k]
     rate = lattice_rate(k) if ok else 0.0
     return Verification(rate_rps=rate, per_seed_rps=tuple(per_seed), mean_rps=float(np.mean(per_seed)),
-                        ci95_rps=_ci95(per_seed), slo_margins=margins, saturated=not ok, n_simulations=runs.sims)
+                        ci95_rps=ci95(per_seed), slo_margins=margins, saturated=not ok, n_simulations=runs.sims)
 
 
 def screen_cluster(problem: Problem, cluster: ClusterSpec, hint_rps: float) -> Verification:
@@ -136,17 +137,6 @@ def _seed_max_k(runs: _Runs, seed: int, hint_k: int, floor_k: int) -> int:
         else:
             hi = mid
     return lo
-
-
-def _ci95(values: list[float]) -> tuple[float, float]:
-    """Student-t 95% interval of the mean across seeds (a point for one seed)."""
-    mean = float(np.mean(values))
-    if len(values) < 2:
-        return (mean, mean)
-    from scipy import stats
-
-    half = float(stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / math.sqrt(len(values)))
-    return (mean - half, mean + half)
 
 
 def workload_at(problem: Problem, rate_rps: float, seed: int) -> Workload:

@@ -103,7 +103,7 @@ def find_max_rps(cluster: ClusterSpec, sizes: Workload, *, duration_s: float = 1
     need = max(1, math.ceil(require_fraction * len(seeds)))
     max_rps = ordered[need - 1]
     mean = float(np.mean(per_seed))
-    ci = _ci95(per_seed)
+    ci = ci95(per_seed)
     return MaxRateResult(max_rps, per_seed, mean, ci, len(history), (lo0, hi0), history)
 
 
@@ -130,7 +130,7 @@ def _bisect(passes: Callable[[float], bool], lo: float, hi: float, tol: float, e
     return lo
 
 
-def _ci95(values: list[float]) -> tuple[float, float]:
+def ci95(values: list[float]) -> tuple[float, float]:
     """Student-t 95% interval of the mean across seeds (a point for one seed)."""
     mean = float(np.mean(values))
     if len(values) < 2:
