@@ -66,6 +66,8 @@ class StackParams:
 
 
 CURVE_NAMES = ("prefill_corr", "decode_corr")
+# Efficiencies and exponents the model divides by or raises to: zero is as impossible as negative.
+DIVISOR_NAMES = ("eta_c", "eta_c_fp8", "eta_m", "eta_fa", "eta_kv", "ar_bw_fraction", "smooth_n")
 PARAM_NAMES = tuple(f.name for f in fields(StackParams))
 
 
@@ -104,6 +106,9 @@ def parse_params(spec: Any, source: str, where: str, base: StackParams = StackPa
             continue
         if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
             raise SplitplanError(f"must be a finite number, got {raw!r}", source=source, field=f"{where}.{key}")
+        if raw < 0 or (raw == 0 and key in DIVISOR_NAMES):  # negative efficiencies gave complex times
+            raise SplitplanError(f"must be {'> 0' if key in DIVISOR_NAMES else '>= 0'}, got {raw!r}", source=source,
+                                 field=f"{where}.{key}")
         values[key] = float(raw)
     return replace(base, **values)
 
