@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -182,3 +183,44 @@ def test_random_trace_files_raise_only_splitplan_error(header: str, rows: list[l
             return
         assert len(w) >= 1 and (w.prompt_tokens >= 1).all() and (w.output_tokens >= 1).all()
         assert (w.arrival_s >= 0).all() and (w.arrival_s[1:] >= w.arrival_s[:-1]).all()
+
+
+_CALIBRATION = yaml.safe_load((Path(__file__).resolve().parent.parent / "profiles" / "calibrations" /
+                               "vllm-2023-h100.yaml").read_text())
+_CALIBRATION_COUNTER = itertools.count()
+
+
+@FUZZ
+@given(MUTATIONS)
+def test_mutated_calibrations_raise_only_splitplan_error(choices: list[tuple[int, str, Any]]) -> None:
+    """A user's calibration YAML (from `splitplan calibrate`, then hand-edited) feeds every perf model."""
+    from splitplan.perf import build_perf_model
+    from splitplan.perf.base import PerfSettings
+
+    data = mutate(_CALIBRATION, choices)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"calibration{next(_CALIBRATION_COUNTER)}.yaml"  # fresh name: models are cached
+        path.write_text(yaml.safe_dump(data, allow_unicode=True))
+        try:
+            perf = build_perf_model("llama2-70b", "dgx-h100", 8, PerfSettings(calibration_paths=(str(path),)),
+                                    default_catalog())
+        except SplitplanError as exc:
+            assert_one_line(exc)
+            return
+        assert math.isfinite(float(perf.prefill_ms(1, 1000, 1000**2))) and perf.prefill_ms(1, 1000, 1000**2) > 0
+        assert math.isfinite(float(perf.decode_ms(8, 8000))) and perf.decode_ms(8, 8000) > 0
+
+
+@pytest.mark.parametrize("key, value", [("eta_m", -0.85), ("eta_c", 0.0), ("step_ms", -1.0)])
+def test_impossible_calibration_parameter_is_an_input_error(key: str, value: float, tmp_path: Path) -> None:
+    """Found by the property above: a negative efficiency made prefill times complex numbers (TypeError)."""
+    from splitplan.perf import build_perf_model
+    from splitplan.perf.base import PerfSettings
+
+    data = copy.deepcopy(_CALIBRATION)
+    data["gpus"]["h100-80gb"][key] = value
+    path = tmp_path / f"calibration-{key}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(SplitplanError, match=key) as info:
+        build_perf_model("llama2-70b", "dgx-h100", 8, PerfSettings(calibration_paths=(str(path),)), default_catalog())
+    assert_one_line(info.value, str(path))
