@@ -168,7 +168,9 @@ def render(views: Views, status: Sequence[tuple[str, str, int, int]], facts: lis
 
 
 def _checks_section(status: Sequence[tuple[str, str, int, int]]) -> str:
-    lines = ["## Studies run", "", "Each study's pinned expectations (`splitplan check --all`) against this run.", "",
+    lines = ["## Studies run", "", "Each study's pinned expectations (`splitplan check --all`) against this run. A study "
+             "or mode missing from this table was not part of the run that generated the page; its cells read n/a.",
+             "",
              "| scenario | mode | expectations holding | status |", "|---|---|---|---|"]
     for name, mode, ok, total in status:
         verdict = "pass" if ok == total else f"**{total - ok} outside tolerance**"
