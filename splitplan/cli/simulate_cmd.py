@@ -17,7 +17,8 @@ from splitplan.errors import SplitplanError
 from splitplan.scenario import load_scenario
 from splitplan.sim import SimConfig, find_max_rps, simulate
 from splitplan.sim.result import SeedFolders, clean, summary_json
-from splitplan.slo import format_seconds, paper_slos, parse_slo
+from splitplan.perf import build_perf_model
+from splitplan.slo import format_seconds, paper_slos, parse_slo, reference_latencies, unmeetable_slos
 from splitplan.workload import Workload, load_trace, poisson_workload, replay_workload, resolve_trace_path
 
 
@@ -47,6 +48,42 @@ def cluster_from_args(model: str, design: str | None, machines: tuple[str, ...],
     return spec
 
 
+def _check_flags(catalog, model: str, pool_flags: dict[str, tuple[str, ...]], rate: float | None,
+                 duration: float | None) -> None:
+    """Name the flag at fault: unknown model or machine names, a --rate or --duration that is not > 0."""
+    lookups = [("--model", model, catalog.model)]
+    for flag, args in pool_flags.items():
+        for arg in args:
+            items = parse_pool_arg(arg, field=flag)
+            lookups += [(flag, item[0], catalog.machine) for item in (items if isinstance(items, list) else [items])]
+    for flag, name, lookup in lookups:
+        try:
+            lookup(name)
+        except SplitplanError as exc:
+            raise SplitplanError(exc.problem, source="command line", field=flag) from None
+    for flag, value in (("--rate", rate), ("--duration", duration)):
+        if value is not None and not value > 0:  # NaN too
+            raise SplitplanError(f"must be > 0, got {value:g}", source="command line", field=flag)
+
+
+def _reject_unmeetable(slos: tuple, cluster: ClusterSpec, trace: str, settings, catalog) -> None:
+    """An absolute SLO that every machine type of the cluster misses even unloaded is an input error,
+    not a result to simulate."""
+    absolute = tuple(s for s in slos if s.kind == "absolute")
+    if not absolute:
+        return
+    sizes = load_trace(resolve_trace_path(trace))
+    per_pool = []
+    for pool in (p for p in cluster.pools if p.count > 0):
+        perf = build_perf_model(cluster.model, pool.machine, pool.tp, settings, catalog)
+        refs = reference_latencies(sizes.prompt_tokens, sizes.output_tokens, perf,
+                                   compat=settings.compat == "splitwisesim")
+        per_pool.append(set(unmeetable_slos(absolute, refs)))
+    common = sorted(set.intersection(*per_pool)) if per_pool else []
+    if common:
+        raise SplitplanError(common[0], source="command line", field="--slo")
+
+
 def resolve_profile(path: str | None) -> str | None:
     """A profile name not found in the CWD falls back to the bundled profiles/measured/ copy."""
     if path is None or Path(path).exists():
@@ -64,7 +101,7 @@ def workload_from_args(trace: str, rate: float | None, duration: float | None, s
         return Workload(base.arrival_s[keep], base.prompt_tokens[keep], base.output_tokens[keep], base.name)
     if replay:
         return replay_workload(base, rate_rps=rate, duration_s=duration)
-    return poisson_workload(base, rate, duration or 120.0, seed)
+    return poisson_workload(base, rate, 120.0 if duration is None else duration, seed)
 
 
 @click.command("simulate")
@@ -126,6 +163,8 @@ def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, s
         if value is None:
             raise SplitplanError("required (or give --scenario)", source="command line", field=flag)
     catalog = load_catalog_from(catalog_files)
+    _check_flags(catalog, model, {"--machines": machines, "--prompt": prompt, "--token": token, "--mixed": mixed},
+                 rate, duration)
     cluster = cluster_from_args(model, design, machines, prompt, token, mixed, tp).validate(catalog, "command line")
     settings = perf_settings_from(perf_backend, resolve_profile(profile_path), calibration_paths, compat, base=base_perf)
     slos = tuple(parse_slo(text) for text in slo_texts) or paper_slos()
@@ -135,6 +174,7 @@ def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, s
     if seeds > 1 and rate is None and not find_max_rps:
         raise SplitplanError("--seeds needs --rate: a trace replayed as is is the same for every seed",
                              source="command line", field="--seeds")
+    _reject_unmeetable(slos, cluster, trace, settings, catalog)
     if find_max_rps:
         _max_rps(cluster, trace, duration, seed, seeds, settings, catalog, config, slos, as_json, quiet)
         return
@@ -166,7 +206,8 @@ def _max_rps(cluster, trace, duration, seed, seeds, settings, catalog, config, s
         def progress(s: int, rate: float, ok: bool) -> None:
             bar.update(task, advance=1, description=f"seed {s}: {rate:.2f} req/s {'pass' if ok else 'fail'}")
 
-        result = find_max_rps(cluster, sizes, duration_s=duration or 120.0, seeds=range(seed, seed + seeds),
+        result = find_max_rps(cluster, sizes, duration_s=120.0 if duration is None else duration,
+                              seeds=range(seed, seed + seeds),
                               perf=settings, catalog=catalog, config=config, slos=slos, progress=progress)
     if as_json:
         click.echo(json.dumps(clean(result.to_dict()), sort_keys=True, indent=2))
