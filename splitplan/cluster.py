@@ -15,6 +15,7 @@ from splitplan.catalog import Catalog, get_catalog
 from splitplan.errors import SplitplanError, nearest_names
 
 ROLES = ("prompt", "token", "mixed")
+MAX_MACHINES = 100_000  # a typo'd count (dgx-h100:100000000) must be an error, not an out-of-memory crash
 DESIGNS = ("baseline", "splitwise")
 
 
@@ -113,6 +114,9 @@ class ClusterSpec:
         spec = ClusterSpec(model.name, self.design, tuple(pools))
         if spec.machine_count() == 0:
             raise SplitplanError("the cluster has no machines", source=source, field="pools")
+        if spec.machine_count() > MAX_MACHINES:
+            raise SplitplanError(f"{spec.machine_count():,} machines is more than splitplan simulates "
+                                 f"({MAX_MACHINES:,})", source=source, field="pools")
         if self.design == "baseline" and any(p.role != "mixed" for p in pools if p.count):
             raise SplitplanError("a baseline cluster has only mixed pools", source=source, field="pools")
         if self.design == "splitwise":
