@@ -73,6 +73,7 @@ def test_infeasible_returns_empty():
 
 
 def test_highs_agrees_with_cbc():
+    pytest.importorskip("highspy", reason="HiGHS is optional (pip install splitplan[highs])")
     limits = Limits(cost_usd_per_h=250.0, max_per_pool=8)
     a = solve_ilp([H_P, A_T, H_T], limits, "max_throughput", solver="cbc")[0]
     b = solve_ilp([H_P, A_T, H_T], limits, "max_throughput", solver="highs")[0]
