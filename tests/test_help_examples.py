@@ -42,19 +42,36 @@ def example_commands(line: str) -> list[list[str]]:
     return commands
 
 
-def resolve(group: click.Group, argv: list[str]) -> tuple[click.Command, list[str], str]:
-    """The command an argv names, the arguments left for it, and its path."""
+def resolve(group: click.Group, argv: list[str]) -> tuple[click.Command, list[str], str, click.Context]:
+    """The command an argv names, the arguments left for it, its name and its parent context.
+
+    Contexts are built as a real invocation builds them (the group's context settings, parents
+    chained): click caches each command's help option from the first context it sees, so a bare
+    context here would turn `-h, --help` into `--help` for every later help text in the process."""
     command: click.Command = group
-    ctx = click.Context(group, info_name="splitplan")
-    path = "splitplan"
+    parent = click.Context(group, info_name="splitplan", **group.context_settings)
+    name = "splitplan"
     while isinstance(command, click.Group) and argv and not argv[0].startswith("-"):
-        sub = command.get_command(ctx, argv[0])
+        sub = command.get_command(parent, argv[0])
         if sub is None:
-            raise click.NoSuchOption(argv[0], message=f"no such command '{path} {argv[0]}'")
-        path += f" {argv[0]}"
-        command, argv = sub, argv[1:]
-        ctx = click.Context(command, info_name=path, parent=ctx)
-    return command, argv, path
+            raise click.NoSuchOption(argv[0], message=f"no such command '{parent.command_path} {argv[0]}'")
+        if isinstance(sub, click.Group):
+            parent = click.Context(sub, info_name=argv[0], parent=parent, **sub.context_settings)
+        command, name, argv = sub, argv[0], argv[1:]
+    return command, argv, name, parent
+
+
+def check_argv(group: click.Group, argv: list[str]) -> str | None:
+    """None if the argv names existing commands and options, else click's message."""
+    try:
+        command, rest, name, parent = resolve(group, argv)
+        if command is not group:
+            command.make_context(name, list(rest), parent=parent)
+    except click.NoSuchOption as exc:
+        return exc.format_message()
+    except click.UsageError:
+        pass  # a missing file or argument in an example is fine; only unknown names are not
+    return None
 
 
 def bad_examples(group: click.Group, ctx: click.Context) -> list[str]:
@@ -62,13 +79,9 @@ def bad_examples(group: click.Group, ctx: click.Context) -> list[str]:
     problems = []
     for line in examples(ctx.get_help()):
         for argv in example_commands(line):
-            try:
-                command, rest, path = resolve(group, argv)
-                command.make_context(path, list(rest))
-            except click.NoSuchOption as exc:
-                problems.append(f"`{line}`: {exc.format_message()}")
-            except click.UsageError:
-                pass  # a missing file or argument in an example is fine; only unknown names are not
+            message = check_argv(group, argv)
+            if message:
+                problems.append(f"`{line}`: {message}")
     return problems
 
 
@@ -104,6 +117,14 @@ def test_the_example_checker_catches_unknown_options_and_commands():
 
     problems = bad_examples(group, click.Context(group, info_name="splitplan"))
     assert len(problems) == 3 and "--fast" in problems[0] and "walk" in problems[1] and "--nope" in problems[2]
+
+
+def test_checking_examples_leaves_help_texts_intact():
+    """Resolving every example must not change what --help prints (click caches help options)."""
+    before = cli_reference_markdown(cli)
+    for ctx in CONTEXTS:
+        bad_examples(cli, ctx)
+    assert cli_reference_markdown(cli) == before
 
 
 def test_docs_cli_md_matches_the_code():

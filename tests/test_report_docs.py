@@ -106,21 +106,11 @@ def doc_command_lines(page: Path) -> list[str]:
 
 @pytest.mark.parametrize("page", MY_PAGES)
 def test_doc_commands_use_existing_commands_and_options(page):
-    import click
-
     from splitplan.cli.main import cli
-    from test_help_examples import example_commands, resolve
+    from test_help_examples import check_argv, example_commands
 
     lines = doc_command_lines(DOCS / page)
     assert lines or page == "python-api.md"
-    problems = []
-    for line in lines:
-        for argv in example_commands(line):
-            try:
-                command, rest, path = resolve(cli, argv)
-                command.make_context(path, list(rest))
-            except click.NoSuchOption as exc:
-                problems.append(f"`{line}`: {exc.format_message()}")
-            except click.UsageError:
-                pass
+    problems = [f"`{line}`: {message}" for line in lines for argv in example_commands(line)
+                if (message := check_argv(cli, argv))]
     assert not problems, problems
