@@ -35,8 +35,9 @@ from splitplan.plan.parallel import WorkerPool
 from splitplan.plan.problem import make_problem
 from splitplan.plan.result import PlanResult
 from splitplan.plan.verify import verify_cluster
-from splitplan.scenario import (Expectation, ExpectationResult, PerfSection, Scenario, _expectation, _Fields,
-                                evaluate_expectations, parse_scenario)
+from splitplan.fields import FieldReader
+from splitplan.scenario import (Expectation, ExpectationResult, PerfSection, Scenario, evaluate_expectations,
+                                parse_expectation, parse_scenario)
 
 MODES = ("default", "analytic")
 
@@ -103,7 +104,7 @@ def load_check_spec(path: str | Path) -> CheckSpec:
     if not isinstance(data, dict):
         raise SplitplanError("a scenario file must be a mapping", source=source)
     scenario = parse_scenario(data, source=source, base_dir=path.resolve().parent)
-    f = _Fields(data.get("check") or {}, source, "check")
+    f = FieldReader(data.get("check") or {}, source, "check")
     slow = f.raw("slow", False)
     if not isinstance(slow, bool):
         raise f.error("slow", f"must be true or false, got {slow!r}")
@@ -121,7 +122,7 @@ def load_check_spec(path: str | Path) -> CheckSpec:
 
 
 def _analytic_mode(data: Any, source: str) -> ModeSpec:
-    f = _Fields(data, source, "check.analytic")
+    f = FieldReader(data, source, "check.analytic")
     overrides = f.raw("overrides", {})
     if not isinstance(overrides, dict):
         raise f.error("overrides", "must be a mapping of override names to values")
@@ -129,7 +130,7 @@ def _analytic_mode(data: Any, source: str) -> ModeSpec:
     if not isinstance(expect_raw, list):
         raise f.error("expect", "must be a list of {path, value, rel_tol|abs_tol} or {path, min, max}")
     try:
-        expect = tuple(_expectation(e, source, i) for i, e in enumerate(expect_raw))
+        expect = tuple(parse_expectation(e, source, i) for i, e in enumerate(expect_raw))
     except SplitplanError as exc:  # name the field from the top of the file
         raise SplitplanError(exc.problem, source=source, field=f"check.analytic.{exc.field}") from None
     f.done()

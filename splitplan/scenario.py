@@ -9,7 +9,6 @@ The optional `expect:` block turns a scenario into a regression check (`evaluate
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Any
 
 from splitplan.catalog import BUNDLED_PROFILES_DIR, read_yaml
 from splitplan.errors import SplitplanError, nearest_names
+from splitplan.fields import FieldReader
+from splitplan.fields import describe_kind
 
 BUNDLED_SCENARIOS_DIR = BUNDLED_PROFILES_DIR.parent / "scenarios"
 BUNDLED_DATA_DIRS = (BUNDLED_SCENARIOS_DIR / "traces", BUNDLED_SCENARIOS_DIR, BUNDLED_PROFILES_DIR / "measured",
@@ -166,7 +167,7 @@ class Scenario:
             if key in OVERRIDES:
                 section, name = OVERRIDES[key]
                 sections[section][name] = value
-        f = _Fields({"objective": given.get("objective", self.objective)}, "overrides", "")
+        f = FieldReader({"objective": given.get("objective", self.objective)}, "overrides", "")
         scen = replace(self, objective=f.string("objective", choices=OBJECTIVES),
                        constraints=_constraints(sections["constraints"], "overrides"),
                        search=_search(sections["search"], "overrides"),
@@ -180,82 +181,6 @@ OVERRIDES = {"max_cost_usd_per_h": ("constraints", "cost_usd_per_h"), "max_power
              "max_machines": ("constraints", "max_machines"), "seeds": ("search", "seeds"),
              "method": ("search", "method"), "workers": ("search", "workers"),
              "max_per_pool": ("search", "max_per_pool"), "solver": ("search", "solver")}
-
-
-# ---------------------------------------------------------------- reading fields with one-line errors
-class _Fields:
-    """Reads one mapping of a scenario, checking names and types; `done()` rejects unknown fields."""
-
-    def __init__(self, data: Any, source: str, prefix: str):
-        if not isinstance(data, Mapping):
-            raise SplitplanError(f"must be a mapping, got {_kind(data)}", source=source, field=prefix or None)
-        self.data, self.source, self.prefix, self.seen = data, source, prefix, set()
-
-    def where(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
-
-    def error(self, name: str, problem: str) -> SplitplanError:
-        return SplitplanError(problem, source=self.source, field=self.where(name))
-
-    def raw(self, name: str, default: Any = None, required: bool = False) -> Any:
-        self.seen.add(name)
-        if name not in self.data or self.data[name] is None:
-            if required:
-                raise self.error(name, "required field is missing")
-            return default
-        return self.data[name]
-
-    def string(self, name: str, default: str | None = None, required: bool = False,
-               choices: Sequence[str] = ()) -> Any:
-        value = self.raw(name, default, required)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(name, f"must be a non-empty string, got {_kind(value)}")
-        if choices and value not in choices:
-            raise self.error(name, f"'{value}' is not one of {', '.join(choices)}{nearest_names(value, choices)}")
-        return value
-
-    def number(self, name: str, default: float | None = None, *, positive: bool = False, integer: bool = False,
-               lo: float | None = None, hi: float | None = None) -> Any:
-        value = self.raw(name, default)
-        if value is None:
-            return None
-        ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-        if isinstance(value, bool) or not ok or (isinstance(value, float) and not math.isfinite(value)):
-            raise self.error(name, f"must be {'an integer' if integer else 'a number'}, got {_kind(value)}")
-        if positive and value <= 0:
-            raise self.error(name, f"must be > 0, got {value}")
-        if lo is not None and value < lo:
-            raise self.error(name, f"must be >= {lo}, got {value}")
-        if hi is not None and value > hi:
-            raise self.error(name, f"must be <= {hi}, got {value}")
-        return value
-
-    def names(self, name: str, required: bool = False) -> tuple[str, ...]:
-        value = self.raw(name, None, required)
-        if value is None:
-            return ()
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-            raise self.error(name, "must be a non-empty list of machine names")
-        if len(set(value)) != len(value):
-            raise self.error(name, "lists a machine twice")
-        return tuple(value)
-
-    def done(self) -> None:
-        for key in self.data:
-            if key not in self.seen:
-                raise self.error(str(key), f"unknown field{nearest_names(str(key), self.seen)}")
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
 
 
 # ---------------------------------------------------------------- sections
@@ -275,7 +200,7 @@ def resolve_data_path(raw: str, base_dir: Path | None, source: str, field_name: 
 
 
 def _workload(data: Any, source: str, base_dir: Path | None) -> WorkloadSection:
-    f = _Fields(data, source, "workload")
+    f = FieldReader(data, source, "workload")
     trace = resolve_data_path(f.string("trace", required=True), base_dir, source, "workload.trace")
     seeds_raw = f.raw("seeds")
     seeds: tuple[int, ...] = ()
@@ -298,7 +223,7 @@ def _workload(data: Any, source: str, base_dir: Path | None) -> WorkloadSection:
 
 
 def _design(data: Any, source: str, index: int) -> Design:
-    f = _Fields(data, source, f"designs[{index}]")
+    f = FieldReader(data, source, f"designs[{index}]")
     kind = f.string("kind", required=True, choices=DESIGN_KINDS)
     name = f.string("name", required=True)
     f.prefix = f"designs.{name}"
@@ -320,7 +245,7 @@ def _design(data: Any, source: str, index: int) -> Design:
 
 
 def _constraints(data: Any, source: str) -> Constraints:
-    f = _Fields(data or {}, source, "constraints")
+    f = FieldReader(data or {}, source, "constraints")
     c = Constraints(
         cost_usd_per_h=f.number("cost_usd_per_h", positive=True),
         power_kw=f.number("power_kw", positive=True),
@@ -333,7 +258,7 @@ def _constraints(data: Any, source: str) -> Constraints:
 
 
 def _search(data: Any, source: str) -> SearchSettings:
-    f = _Fields(data or {}, source, "search")
+    f = FieldReader(data or {}, source, "search")
     s = SearchSettings(
         method=f.string("method", "ilp", choices=METHODS),
         max_per_pool=int(f.number("max_per_pool", 40, integer=True, positive=True)),
@@ -350,7 +275,7 @@ def _search(data: Any, source: str) -> SearchSettings:
 
 
 def _perf(data: Any, source: str, base_dir: Path | None) -> PerfSection:
-    f = _Fields(data or {}, source, "perf")
+    f = FieldReader(data or {}, source, "perf")
     backend = f.string("backend", "analytic", choices=("analytic", "profile"))
     profile = f.string("profile")
     if profile:
@@ -372,8 +297,8 @@ def _perf(data: Any, source: str, base_dir: Path | None) -> PerfSection:
     return section
 
 
-def _expectation(data: Any, source: str, index: int) -> Expectation:
-    f = _Fields(data, source, f"expect[{index}]")
+def parse_expectation(data: Any, source: str, index: int) -> Expectation:
+    f = FieldReader(data, source, f"expect[{index}]")
     e = Expectation(path=f.string("path", required=True), value=f.raw("value"),
                     rel_tol=f.number("rel_tol", lo=0), abs_tol=f.number("abs_tol", lo=0),
                     min=f.number("min"), max=f.number("max"))
@@ -396,7 +321,7 @@ def _slos(raw: Any, source: str) -> tuple:
 
 def parse_scenario(data: Any, source: str = "<scenario>", base_dir: Path | None = None) -> Scenario:
     """Validate a scenario mapping (already read from YAML) into a `Scenario`."""
-    f = _Fields(data, source, "")
+    f = FieldReader(data, source, "")
     designs_raw = f.raw("designs", required=True)
     if not isinstance(designs_raw, list) or not designs_raw:
         raise f.error("designs", "must be a non-empty list of designs")
@@ -425,7 +350,7 @@ def parse_scenario(data: Any, source: str = "<scenario>", base_dir: Path | None 
         objective=f.string("objective", "max_throughput", choices=OBJECTIVES),
         search=_search(f.raw("search"), source),
         perf=_perf(f.raw("perf"), source, base_dir),
-        expect=tuple(_expectation(e, source, i) for i, e in enumerate(expect_raw)),
+        expect=tuple(parse_expectation(e, source, i) for i, e in enumerate(expect_raw)),
         source=source,
         catalog_files=tuple(resolve_data_path(c, base_dir, source, "catalog") for c in catalogs),
     )
