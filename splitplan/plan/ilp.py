@@ -14,7 +14,11 @@ distinct solutions by adding no-good cuts.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pulp
@@ -118,10 +122,28 @@ def _build(options: list[PoolOption], limits: Limits, objective: str, excluded: 
 
 
 def _solve(prob: pulp.LpProblem, solver: str) -> bool:
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _stdout_fd_silenced(solver == "highs"):
         warnings.simplefilter("ignore", DeprecationWarning)  # PuLP 3.3 announces its 4.0 renames
         status = prob.solve(_solver(solver))
     return pulp.LpStatus[status] == "Optimal"
+
+
+@contextlib.contextmanager
+def _stdout_fd_silenced(active: bool) -> Iterator[None]:
+    """HiGHS prints its banner from C++ straight to file descriptor 1 (msg=False does not stop it), which
+    would corrupt `optimize --json`; point fd 1 at /dev/null while it runs."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _solution(options: list[PoolOption], values: dict[tuple[str, str], int]) -> IlpSolution:
