@@ -19,6 +19,7 @@ from splitplan.plan.capacity import CapacityParams, RequestSample
 from splitplan.plan.ilp import solve_ilp
 from splitplan.plan.diagnose import what_binds, why_no_ilp_solution, why_unverified
 from splitplan.plan.parallel import WorkerPool
+from splitplan.plan.preflight import check_inputs
 from splitplan.plan.problem import Problem, design_capacities, fits, make_problem, pool_options, request_sample
 from splitplan.plan.result import Candidate, DesignResult, PlanResult
 from splitplan.plan.search import DesignSpace, Evaluator, grid_search, ilp_search
@@ -51,6 +52,7 @@ def optimize(scenario: Scenario | str | Path, *, catalog: Catalog | None = None,
                              f"'{scenario.workload.generator}' keeps the trace's own arrivals (use poisson)",
                              source=scenario.source, field="workload.generator")
     problem = make_problem(scenario, catalog, perf, params)
+    check_inputs(problem)  # impossible inputs fail here, in one line, before any simulation
     sample = request_sample(problem)
     hooks = progress or ProgressHooks()
     workers = scenario.search.workers
