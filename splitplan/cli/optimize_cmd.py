@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from splitplan.cli.common import catalog_option, console, err_console, load_catalog_from, perf_options, perf_settings_from
+from splitplan.errors import SplitplanError
 from splitplan.plan.optimize import ProgressHooks, optimize
 from splitplan.plan.problem import perf_settings_of
 from splitplan.plan.result import PlanResult
 from splitplan.scenario import load_scenario
+
+
+def check_writable_parent(out_dir: str) -> None:
+    """The folder that will hold --out exists (created if needed) and is writable."""
+    parent = Path(out_dir).expanduser().resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)  # OSError -> one line via main
+    if not os.access(parent, os.W_OK):
+        raise SplitplanError("folder is not writable", source=str(parent), field="--out")
 
 INFEASIBLE_EXIT_CODE = 1
 
@@ -51,6 +63,8 @@ def optimize_command(scenario_path, out_dir, as_json, quiet, workers, objective,
       splitplan optimize scenarios/quickstart.yaml --perf profile --compat splitwisesim --method both
     """
     scenario = load_scenario(scenario_path)
+    if out_dir:  # an unwritable --out fails now, not after minutes of search
+        check_writable_parent(out_dir)
     catalog = load_catalog_from(tuple(scenario.catalog_files) + tuple(catalog_files))
     settings = perf_settings_from(perf_backend, profile_path, calibration_paths, compat, base=perf_settings_of(scenario))
     show = not (quiet or as_json)
