@@ -146,6 +146,7 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
      ("scenario_zero_seeds.yaml", "search.seeds", "0")),
     ("optimize-negative-budget-flag", ["optimize", "scenarios/quickstart.yaml", "--max-cost-usd-per-h", "-5"],
      ("command line", "--max-cost-usd-per-h")),
+    ("optimize-unwritable-out", ["optimize", "scenarios/quickstart.yaml", "--out", "/proc/no/plan"], ("/proc/no",)),
     ("optimize-zero-workers", ["optimize", "scenarios/quickstart.yaml", "--workers", "0"],
      ("command line", "--workers")),
     # ---- simulate flags
@@ -197,16 +198,6 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("report-not-an-output", ["report", str(BAD)], ("bad_inputs", "plan.json")),
 ]
 
-# Cases that fail today in modules whose owners are still at work; each entry says why (see the report).
-_OPTIMIZER = "optimizer still at work until 05:55"
-KNOWN_FAILURES: dict[str, str] = {
-    "scenario-unmeetable-slo": f"{_OPTIMIZER}: exits 1 'infeasible' after simulating instead of naming the SLO",
-    "scenario-prompt-too-long": f"{_OPTIMIZER}: exits 1 'infeasible' instead of naming the request KV cannot hold",
-    "scenario-model-does-not-fit": f"{_OPTIMIZER}: exits 1 'infeasible' instead of a one-line input error",
-    "scenario-model-does-not-fit-tp1": f"{_OPTIMIZER}: exits 1 'infeasible' instead of a one-line input error",
-}
-
-
 def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -239,8 +230,6 @@ def test_corpus_is_large_and_ids_are_unique() -> None:
 def test_bad_input_gives_one_error_line_and_exit_2(case_id: str, argv: list[str], fragments: tuple[str, ...],
                                                    capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    if case_id in KNOWN_FAILURES:
-        pytest.xfail(KNOWN_FAILURES[case_id])
     root = Path(__file__).resolve().parent.parent
     argv = [str(root / a) if a.startswith(("scenarios/", "profiles/")) else a for a in argv]
     monkeypatch.chdir(tmp_path)  # nothing a case writes lands in the repository

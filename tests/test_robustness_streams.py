@@ -34,8 +34,6 @@ def test_json_stdout_parses_and_stderr_is_silent(argv: list[str], capsys: pytest
 @pytest.mark.parametrize("solver", ["cbc", "highs"])
 def test_ilp_solvers_print_nothing(solver: str, capfd: pytest.CaptureFixture[str]) -> None:
     """The solver runs inside `optimize --json`: a banner on file descriptor 1 would corrupt plan.json."""
-    if solver == "highs":
-        pytest.xfail("optimizer still at work until 05:55: HiGHS prints its banner on stdout")
     options = [PoolOption("prompt", "dgx-h100", 5.0, 38.0, 10.2), PoolOption("token", "dgx-a100", 4.0, 17.6, 6.5)]
     capfd.readouterr()
     solutions = solve_ilp(options, Limits(cost_usd_per_h=200.0), "max_throughput", solver)
