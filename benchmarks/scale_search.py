@@ -81,7 +81,7 @@ def ilp_figures(max_per_pool: int) -> None:
     capacity_s = time.perf_counter() - start
     options, limits = pool_options(problem, caps), problem.limits()
     prob, _, _, _ = _build(options, limits, "max_throughput", [])
-    size = f"{len(prob.variables())} vars, {len(prob.constraints)} constraints"
+    size = f"{prob.numVariables()} vars, {prob.numConstraints()} constraints"
     timings = []
     for solver, top in (("cbc", 1), ("cbc", 3), ("highs", 1), ("highs", 3)):
         start = time.perf_counter()
