@@ -211,6 +211,9 @@ def _studies_section(views: Views, study: str) -> str:
         for design in _design_names(views, name):
             cells = [design]
             for mode in MODES:
+                if (name, mode) not in views:
+                    cells += ["not run", "n/a", "n/a"]
+                    continue
                 d = design_row(views, name, mode, design)
                 cells += [_short(d), _n(d["throughput_rps"]) if d else "n/a",
                           _x(ratio(views, name, mode, design, "Baseline-H100", "throughput"))]
@@ -233,6 +236,9 @@ def _isothroughput_section(views: Views) -> str:
             for design in _design_names(views, name):
                 cells = [design]
                 for mode in MODES:
+                    if (name, mode) not in views:
+                        cells += ["not run", "n/a", "n/a"]
+                        continue
                     d = design_row(views, name, mode, design)
                     cells += [_short(d), _n(d[key], ".0f") if d else "n/a",
                               _x(ratio(views, name, mode, design, "Baseline-H100", what))]
