@@ -36,5 +36,8 @@ check: $(STAMP)
 check-all: $(STAMP)
 	$(BIN)/splitplan check scenarios/ --all
 
+docs: $(STAMP)
+	$(BIN)/splitplan docs cli --out docs/cli.md
+
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -35,8 +35,12 @@ _register_commands()
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors print one line to stderr and exit 2, never a traceback."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args:  # a bare `splitplan` is a request for the overview, not a usage error
+        click.echo(cli.get_help(click.Context(cli, info_name="splitplan")))
+        sys.exit(0)
     try:
-        status = cli.main(args=argv, prog_name="splitplan", standalone_mode=False)
+        status = cli.main(args=args, prog_name="splitplan", standalone_mode=False)
     except SplitplanError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(USAGE_EXIT_CODE)

@@ -84,7 +84,8 @@ def optimize_command(scenario_path, out_dir, as_json, quiet, workers, objective,
     elif not quiet:
         print_plan(result)
         if out_dir:
-            console.print(f"wrote {out_dir}/plan.json, candidates.csv, pareto.csv")
+            console.print(f"wrote {out_dir}/plan.json, candidates.csv, pareto.csv; "
+                          f"for an HTML report with plots: splitplan report {out_dir}")
     return 0 if result.feasible else INFEASIBLE_EXIT_CODE
 
 

@@ -178,6 +178,7 @@ class PlanResult:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         try:
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes the folder private; a plan is meant to be shared
             (tmp / "plan.json").write_text(self.to_json())
             self.candidates_frame().to_csv(tmp / "candidates.csv", index=False, lineterminator="\n")
             self.pareto_frame().to_csv(tmp / "pareto.csv", index=False, lineterminator="\n")
@@ -233,3 +234,10 @@ def _r(x: float) -> float | None:
     if x is None or not math.isfinite(x):
         return None
     return round(float(x), 6)
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it; os has no getter)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
