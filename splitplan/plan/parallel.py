@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 Task = tuple[Any, ...]
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which cancels the search and cleans up; otherwise every
+    worker idle on the task queue prints its own KeyboardInterrupt traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def default_workers() -> int:
@@ -37,7 +45,7 @@ class WorkerPool:
             return out
         if self._pool is None:
             ctx = multiprocessing.get_context("fork") if os.name == "posix" else None
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_ignore_sigint)
         futures = {self._pool.submit(fn, *task): i for i, task in enumerate(tasks)}
         results: list[Any] = [None] * len(tasks)
         try:
@@ -48,8 +56,19 @@ class WorkerPool:
         except BaseException:
             for fut in futures:
                 fut.cancel()
+            if not isinstance(sys.exc_info()[1], Exception):  # Ctrl-C: stop now, do not finish running tasks
+                self._terminate()
             raise
         return results
+
+    def _terminate(self) -> None:
+        """Kill the workers (they ignore SIGINT) so an interrupted search exits at once."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        for process in list(getattr(pool, "_processes", {}).values()):  # no public API before Python 3.14
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         if self._pool is not None:
