@@ -197,6 +197,22 @@ def _fig12_section(views: Views) -> str:
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
+def _design_rows(views: Views, name: str, key: str, fmt: str, what: str) -> list[str]:
+    """One table row per design: for each mode its cluster, the value at `key` and the ratio to Baseline-H100."""
+    rows = []
+    for design in _design_names(views, name):
+        cells = [design]
+        for mode in MODES:
+            if (name, mode) not in views:
+                cells += ["not run", "n/a", "n/a"]
+                continue
+            d = design_row(views, name, mode, design)
+            cells += [_short(d), _n(d[key], fmt) if d else "n/a",
+                      _x(ratio(views, name, mode, design, "Baseline-H100", what))]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
 def _studies_section(views: Views, study: str) -> str:
     title = {"isopower": "Iso-power (408 kW = 40 DGX-H100), throughput-optimized",
              "isocost": "Iso-cost ($1520/h = 40 DGX-H100 = 86 DGX-A100), throughput-optimized"}[study]
@@ -208,16 +224,7 @@ def _studies_section(views: Views, study: str) -> str:
         lines += [f"### {trace} (`scenarios/splitwise/{name}.yaml`)", "",
                   "| design | compat: cluster | req/s | vs B-H100 | analytic: cluster | req/s | vs B-H100 |",
                   "|---|---|---|---|---|---|---|"]
-        for design in _design_names(views, name):
-            cells = [design]
-            for mode in MODES:
-                if (name, mode) not in views:
-                    cells += ["not run", "n/a", "n/a"]
-                    continue
-                d = design_row(views, name, mode, design)
-                cells += [_short(d), _n(d["throughput_rps"]) if d else "n/a",
-                          _x(ratio(views, name, mode, design, "Baseline-H100", "throughput"))]
-            lines.append("| " + " | ".join(cells) + " |")
+        lines += _design_rows(views, name, "throughput_rps", ".1f", "throughput")
         lines += _infeasible_notes(views, name) + [""]
     return "\n".join(lines)
 
@@ -233,16 +240,7 @@ def _isothroughput_section(views: Views) -> str:
                       f"| design | compat: cluster | {what} | vs B-H100 | analytic: cluster | {what} | vs B-H100 |",
                       "|---|---|---|---|---|---|---|"]
             key = "cost_usd_per_h" if what == "cost" else "power_kw"
-            for design in _design_names(views, name):
-                cells = [design]
-                for mode in MODES:
-                    if (name, mode) not in views:
-                        cells += ["not run", "n/a", "n/a"]
-                        continue
-                    d = design_row(views, name, mode, design)
-                    cells += [_short(d), _n(d[key], ".0f") if d else "n/a",
-                              _x(ratio(views, name, mode, design, "Baseline-H100", what))]
-                lines.append("| " + " | ".join(cells) + " |")
+            lines += _design_rows(views, name, key, ".0f", what)
             lines += _infeasible_notes(views, name) + [""]
     return "\n".join(lines)
 
