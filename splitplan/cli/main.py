@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import sys
 
 import click
@@ -33,6 +35,19 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _exit_interrupted(word: str) -> None:
+    """Ctrl-C: outputs were already rolled back on the way up (atomic writers, worker pools closed);
+    leave at once so interpreter shutdown cannot block joining a broken process pool's threads.
+    Worker processes ignore SIGINT, so any still alive are terminated first (they would otherwise
+    outlive us holding our stdout/stderr)."""
+    for child in multiprocessing.active_children():
+        child.terminate()
+    click.echo(word, err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors print one line to stderr and exit 2, never a traceback."""
     args = sys.argv[1:] if argv is None else argv
@@ -44,12 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     except SplitplanError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(USAGE_EXIT_CODE)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort:  # click's form of Ctrl-C
+        _exit_interrupted("aborted")
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+        _exit_interrupted("interrupted")
     except click.exceptions.NoArgsIsHelpError as exc:  # a bare group: its help is the answer
         exc.show()
         sys.exit(USAGE_EXIT_CODE)

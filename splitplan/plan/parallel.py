@@ -6,12 +6,13 @@ the worker, and results come back in submission order, so 1 or N workers give id
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
 Task = tuple[Any, ...]
@@ -21,6 +22,22 @@ def _ignore_sigint() -> None:
     """Workers leave Ctrl-C to the parent, which cancels the search and cleans up; otherwise every
     worker idle on the task queue prints its own KeyboardInterrupt traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Block SIGINT while workers are forked (they inherit the mask and unblock it only once they
+    ignore it); a Ctrl-C that arrived meanwhile is delivered to the parent on leaving."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def default_workers() -> int:
@@ -43,16 +60,25 @@ class WorkerPool:
                 if on_done:
                     on_done()
             return out
-        if self._pool is None:
-            ctx = multiprocessing.get_context("fork") if os.name == "posix" else None
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_ignore_sigint)
-        futures = {self._pool.submit(fn, *task): i for i, task in enumerate(tasks)}
+        futures: dict[Any, int] = {}
         results: list[Any] = [None] * len(tasks)
         try:
-            for fut in as_completed(futures):
-                results[futures[fut]] = fut.result()
-                if on_done:
-                    on_done()
+            with _sigint_deferred():  # workers fork here; none may see Ctrl-C before it ignores it
+                if self._pool is None:
+                    ctx = multiprocessing.get_context("fork") if os.name == "posix" else None
+                    self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
+                                                     initializer=_ignore_sigint)
+                futures = {self._pool.submit(fn, *task): i for i, task in enumerate(tasks)}
+            pending = set(futures)
+            while pending:
+                # short timed waits: a Ctrl-C delivered to another thread (e.g. the progress bar's) only
+                # runs its handler when the main thread executes again; an untimed wait would hold it
+                # until a task finished, while the workers (ignoring SIGINT) kept computing
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                for fut in sorted(done, key=futures.__getitem__):
+                    results[futures[fut]] = fut.result()
+                    if on_done:
+                        on_done()
         except BaseException:
             for fut in futures:
                 fut.cancel()
