@@ -7,6 +7,7 @@ the worker, and results come back in submission order, so 1 or N workers give id
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
@@ -16,14 +17,31 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
 Task = tuple[Any, ...]
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _ignore_sigint() -> None:
+def _init_worker(parent_pid: int) -> None:
     """Workers leave Ctrl-C to the parent, which cancels the search and cleans up; otherwise every
-    worker idle on the task queue prints its own KeyboardInterrupt traceback."""
+    worker idle on the task queue prints its own KeyboardInterrupt traceback. They also die with the
+    parent: a worker forked while the parent was being interrupted is in no list the parent can
+    terminate, and it would wait on the task queue forever, holding the parent's stdout and stderr."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    _die_with_parent(parent_pid)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: ask the kernel to SIGKILL this process when its parent exits (prctl PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent was already gone before the request took effect
+        os._exit(0)
 
 
 @contextlib.contextmanager
@@ -67,7 +85,7 @@ class WorkerPool:
                 if self._pool is None:
                     ctx = multiprocessing.get_context("fork") if os.name == "posix" else None
                     self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
-                                                     initializer=_ignore_sigint)
+                                                     initializer=_init_worker, initargs=(os.getpid(),))
                 futures = {self._pool.submit(fn, *task): i for i, task in enumerate(tasks)}
             pending = set(futures)
             while pending:
