@@ -8,7 +8,7 @@ import random
 import time
 
 from splitplan.plan.ilp import Limits, PoolOption, _build, solve_ilp
-from splitplan.plan.search import DesignSpace, _undominated, neighbours
+from splitplan.plan.search import DesignSpace, undominated, neighbours
 from splitplan.scenario import Design
 
 PROMPT = (("dgx-h100", 38.0, 10.2, 6.0), ("dgx-h200", 41.8, 10.2, 7.0), ("hgx-b200", 76.0, 14.3, 14.0),
@@ -43,7 +43,7 @@ def test_neighbourhood_stays_polynomial_in_slots() -> None:
     for radius in (1, 2, 3, 5):
         near = neighbours(s, v, radius)
         assert 0 < len(near) <= 10_000 and all(s.valid(w) for w in near) and v not in near
-        _undominated(near + [v])
+        undominated(near + [v])
     assert time.perf_counter() - start < 15
 
 
@@ -61,4 +61,4 @@ def test_vectorised_dominance_filter_matches_the_definition() -> None:
     rng = random.Random(0)
     vectors = [tuple(rng.randint(0, 3) for _ in range(5)) for _ in range(300)] + [(1, 1, 1, 1, 1)] * 2
     expected = [v for v in vectors if not any(w != v and all(a >= b for a, b in zip(w, v)) for w in vectors)]
-    assert _undominated(vectors) == expected
+    assert undominated(vectors) == expected

@@ -22,9 +22,10 @@ from splitplan.plan.parallel import WorkerPool
 from splitplan.plan.preflight import check_inputs
 from splitplan.plan.problem import Problem, design_capacities, fits, make_problem, pool_options, request_sample
 from splitplan.plan.result import Candidate, DesignResult, PlanResult
-from splitplan.plan.search import DesignSpace, Evaluator, grid_search, ilp_search
+from splitplan.plan.refine import ilp_search
+from splitplan.plan.search import DesignSpace, Evaluator, grid_search
 from splitplan.plan.studies import comparisons, pick_best
-from splitplan.plan.verify import screen_cluster, verify_cluster
+from splitplan.plan.verify import screen_cluster, test_cluster, verify_cluster
 from splitplan.scenario import Design, Scenario, check_names, load_scenario
 
 
@@ -85,7 +86,7 @@ def _optimize_design(problem: Problem, design: Design, sample: RequestSample, po
     cap_rows = tuple({"role": c.role, "machine": c.machine, "rate_rps": round(c.rate_rps, 6), "bound": c.bound,
                       "instances": c.instances} for c in caps)
     ev = Evaluator(problem, space, verify_fn, pool, on_done=hooks.advance, on_total=hooks.add,
-                   screen_fn=screen_fn)
+                   screen_fn=screen_fn, test_fn=test_cluster if screen_fn is not None else None)
     s = sc.search
     found: list[Candidate] = []
     ilp_best = grid_best = None

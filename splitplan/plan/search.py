@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from splitplan.cluster import ClusterSpec, PoolSpec
-from splitplan.plan.ilp import Limits, PoolOption, solve_ilp
+from splitplan.plan.ilp import Limits, PoolOption
 from splitplan.plan.parallel import WorkerPool
 from splitplan.plan.result import Candidate, Verification
-from splitplan.plan.studies import better, pick_best, sort_key
+from splitplan.plan.verify import lattice_rate
+from splitplan.plan.studies import pick_best, sort_key
 from splitplan.scenario import Design
 
 Vector = tuple[int, ...]
@@ -96,12 +97,20 @@ class Evaluator:
         roles = self.space.roles()
         return min(sum(o.cap_rps * n for o, n in zip(options, v) if o.role == r) for r in roles)
 
-    screen_fn: VerifyFn | None = None  # one-seed screen for local search (None: verify every neighbour)
+    screen_fn: VerifyFn | None = None  # one-seed max rate (None: verify fully instead)
+    test_fn: VerifyFn | None = None  # one-simulation pass/fail at a rate (None: verify fully instead)
     screened: dict[Vector, Candidate] = field(default_factory=dict)
+    tests: dict[tuple[Vector, int], bool] = field(default_factory=dict)
+    tested: dict[Vector, Candidate] = field(default_factory=dict)
 
-    def evaluate(self, vectors: list[Vector], source: str) -> list[Candidate]:
-        """Full verification (all seeds, re-checked), each vector once."""
-        return self._run(vectors, source, self.seen, self.verify_fn)
+    def evaluate(self, vectors: list[Vector], source: str, passed_k: dict[Vector, int] | None = None) -> list[Candidate]:
+        """Full verification (all seeds, re-checked), each vector once; `passed_k`: lattice indices the
+        vectors are known to pass on the first seed (their bisection starts there)."""
+        passed_k = passed_k or {}
+        extra = None
+        if self.test_fn is not None and passed_k:  # the default verifier takes the known pass; custom ones may not
+            extra = {v: (lattice_rate(passed_k[v]),) if v in passed_k else (None,) for v in vectors}
+        return self._run(vectors, source, self.seen, self.verify_fn, extra)
 
     def screen(self, vectors: list[Vector]) -> list[Candidate]:
         """First-seed max rates (cheap); vectors already fully verified reuse that result."""
@@ -111,23 +120,45 @@ class Evaluator:
         self._run(todo, "screen", self.screened, self.screen_fn)
         return [self.seen.get(v) or self.screened[v] for v in vectors]
 
-    def _run(self, vectors: list[Vector], source: str, cache: dict, fn: VerifyFn) -> list[Candidate]:
+    def passes(self, vectors: list[Vector], k: int) -> list[bool]:
+        """Does each vector meet every SLO at lattice rate k on the first seed? One simulation per new
+        (vector, k); answers known from a full verification or an earlier test are reused."""
+        rate = lattice_rate(k)
+        if self.test_fn is None:
+            return [c.throughput_rps >= rate * (1 - 1e-9) for c in self.evaluate(vectors, "local")]
+        todo = [v for v in dict.fromkeys(vectors) if (v, k) not in self.tests and v not in self.seen]
+        if todo:
+            if self.on_total:
+                self.on_total(len(todo))
+            tasks = [(self.problem, self.space.cluster(v), rate) for v in todo]
+            for v, verification in zip(todo, self.pool.map(self.test_fn, tasks, self.on_done)):
+                self.tests[v, k] = verification.rate_rps > 0
+                old = self.tested.get(v)
+                if old is None or verification.rate_rps > old.throughput_rps:
+                    self.tested[v] = self._candidate(v, verification, "screen")
+        return [self.tests[v, k] if (v, k) in self.tests else self.seen[v].throughput_rps >= rate * (1 - 1e-9)
+                for v in vectors]
+
+    def _run(self, vectors: list[Vector], source: str, cache: dict, fn: VerifyFn,
+             extra: dict[Vector, tuple] | None = None) -> list[Candidate]:
         todo = [v for v in dict.fromkeys(vectors) if v not in cache]
         if todo:
             if self.on_total:
                 self.on_total(len(todo))
-            tasks = [(self.problem, self.space.cluster(v), self.hint(v)) for v in todo]
+            tasks = [(self.problem, self.space.cluster(v), self.hint(v), *(extra or {}).get(v, ())) for v in todo]
             for v, verification in zip(todo, self.pool.map(fn, tasks, self.on_done)):
-                cache[v] = Candidate(
-                    design=self.space.design.name, kind=self.space.design.kind, cluster=self.space.cluster(v),
-                    cost_usd_per_h=self.space.cost(v), power_kw=self.space.power(v),
-                    model_rate_rps=self.space.model_rate(v), verification=verification, source=source,
-                    within_budget=self.space.within_budget(v))
+                cache[v] = self._candidate(v, verification, source)
         return [cache[v] for v in vectors]
+
+    def _candidate(self, v: Vector, verification: Verification, source: str) -> Candidate:
+        return Candidate(design=self.space.design.name, kind=self.space.design.kind, cluster=self.space.cluster(v),
+                         cost_usd_per_h=self.space.cost(v), power_kw=self.space.power(v),
+                         model_rate_rps=self.space.model_rate(v), verification=verification, source=source,
+                         within_budget=self.space.within_budget(v))
 
     def candidates(self) -> list[Candidate]:
         """Every simulated candidate (screens of vectors never fully verified included), stable order."""
-        out = dict(self.screened) | self.seen
+        out = dict(self.tested) | self.screened | self.seen
         return sorted(out.values(), key=lambda c: c.key())
 
 
@@ -163,7 +194,7 @@ def _two_slot_deltas(slots: int, steps: range) -> list[tuple[int, ...]]:
     return out
 
 
-def _undominated(vectors: list[Vector]) -> list[Vector]:
+def undominated(vectors: list[Vector]) -> list[Vector]:
     """Drop vectors with another vector >= in every slot (they cannot have a higher max rate).
     Vectorised in blocks: thousands of neighbours would take minutes as a Python double loop."""
     if len(vectors) < 2:
@@ -175,102 +206,6 @@ def _undominated(vectors: list[Vector]) -> list[Vector]:
         dominated = ((a[None, :, :] >= block).all(axis=2) & (a[None, :, :] != block).any(axis=2)).any(axis=1)
         keep[lo:lo + 256] = ~dominated
     return [v for v, k in zip(vectors, keep) if k]
-
-
-def local_search(ev: Evaluator, start: list[Candidate], objective: str, radius: int,
-                 max_rounds: int = 4, promote: int = 1) -> Candidate | None:
-    """Hill-climb from the best of `start` to better simulated neighbours until none is better.
-
-    Neighbours are first screened on one seed (paired: the same arrivals for all); only the `promote`
-    most promising, those whose screen beats the current plan's rate on that seed, are fully verified."""
-    space, target = ev.space, _target(ev.space)
-    best = None
-    for c in start:
-        if better(c, best, objective, target):
-            best = c
-    for _ in range(max_rounds):
-        if best is None or radius <= 0:
-            break
-        v = space.vector(tuple((p.role, p.machine, p.count) for p in best.cluster.pools))
-        near = [w for w in neighbours(space, v, radius) if w not in ev.seen]
-        acceptable = best.verified and (target is None or best.throughput_rps >= target)
-        key = space.cost if objective == "min_cost" else space.power
-        if objective == "max_throughput":
-            near = [w for w in _undominated(near + [v]) if w != v]
-        elif acceptable:
-            near = [w for w in near if key(w) <= key(v) + 1e-9]  # only cheaper plans can win now
-        if not near:
-            break
-        base = best.verification.per_seed_rps[0] if best.verification.per_seed_rps else 0.0
-        if objective == "max_throughput":
-            ranked = sorted((c.throughput_rps, -c.cost_usd_per_h, w) for w, c in zip(near, ev.screen(near))
-                            if c.throughput_rps > base)
-            promising = [w for *_, w in reversed(ranked)][:promote]
-        else:
-            need = target if target is not None else 0.0
-            screens = list(zip(near, ev.screen(near)))
-            ranked = sorted((key(w), w) for w, c in screens if c.throughput_rps >= need)
-            promising = [w for _, w in ranked][:promote]
-            if not promising and not acceptable:  # nothing reaches the target yet: climb towards it
-                promising = [max(screens, key=lambda wc: (wc[1].throughput_rps, -key(wc[0]), wc[0]))[0]]
-        improved = False
-        for c in ev.evaluate(promising, "local"):
-            if better(c, best, objective, target):
-                best, improved = c, True
-        if not improved:
-            break
-    return best
-
-
-def ilp_search(ev: Evaluator, objective: str, top: int, radius: int, solver: str,
-               calibration_rounds: int = 2) -> Candidate | None:
-    """ILP proposals, re-solved with per-role capacities calibrated by (one-seed) simulation; the final
-    proposals are fully verified and refined by local search."""
-    space = ev.space
-    options = list(space.options)
-    previous: Vector | None = None
-    for _ in range(calibration_rounds):
-        sols = solve_ilp(options, space.limits, objective, solver)
-        if not sols:
-            return None
-        v0 = space.vector(sols[0].counts)
-        if v0 == previous:  # calibration no longer moves the answer
-            break
-        previous = v0
-        scales = role_scales(ev, options, v0)
-        if all(abs(x - 1) < 0.05 for x in scales.values()):
-            break
-        options = [replace(o, cap_rps=o.cap_rps * scales[o.role]) for o in options]
-        ev.hint_options = options
-    sols = solve_ilp(options, space.limits, objective, solver, top=top)
-    if not sols:
-        return None
-    found = ev.evaluate([space.vector(s.counts) for s in sols], "ilp")
-    return local_search(ev, found, objective, radius)
-
-
-def role_scales(ev: Evaluator, options: list[PoolOption], v: Vector) -> dict[str, float]:
-    """Simulated / modelled rate of each role's pool at counts v: the correction the model needs.
-
-    Measured on the first seed (a screen). With several pools, each is measured alone by
-    over-provisioning the others (3x + 1 machines) so that it binds; these calibration clusters ignore
-    the budgets and are not candidates."""
-    space = ev.space
-    roles = space.roles()
-    modelled = {r: sum(o.cap_rps * n for o, n in zip(options, v) if o.role == r) for r in roles}
-    if len(roles) == 1:
-        measured = {roles[0]: ev.screen([v])[0].throughput_rps}
-    else:
-        fn = ev.screen_fn or ev.verify_fn
-        tasks = []
-        for r in roles:
-            w = tuple(n if o.role == r else 3 * n + 1 for o, n in zip(options, v))
-            tasks.append((ev.problem, space.cluster(w), modelled[r]))
-        if ev.on_total:
-            ev.on_total(len(tasks))
-        results = ev.pool.map(fn, tasks, ev.on_done)
-        measured = {r: res.rate_rps for r, res in zip(roles, results)}
-    return {r: (measured[r] / modelled[r] if measured[r] > 0 and modelled[r] > 0 else 1.0) for r in roles}
 
 
 def grid_vectors(space: DesignSpace) -> list[Vector]:
@@ -293,7 +228,7 @@ def grid_search(ev: Evaluator, objective: str, batch: int = 4) -> Candidate | No
     best: Candidate | None = None
     i = 0
     while i < len(vectors):
-        if best is not None and key(vectors[i]) > round(key(_vec(space, best)), 9) + 1e-9:
+        if best is not None and key(vectors[i]) > round(key(vector_of(space, best)), 9) + 1e-9:
             break
         chunk = []
         while i < len(vectors) and len(chunk) < batch:
@@ -310,5 +245,5 @@ def grid_search(ev: Evaluator, objective: str, batch: int = 4) -> Candidate | No
     return best
 
 
-def _vec(space: DesignSpace, c: Candidate) -> Vector:
+def vector_of(space: DesignSpace, c: Candidate) -> Vector:
     return space.vector(tuple((p.role, p.machine, p.count) for p in c.cluster.pools))

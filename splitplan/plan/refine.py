@@ -1,0 +1,224 @@
+"""Refine the ILP's proposal with simulated pass/fail tests: one simulation answers each question.
+
+A max rate costs a bisection (6-8 simulations); most questions a search asks need one simulation:
+"does this neighbour beat the current plan?" is a pass/fail test at the next lattice rate, and "does this
+plan reach the target?" a test at the target. Only the plan that wins is verified in full.
+
+- `refine_max_throughput` (budget-bound): every undominated neighbour within the budget is tested one
+  lattice step (2%) above the current plan's rate; the survivors are raised a step at a time until one
+  is left (ties: the cheapest); it is verified in full, and the search moves there and repeats.
+- `refine_to_target` (min cost / min power at a target): scale the proposal along its ray (all pools by
+  the same factor) until it passes the target, bisect the factor, then walk to the cheapest passing
+  neighbour, in cost order, until none is cheaper; the end point is verified in full. The ray climb is
+  what lets the search reach a target the capacity model under-estimated by 20% or more, which a
+  neighbourhood search of one or two machines cannot.
+Neighbours are tested in batches of fixed size, so the answer does not depend on the worker count.
+"""
+
+from __future__ import annotations
+
+import math
+
+from dataclasses import replace
+
+from splitplan.plan.ilp import PoolOption, solve_ilp
+from splitplan.plan.result import Candidate
+from splitplan.plan.search import Evaluator, Vector, neighbours, undominated, vector_of
+from splitplan.plan.studies import better
+from splitplan.plan.verify import lattice_index, lattice_rate
+
+BATCH = 4  # neighbours tested per round trip (fixed: results must not depend on the worker count)
+RAY_STEP = 1.08  # ray climb: each step scales every pool by 8%
+RAY_STEPS = 12  # up to 1.08^12 = 2.5x the proposal
+EPS = 1e-9
+
+
+def ilp_search(ev: Evaluator, objective: str, top: int, radius: int, solver: str,
+               calibration_rounds: int = 1) -> Candidate | None:
+    """ILP proposals, re-solved with per-role capacities calibrated by (one-seed) simulation, then refined
+    by simulated pass/fail tests (plan/refine.py)."""
+    space = ev.space
+    options = list(space.options)
+    previous: Vector | None = None
+    for _ in range(calibration_rounds):
+        sols = solve_ilp(options, space.limits, objective, solver)
+        if not sols:
+            return None
+        v0 = space.vector(sols[0].counts)
+        if v0 == previous:  # calibration no longer moves the answer
+            break
+        previous = v0
+        scales = role_scales(ev, options, v0)
+        if all(abs(x - 1) < 0.05 for x in scales.values()):
+            break
+        options = [replace(o, cap_rps=o.cap_rps * scales[o.role]) for o in options]
+        ev.hint_options = options
+    sols = solve_ilp(options, space.limits, objective, solver, top=top)
+    if not sols:
+        return None
+    vectors = [space.vector(s.counts) for s in sols]
+    if objective == "max_throughput":
+        return refine_max_throughput(ev, ev.evaluate(vectors, "ilp"), objective, radius)
+    return refine_to_target(ev, vectors, objective, radius)
+
+
+def role_scales(ev: Evaluator, options: list[PoolOption], v: Vector) -> dict[str, float]:
+    """Simulated / modelled rate of each role's pool at counts v: the correction the model needs.
+
+    Measured on the first seed (a screen). With several pools, each is measured alone by
+    over-provisioning the others (3x + 1 machines) so that it binds; these calibration clusters ignore
+    the budgets and are not candidates."""
+    space = ev.space
+    roles = space.roles()
+    modelled = {r: sum(o.cap_rps * n for o, n in zip(options, v) if o.role == r) for r in roles}
+    if len(roles) == 1:
+        measured = {roles[0]: ev.evaluate([v], "ilp")[0].throughput_rps}  # verified once: the ILP proposes v again
+    else:
+        fn = ev.screen_fn or ev.verify_fn
+        tasks = []
+        for r in roles:
+            w = tuple(n if o.role == r else 3 * n + 1 for o, n in zip(options, v))
+            tasks.append((ev.problem, space.cluster(w), modelled[r]))
+        if ev.on_total:
+            ev.on_total(len(tasks))
+        results = ev.pool.map(fn, tasks, ev.on_done)
+        measured = {r: res.rate_rps for r, res in zip(roles, results)}
+    return {r: (measured[r] / modelled[r] if measured[r] > 0 and modelled[r] > 0 else 1.0) for r in roles}
+
+
+def refine_max_throughput(ev: Evaluator, start: list[Candidate], objective: str, radius: int,
+                          max_rounds: int = 4) -> Candidate | None:
+    """Climb from the best verified start to neighbours that sustain a higher rate, until none does."""
+    space, target = ev.space, ev.space.limits.min_throughput_rps
+    best = None
+    for c in start:
+        if better(c, best, objective, target):
+            best = c
+    for _ in range(max_rounds):
+        if best is None or radius <= 0:
+            break
+        v = vector_of(space, best)
+        near = [w for w in undominated(neighbours(space, v, radius) + [v]) if w != v and w not in ev.seen]
+        k = lattice_index(best.throughput_rps) + 1 if best.throughput_rps > 0 else _floor_k(ev)
+        winner, level = _highest_passing(ev, near, k)
+        if winner is None:
+            break
+        c = ev.evaluate([winner], "local", passed_k={winner: level})[0]
+        if not better(c, best, objective, target):
+            break
+        best = c
+    return best
+
+
+def _highest_passing(ev: Evaluator, vectors: list[Vector], k: int) -> tuple[Vector | None, int]:
+    """The vector passing the highest lattice rate from k up (ties: the cheapest), and that rate's index."""
+    alive, winners, level = sorted(vectors, key=lambda w: (ev.space.cost(w), ev.space.power(w), w)), [], k
+    while alive:
+        passing = [w for w, ok in zip(alive, ev.passes(alive, level)) if ok]
+        if not passing:
+            break
+        winners, alive = passing, passing if len(passing) > 1 else []
+        level += 1
+    return (winners[0], level - 1) if winners else (None, k)
+
+
+def refine_to_target(ev: Evaluator, proposals: list[Vector], objective: str, radius: int,
+                     max_rounds: int = 8) -> Candidate | None:
+    """The cheapest (or lowest-power) plan found that meets every SLO at the target rate, verified."""
+    space = ev.space
+    kt = max(_floor_k(ev), math.ceil(math.log(space.limits.min_throughput_rps) / math.log(lattice_rate(1)) - EPS))
+    key = space.cost if objective == "min_cost" else space.power
+    start = next((v for v in proposals if space.valid(v)), None)
+    if start is None:
+        return None
+    current, largest = _ray_to_target(ev, start, kt)
+    if current is None:  # the limits stop the climb: measure the largest plan tried, for the diagnosis
+        ev.evaluate([largest], "local")
+        return _closest(ev, objective)
+    current = _descend(ev, current, kt, key, radius, max_rounds)
+    for _ in range(3):  # the full verification (every seed) must agree; else grow along the ray
+        c = ev.evaluate([current], "local", passed_k={current: kt})[0]
+        if c.verified and c.throughput_rps >= space.limits.min_throughput_rps - EPS:
+            return c
+        bigger = _scaled(current, RAY_STEP)
+        if not space.valid(bigger):
+            break
+        current = bigger
+    return _closest(ev, objective)
+
+
+def _ray_to_target(ev: Evaluator, v: Vector, kt: int) -> tuple[Vector | None, Vector]:
+    """The smallest scaling of v (every pool by one factor) that passes the target (None if the limits
+    stop the climb first), and the largest vector tried."""
+    space = ev.space
+    if ev.passes([v], kt)[0]:
+        lo, hi, direction = None, v, 1 / RAY_STEP  # passes: shrink until it fails
+    else:
+        lo, hi, direction = v, None, RAY_STEP  # fails: grow until it passes
+    f = 1.0
+    for _ in range(RAY_STEPS):
+        f *= direction
+        w = _scaled(v, f)
+        if w in (lo, hi):
+            continue
+        if not space.valid(w):
+            break
+        if ev.passes([w], kt)[0]:
+            hi = w
+            if direction > 1:
+                break
+        else:
+            lo = w
+            if direction < 1:
+                break
+    if hi is None:
+        return None, lo
+    return (hi if lo is None else _bisect_ray(ev, lo, hi, kt)), hi
+
+
+def _bisect_ray(ev: Evaluator, fail: Vector, ok: Vector, kt: int) -> Vector:
+    """Between a failing and a passing vector on one ray, the smallest passing one (by total machines)."""
+    while True:
+        mid = tuple((a + b) // 2 if a != b else a for a, b in zip(fail, ok))
+        if mid in (fail, ok) or not ev.space.valid(mid):
+            return ok
+        if ev.passes([mid], kt)[0]:
+            ok = mid
+        else:
+            fail = mid
+
+
+def _descend(ev: Evaluator, v: Vector, kt: int, key, radius: int, max_rounds: int) -> Vector:
+    """Move to the cheapest passing neighbour (tested cheapest first) until no cheaper one passes."""
+    for _ in range(max_rounds):
+        cheaper = sorted((w for w in neighbours(ev.space, v, max(1, radius)) if key(w) < key(v) - EPS),
+                         key=lambda w: (round(key(w), 9), w))
+        found = None
+        for i in range(0, len(cheaper), BATCH):
+            batch = cheaper[i:i + BATCH]
+            found = next((w for w, ok in zip(batch, ev.passes(batch, kt)) if ok), None)
+            if found is not None:
+                break
+        if found is None:
+            return v
+        v = found
+    return v
+
+
+def _scaled(v: Vector, factor: float) -> Vector:
+    """Every non-empty slot times factor, rounded up (never below one machine)."""
+    return tuple(max(1, math.ceil(n * factor - EPS)) if n > 0 else 0 for n in v)
+
+
+def _floor_k(ev: Evaluator) -> int:
+    tol = ev.problem.scenario.search.rate_tol_rps
+    return math.ceil(math.log(tol) / math.log(lattice_rate(1)))
+
+
+def _closest(ev: Evaluator, objective: str) -> Candidate | None:
+    """No plan reached the target: the fully verified candidate closest to it (for the diagnosis)."""
+    best = None
+    for c in ev.seen.values():
+        if better(c, best, objective, ev.space.limits.min_throughput_rps):
+            best = c
+    return best
