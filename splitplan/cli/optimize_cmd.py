@@ -68,12 +68,13 @@ def optimize_command(scenario_path, out_dir, as_json, quiet, workers, objective,
     catalog = load_catalog_from(tuple(scenario.catalog_files) + tuple(catalog_files))
     settings = perf_settings_from(perf_backend, profile_path, calibration_paths, compat, base=perf_settings_of(scenario))
     show = not (quiet or as_json)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("candidates"),
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
                   TimeElapsedColumn(), console=err_console, disable=not show, transient=True) as bar:
-        task = bar.add_task("optimizing", total=0)
+        task = bar.add_task("optimizing", total=0, unit="candidates")
         hooks = ProgressHooks(add=lambda n: bar.update(task, total=(bar.tasks[0].total or 0) + n),
                               advance=lambda: bar.advance(task),
-                              stage=lambda name: bar.update(task, description=f"simulating {name}"))
+                              stage=lambda text: bar.update(task, description=text),
+                              unit=lambda word: bar.update(task, unit=word))
         result = optimize(scenario, catalog=catalog, perf=settings, progress=hooks, workers=workers,
                           objective=objective, max_cost_usd_per_h=max_cost_usd_per_h, max_power_kw=max_power_kw,
                           min_throughput_rps=min_throughput_rps, seeds=seeds, method=method)
