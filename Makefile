@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-all lint bench check check-all docs clean
+.PHONY: setup run test test-all lint bench check check-all reproduce docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ check: $(STAMP)
 
 check-all: $(STAMP)
 	$(BIN)/splitplan check scenarios/ --all
+
+# Every study in both modes (SplitwiseSim-compatible and analytic), checked, and docs/reproduction.md rewritten.
+reproduce: $(STAMP)
+	$(BIN)/splitplan reproduce --out docs/reproduction.md --save-results out/repro-results.json
 
 docs: $(STAMP)
 	$(BIN)/splitplan docs cli --out docs/cli.md
