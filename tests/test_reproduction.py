@@ -9,7 +9,7 @@ from pathlib import Path
 
 from splitplan.catalog import get_catalog
 from splitplan.check import load_check_spec
-from splitplan.reproduction import CLAIMS, RANKINGS, perf_facts, ratio, render
+from splitplan.reproduction import CLAIMS, RANKINGS, departure_cause, perf_facts, ratio, render
 SMALL = Path(__file__).resolve().parent.parent / "scenarios" / "splitwise" / "isopower-coding-small.yaml"
 
 
@@ -64,6 +64,17 @@ def test_ranking_flags_departures():
     row = next(line for line in rank.splitlines() if "Splitwise-HHcap > Baseline-H100" in line and "isopower" in line)
     assert "**no** (0.90x)" in row  # 45 vs 50 req/s: a departure, shown in bold
     assert "compat (SplitwiseSim profile), isopower coding: Splitwise-HH (100.0) > Splitwise-HA (90.0)" in rank
+    why = rank.split("Why each departure happens:\n\n")[1].split("\n\n")[0].splitlines()
+    assert len(why) == rank.count("**no**")  # every departure has its own explanation line
+    assert why[0].startswith("- isopower Splitwise-HHcap > Baseline-H100, compat (SplitwiseSim profile) coding (0.90x): ")
+
+
+def test_departure_causes_name_the_mechanism():
+    assert departure_cause("isopower", "Splitwise-AA", "default", "conversation", 0.91).startswith(
+        "cause 4: 408 kW holds 62 DGX-A100 here, the paper's 70 by GPU TDP (x 70/62 = 1.03x)")
+    assert "causes 1-2" in departure_cause("isocost", "Splitwise-HHcap", "analytic", "conversation", 1.0)
+    assert departure_cause("isocost", "Splitwise-HHcap", "analytic", "conversation", 1.0).startswith("a tie")
+    assert departure_cause("isocost", "Splitwise-HH", "default", "coding", 0.9) == "see 'Why the numbers differ' below"
 
 
 def test_render_is_deterministic_and_infeasible_is_shown():
