@@ -18,7 +18,6 @@ Neighbours are tested in batches of fixed size, so the answer does not depend on
 from __future__ import annotations
 
 import math
-
 from dataclasses import replace
 
 from splitplan.plan.ilp import PoolOption, solve_ilp
@@ -65,9 +64,10 @@ def ilp_search(ev: Evaluator, objective: str, top: int, radius: int, solver: str
 def role_scales(ev: Evaluator, options: list[PoolOption], v: Vector) -> dict[str, float]:
     """Simulated / modelled rate of each role's pool at counts v: the correction the model needs.
 
-    Measured on the first seed (a screen). With several pools, each is measured alone by
-    over-provisioning the others (3x + 1 machines) so that it binds; these calibration clusters ignore
-    the budgets and are not candidates."""
+    A one-pool design's v is simply verified (the ILP proposes it again, so the run is not wasted). With
+    several pools, each is measured alone on the first seed (a screen) by over-provisioning the others
+    (3x + 1 machines) so that it binds; these calibration clusters ignore the budgets and are not
+    candidates."""
     space = ev.space
     roles = space.roles()
     modelled = {r: sum(o.cap_rps * n for o, n in zip(options, v) if o.role == r) for r in roles}
@@ -87,7 +87,7 @@ def role_scales(ev: Evaluator, options: list[PoolOption], v: Vector) -> dict[str
 
 
 def refine_max_throughput(ev: Evaluator, start: list[Candidate], objective: str, radius: int,
-                          max_rounds: int = 4) -> Candidate | None:
+                          max_rounds: int = 10) -> Candidate | None:
     """Climb from the best verified start to neighbours that sustain a higher rate, until none does."""
     space, target = ev.space, ev.space.limits.min_throughput_rps
     best = None
