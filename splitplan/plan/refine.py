@@ -79,9 +79,7 @@ def role_scales(ev: Evaluator, options: list[PoolOption], v: Vector) -> dict[str
         for r in roles:
             w = tuple(n if o.role == r else 3 * n + 1 for o, n in zip(options, v))
             tasks.append((ev.problem, space.cluster(w), modelled[r]))
-        if ev.on_total:
-            ev.on_total(len(tasks))
-        results = ev.pool.map(fn, tasks, ev.on_done)
+        results = ev.map(fn, tasks)
         measured = {r: res.rate_rps for r, res in zip(roles, results)}
     return {r: (measured[r] / modelled[r] if measured[r] > 0 and modelled[r] > 0 else 1.0) for r in roles}
 

@@ -99,7 +99,6 @@ class Evaluator:
 
     screen_fn: VerifyFn | None = None  # one-seed max rate (None: verify fully instead)
     test_fn: VerifyFn | None = None  # one-simulation pass/fail at a rate (None: verify fully instead)
-    screened: dict[Vector, Candidate] = field(default_factory=dict)
     tests: dict[tuple[Vector, int], bool] = field(default_factory=dict)
     tested: dict[Vector, Candidate] = field(default_factory=dict)
 
@@ -112,13 +111,11 @@ class Evaluator:
             extra = {v: (lattice_rate(passed_k[v]),) if v in passed_k else (None,) for v in vectors}
         return self._run(vectors, source, self.seen, self.verify_fn, extra)
 
-    def screen(self, vectors: list[Vector]) -> list[Candidate]:
-        """First-seed max rates (cheap); vectors already fully verified reuse that result."""
-        if self.screen_fn is None:
-            return self.evaluate(vectors, "local")
-        todo = [v for v in vectors if v not in self.seen]
-        self._run(todo, "screen", self.screened, self.screen_fn)
-        return [self.seen.get(v) or self.screened[v] for v in vectors]
+    def map(self, fn: VerifyFn, tasks: list[tuple]) -> list[Verification]:
+        """Run simulation tasks on the worker pool, in order, reporting them to the progress hooks."""
+        if tasks and self.on_total:
+            self.on_total(len(tasks))
+        return self.pool.map(fn, tasks, self.on_done)
 
     def passes(self, vectors: list[Vector], k: int) -> list[bool]:
         """Does each vector meet every SLO at lattice rate k on the first seed? One simulation per new
@@ -128,10 +125,8 @@ class Evaluator:
             return [c.throughput_rps >= rate * (1 - 1e-9) for c in self.evaluate(vectors, "local")]
         todo = [v for v in dict.fromkeys(vectors) if (v, k) not in self.tests and v not in self.seen]
         if todo:
-            if self.on_total:
-                self.on_total(len(todo))
             tasks = [(self.problem, self.space.cluster(v), rate) for v in todo]
-            for v, verification in zip(todo, self.pool.map(self.test_fn, tasks, self.on_done)):
+            for v, verification in zip(todo, self.map(self.test_fn, tasks)):
                 self.tests[v, k] = verification.rate_rps > 0
                 old = self.tested.get(v)
                 if old is None or verification.rate_rps > old.throughput_rps:
@@ -143,10 +138,8 @@ class Evaluator:
              extra: dict[Vector, tuple] | None = None) -> list[Candidate]:
         todo = [v for v in dict.fromkeys(vectors) if v not in cache]
         if todo:
-            if self.on_total:
-                self.on_total(len(todo))
             tasks = [(self.problem, self.space.cluster(v), self.hint(v), *(extra or {}).get(v, ())) for v in todo]
-            for v, verification in zip(todo, self.pool.map(fn, tasks, self.on_done)):
+            for v, verification in zip(todo, self.map(fn, tasks)):
                 cache[v] = self._candidate(v, verification, source)
         return [cache[v] for v in vectors]
 
@@ -157,8 +150,8 @@ class Evaluator:
                          within_budget=self.space.within_budget(v))
 
     def candidates(self) -> list[Candidate]:
-        """Every simulated candidate (screens of vectors never fully verified included), stable order."""
-        out = dict(self.tested) | self.screened | self.seen
+        """Every simulated candidate (pass/fail tests of vectors never fully verified included), stable order."""
+        out = dict(self.tested) | self.seen
         return sorted(out.values(), key=lambda c: c.key())
 
 
