@@ -37,6 +37,7 @@ from splitplan.plan.result import PlanResult
 from splitplan.plan.verify import verify_cluster
 from splitplan.fields import FieldReader
 from splitplan.scenario import (Expectation, ExpectationResult, PerfSection, Scenario, evaluate_expectations,
+                                perf_settings_of_section,
                                 parse_expectation, parse_scenario)
 
 MODES = ("default", "analytic")
@@ -166,16 +167,20 @@ class PerfFlags:
 
     backend: str | None = None
     profile: str | None = None
-    calibration: tuple[str, ...] = ()
+    stack: str | None = None
     compat: str | None = None  # "none" turns compatibility off, "splitwisesim" on
 
 
 def mode_perf(spec: CheckSpec, mode: str, flags: PerfFlags | None = None) -> PerfSection:
-    """The perf section a mode runs with; CLI flags (--profile, --calibration, ...) override it.
+    """The perf section a mode runs with; CLI flags (--profile, --stack, ...) override it.
 
-    A perturbed profile therefore reaches the profile-backed default mode and a perturbed calibration
-    the analytic mode, which is how a regression in either is caught."""
-    own = spec.scenario.perf if mode == "default" else PerfSection(backend="analytic")
+    A perturbed profile therefore reaches the profile-backed default mode and a perturbed stack the
+    analytic mode, which is how a regression in either is caught."""
+    scenario_perf = spec.scenario.perf
+    own = scenario_perf if mode == "default" else PerfSection(backend="analytic", stack=scenario_perf.stack,
+                                                               weights=scenario_perf.weights,
+                                                               moe_weights=scenario_perf.moe_weights,
+                                                               kv=scenario_perf.kv)
     if flags is None:
         return own
     compat = own.compat if flags.compat is None else (None if flags.compat == "none" else flags.compat)
@@ -183,13 +188,11 @@ def mode_perf(spec: CheckSpec, mode: str, flags: PerfFlags | None = None) -> Per
     profile = flags.profile or own.profile
     if backend == "profile" and profile is None:
         raise SplitplanError("--perf profile needs --profile CSV (or a scenario perf.profile)", field="perf")
-    return PerfSection(backend=backend, profile=profile, calibration=tuple(flags.calibration) or own.calibration,
-                       compat=compat, dtype=own.dtype)
+    return replace(own, backend=backend, profile=profile, stack=flags.stack or own.stack, compat=compat)
 
 
 def settings_of(perf: PerfSection) -> PerfSettings:
-    return PerfSettings(backend=perf.backend, profile_path=perf.profile, calibration_paths=perf.calibration,
-                        compat=perf.compat, dtype=perf.dtype)
+    return perf_settings_of_section(perf)
 
 
 def run_mode(spec: CheckSpec, mode: str, *, catalog_files: tuple[str, ...] = (), flags: PerfFlags | None = None,

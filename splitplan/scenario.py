@@ -85,11 +85,16 @@ class SearchSettings:
 
 @dataclass(frozen=True)
 class PerfSection:
+    """Which performance backend, serving stack and quantization every design runs with (unless a
+    design names its own stack)."""
+
     backend: str = "analytic"
     profile: str | None = None
-    calibration: tuple[str, ...] = ()
+    stack: str | None = None  # bundled stack name or a resolved stack file path; None: the default stack
     compat: str | None = None
-    dtype: str = "bf16"
+    weights: str | None = None  # dense weight format (bf16, fp8, fp8_block, nvfp4, mxfp4, int4_wo)
+    moe_weights: str | None = None
+    kv: str | None = None  # KV-cache format (bf16, fp8); None: the stack's default for the weights
 
 
 @dataclass(frozen=True)
@@ -131,11 +136,7 @@ class Scenario:
 
     def perf_settings(self) -> Any:
         """The scenario's perf section as PerfSettings (CLI flags may override it)."""
-        from splitplan.perf.base import PerfSettings
-
-        p = self.perf
-        return PerfSettings(backend=p.backend, profile_path=p.profile, calibration_paths=p.calibration,
-                            compat=p.compat, dtype=p.dtype)
+        return perf_settings_of_section(self.perf)
 
     def simulation_inputs(self) -> dict[str, Any]:
         """What `splitplan simulate --scenario` takes from the file (flags given on the command line win)."""
@@ -282,19 +283,42 @@ def _perf(data: Any, source: str, base_dir: Path | None) -> PerfSection:
         profile = resolve_data_path(profile, base_dir, source, "perf.profile")
     elif backend == "profile":
         profile = resolve_data_path("splitwisesim_perf_model.csv", None, source, "perf.profile")
-    calibration = f.raw("calibration", [])
-    if isinstance(calibration, str):
-        calibration = [calibration]
-    if not isinstance(calibration, list) or not all(isinstance(c, str) for c in calibration):
-        raise f.error("calibration", "must be a list of calibration YAML paths")
+    for old, new in (("calibration", "stack"), ("dtype", "weights")):
+        if f.raw(old) is not None:
+            raise f.error(old, f"was replaced by perf.{new} (see docs/stacks.md)")
     compat = f.string("compat", None, choices=("none", "splitwisesim"))
-    section = PerfSection(backend=backend, profile=profile,
-                          calibration=tuple(resolve_data_path(c, base_dir, source, "perf.calibration")
-                                            for c in calibration),
-                          compat=None if compat == "none" else compat,
-                          dtype=f.string("dtype", "bf16", choices=("bf16", "fp8")))
+    section = PerfSection(backend=backend, profile=profile, stack=resolve_stack_name(f.string("stack"), base_dir, source),
+                          compat=None if compat == "none" else compat, weights=f.string("weights"),
+                          moe_weights=f.string("moe_weights"), kv=f.string("kv"))
     f.done()
+    perf_settings_of_section(section, source)  # unknown stacks and formats are errors now, not at run time
     return section
+
+
+def resolve_stack_name(raw: str | None, base_dir: Path | None, source: str, field_name: str = "perf.stack") -> str | None:
+    """A bundled stack name stays a name; anything that looks like a file resolves like other data paths."""
+    if raw is None:
+        return None
+    if raw.endswith((".yaml", ".yml")) or "/" in raw:
+        return resolve_data_path(raw, base_dir, source, field_name)
+    from splitplan.serving.stack import get_stack
+
+    try:
+        return get_stack(raw).name
+    except SplitplanError as exc:
+        raise SplitplanError(exc.problem, source=source, field=field_name) from None
+
+
+def perf_settings_of_section(p: PerfSection, source: str | None = None) -> Any:
+    """PerfSettings of a perf section (the stack's KV default applies when no KV format is given)."""
+    from splitplan.perf.base import PerfSettings
+    from splitplan.serving.stack import get_stack
+
+    try:
+        quant = get_stack(p.stack).default_quant(p.weights, p.moe_weights, p.kv)
+    except SplitplanError as exc:
+        raise SplitplanError(exc.problem, source=source, field=f"perf.{exc.field or 'weights'}") from None
+    return PerfSettings(backend=p.backend, profile_path=p.profile, stack=p.stack, compat=p.compat, quant=quant)
 
 
 def parse_expectation(data: Any, source: str, index: int) -> Expectation:

@@ -14,9 +14,9 @@ from splitplan.cli.common import catalog_option, console, err_console, perf_opti
 from splitplan.scenario import ExpectationResult
 
 
-def _flags(perf_backend: str | None, profile_path: str | None, calibration_paths: tuple[str, ...],
+def _flags(perf_backend: str | None, profile_path: str | None, stack: str | None,
            compat: str | None) -> PerfFlags:
-    return PerfFlags(perf_backend, profile_path, tuple(calibration_paths), compat)
+    return PerfFlags(perf_backend, profile_path, stack, compat)
 
 
 def _fmt(x: object) -> str:
@@ -97,14 +97,14 @@ def _update(outcomes: Sequence[ModeOutcome]) -> None:
 @perf_options
 def check_command(paths: tuple[str, ...], include_slow: bool, update: bool, modes: tuple[str, ...], show_all: bool,
                   workers: int | None, quiet: bool, catalog_files: tuple[str, ...], perf_backend: str | None,
-                  profile_path: str | None, calibration_paths: tuple[str, ...], compat: str | None) -> int:
+                  profile_path: str | None, stack: str | None, compat: str | None) -> int:
     """Re-run scenario files that have an expect: block and compare with their expectations.
 
     PATHS are scenario files or folders (searched recursively; default scenarios/). Scenarios marked
     `check: {slow: true}` run only with --all. A scenario's `check: analytic:` section adds a second run
     with the calibrated analytic model and its own expectations (for slow scenarios only with
     --mode analytic, or in `splitplan reproduce`). Perf flags override every run, so a perturbed
-    --profile or --calibration shows what it moves. Exit 1 when an expectation leaves its tolerance, 0
+    --profile or --stack shows what it moves. Exit 1 when an expectation leaves its tolerance, 0
     when all hold, 2 on bad input.
 
     \b
@@ -113,13 +113,13 @@ def check_command(paths: tuple[str, ...], include_slow: bool, update: bool, mode
       splitplan check scenarios/ --all                  # the paper's studies too (make check-all)
       splitplan check scenarios/ --all --mode analytic  # their analytic side runs
       splitplan check scenarios/splitwise/fig12-hh-coding-70rps.yaml --all --show-all
-      splitplan check scenarios/ --calibration my-h100.yaml --mode analytic
+      splitplan check scenarios/ --stack my-h100.yaml --mode analytic
       splitplan check scenarios/ --all --update         # accept the new numbers
     """
     t0 = time.perf_counter()
     report = run_check(paths or ("scenarios",), include_slow=include_slow, modes=modes or MODES,
                        slow_modes=modes or ("default",), catalog_files=catalog_files, workers=workers,
-                       flags=_flags(perf_backend, profile_path, calibration_paths, compat),
+                       flags=_flags(perf_backend, profile_path, stack, compat),
                        on_start=None if quiet else _progress, on_done=None if quiet else _done)
     console.print(results_table(report.outcomes, show_all))
     _summary(report, time.perf_counter() - t0, quiet)
@@ -145,7 +145,7 @@ def check_command(paths: tuple[str, ...], include_slow: bool, update: bool, mode
 @perf_options
 def reproduce_command(out: str, paths: tuple[str, ...], save_results: str | None, from_results: str | None,
                       update: bool, workers: int | None, quiet: bool, catalog_files: tuple[str, ...],
-                      perf_backend: str | None, profile_path: str | None, calibration_paths: tuple[str, ...],
+                      perf_backend: str | None, profile_path: str | None, stack: str | None,
                       compat: str | None) -> int:
     """Reproduce the Splitwise paper's design study and write docs/reproduction.md.
 
@@ -161,7 +161,7 @@ def reproduce_command(out: str, paths: tuple[str, ...], save_results: str | None
     """
     from splitplan.reproduction import render_saved, reproduce
 
-    flags = _flags(perf_backend, profile_path, calibration_paths, compat)
+    flags = _flags(perf_backend, profile_path, stack, compat)
     if from_results:
         render_saved(from_results, out=out, catalog_files=catalog_files, flags=flags)
         console.print(f"wrote {out} from {from_results}")

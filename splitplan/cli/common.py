@@ -36,8 +36,8 @@ def perf_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Performance backend: calibrated analytic model (default) or a measured profile table."),
         click.option("--profile", "profile_path", type=click.Path(dir_okay=False), default=None,
                      help="Measured profile CSV for --perf profile (SplitwiseSim perf_model.csv or long format)."),
-        click.option("--calibration", "calibration_paths", multiple=True, type=click.Path(dir_okay=False),
-                     help="Calibration YAML for the analytic model (default: the bundled calibrations)."),
+        click.option("--stack", "stack", default=None,
+                     help="Serving stack: a bundled name (see 'splitplan catalog stacks') or a stack YAML."),
         click.option("--compat", type=click.Choice(["none", "splitwisesim"]), default=None,
                      help="Copy SplitwiseSim's modelling choices, for like-for-like comparison."),
     ]
@@ -46,17 +46,34 @@ def perf_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def perf_settings_from(perf_backend: str | None, profile_path: str | None, calibration_paths: tuple[str, ...],
-                       compat: str | None, base: PerfSettings | None = None) -> PerfSettings:
+def quant_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--weights and --kv-dtype: quantization of the dense weights and of the KV cache."""
+    fn = click.option("--kv-dtype", "kv_dtype", default=None,
+                      help="KV-cache format: bf16 or fp8 (default: the stack's default for the weights).")(fn)
+    return click.option("--weights", default=None,
+                        help="Weight format: bf16, fp8, fp8_block, nvfp4, mxfp4, int4_wo (default bf16).")(fn)
+
+
+def perf_settings_from(perf_backend: str | None, profile_path: str | None, stack: str | None,
+                       compat: str | None, base: PerfSettings | None = None, weights: str | None = None,
+                       kv: str | None = None) -> PerfSettings:
     """Command-line flags override a scenario's settings (`base`), which override the defaults."""
+    from splitplan.serving.stack import get_stack
+
     base = base or PerfSettings()
     backend = perf_backend or ("profile" if profile_path and not base.profile_path else base.backend)
+    stack_name = stack or base.stack
+    chosen = get_stack(stack_name)  # an unknown stack is an error now, naming the close matches
+    quant = base.quant
+    if weights or kv:  # weights alone take the stack's KV default for them; kv alone keeps the weights
+        quant = chosen.default_quant(weights or quant.weights.value, None if weights else (
+            quant.moe_weights.value if quant.moe_weights else None), kv)
     return PerfSettings(
         backend=backend,
         profile_path=profile_path or base.profile_path,
-        calibration_paths=tuple(calibration_paths) or base.calibration_paths,
+        stack=stack_name,
         compat=(None if compat == "none" else compat) if compat is not None else base.compat,
-        dtype=base.dtype,
+        quant=quant,
     )
 
 

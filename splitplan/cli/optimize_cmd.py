@@ -49,7 +49,7 @@ INFEASIBLE_EXIT_CODE = 1
 @perf_options
 @catalog_option
 def optimize_command(scenario_path, out_dir, as_json, quiet, workers, objective, max_cost_usd_per_h, max_power_kw,
-                     min_throughput_rps, seeds, method, perf_backend, profile_path, calibration_paths, compat,
+                     min_throughput_rps, seeds, method, perf_backend, profile_path, stack, compat,
                      catalog_files) -> int:
     """Optimize the cluster designs of a scenario file under its budgets and SLOs; every reported plan is
     confirmed by the simulator on several seeds. Exit status 1 when no plan meets the constraints.
@@ -66,7 +66,7 @@ def optimize_command(scenario_path, out_dir, as_json, quiet, workers, objective,
     if out_dir:  # an unwritable --out fails now, not after minutes of search
         check_writable_parent(out_dir)
     catalog = load_catalog_from(tuple(scenario.catalog_files) + tuple(catalog_files))
-    settings = perf_settings_from(perf_backend, profile_path, calibration_paths, compat, base=perf_settings_of(scenario))
+    settings = perf_settings_from(perf_backend, profile_path, stack, compat, base=perf_settings_of(scenario))
     show = not (quiet or as_json)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
                   TimeElapsedColumn(), console=err_console, disable=not show, transient=True) as bar:

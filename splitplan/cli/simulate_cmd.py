@@ -134,7 +134,7 @@ def workload_from_args(trace: str, rate: float | None, duration: float | None, s
 @catalog_option
 def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, scenario_path, rate, duration, seed, seeds, replay,
                      slo_texts, transfer, find_max_rps, out_dir, as_json, quiet, perf_backend, profile_path,
-                     calibration_paths, compat, catalog_files) -> None:
+                     stack, compat, catalog_files) -> None:
     """Simulate a baseline or Splitwise cluster serving a trace: latency percentiles, SLOs, saturation,
     throughput, cost and power.
 
@@ -166,7 +166,7 @@ def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, s
     _check_flags(catalog, model, {"--machines": machines, "--prompt": prompt, "--token": token, "--mixed": mixed},
                  rate, duration)
     cluster = cluster_from_args(model, design, machines, prompt, token, mixed, tp).validate(catalog, "command line")
-    settings = perf_settings_from(perf_backend, resolve_profile(profile_path), calibration_paths, compat, base=base_perf)
+    settings = perf_settings_from(perf_backend, resolve_profile(profile_path), stack, compat, base=base_perf)
     slos = tuple(parse_slo(text) for text in slo_texts) or paper_slos()
     config = SimConfig(transfer=transfer, reference_machine=catalog.machine(reference).name)
     if seeds < 1:

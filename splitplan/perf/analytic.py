@@ -1,28 +1,32 @@
-"""Analytic backend: per-operator smooth roofline, TP all-reduce and stack overheads, summed per step.
+"""Analytic backend: operators x hardware x stack, summed per iteration.
 
-Each operator takes `t0 + (tc^n + tm^n)^(1/n)` (tc = FLOPs / (eta_c * peak), tm = bytes / (eta_m * BW)),
-which fits measured GEMMs better than a hard max (performance-model.md §3.1). Operators do not overlap.
-A step is L * (4 GEMMs + attention + elementwise kernels + 2 all-reduces) + LM head + CPU overhead.
+Each GEMM takes `t0 + (tc^n + tm^n)^(1/n)` with tc = FLOPs / (eta_c(M) x peak of its compute dtype)
+and tm = bytes in its formats / (eta_m x HBM bandwidth), which fits measured GEMMs better than a hard
+max (performance-model.md §3.1); eta_c(M) = eta_c x M / (M + m_half) makes compute efficiency grow
+with the token count, so tc is linear in M. Prefill attention is compute on causal query-key pairs
+(efficiency eta_fa x s / (s + s_half), growing with the sequence) against the KV and Q/O traffic; decode
+attention is the KV read at eta_kv of HBM bandwidth. Per layer: 4 GEMMs, attention, elementwise
+kernels and 2 all-reduces; then the LM head on the tokens that need logits; then the host's time
+(per iteration, per sequence, per prompt token), of which `host_overlap` hides a share under the GPU.
 
-Decode attention is modelled as purely memory-bound (it is: ~8 FLOP/B for GQA against a ridge of
-150-300), so a decode step is exactly linear in the summed context for a given batch size; this is what
-lets the simulator advance many decode steps in closed form (`decode_coeffs`).
+Decode attention is memory-bound (~8 FLOP/B for GQA against a ridge of 150-300), so a decode step is
+exactly linear in the summed context for a given batch size; this is what lets the simulator advance
+many decode steps in closed form (`decode_coeffs`).
 
-All per-instance constants are precomputed in __init__ so one scalar call is a few dozen float
-operations (plain Python, no numpy); numpy arrays go through the same arithmetic element-wise.
+All per-instance constants are precomputed in __init__, so one scalar call is a few dozen float
+operations (plain Python); numpy arrays go through the same arithmetic element-wise.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from splitplan.perf import counts
-from splitplan.perf.base import Instance
-from splitplan.perf.correction import FactorCurve, enforce_monotone, knots_for_tp
-from splitplan.perf.memory import kv_bytes_per_token, kv_capacity_tokens
-from splitplan.perf.params import StackParams
+from splitplan.perf import ops
+from splitplan.perf.base import Instance, peak_flops_per_ms
+from splitplan.perf.memory import DEFAULT_SCHEDULING, kv_bytes_per_token, kv_capacity_tokens
 from splitplan.perf.power import cap_stretch
-
+from splitplan.serving.params import StackParams
+from splitplan.serving.stack import Scheduling
 
 TABLE_THRESHOLD = 4096  # decode arrays longer than this with whole batch sizes go through a lookup table
 TABLE_MAX_BATCH = 1 << 16
@@ -37,111 +41,124 @@ def _as_float(x):
     return float(x)
 
 
-class AnalyticPerfModel:
-    """The analytic PerfModel of one instance under one set of stack parameters."""
+def _positive(x):
+    """1.0 where x > 0, else 0.0 (scalar or array)."""
+    if isinstance(x, np.ndarray):
+        return (x > 0).astype(float)
+    return 1.0 if x > 0 else 0.0
 
-    def __init__(self, instance: Instance, params: StackParams, provenance: str, apply_cap: bool = True):
+
+class AnalyticPerfModel:
+    """The analytic PerfModel of one instance under one stack's parameters."""
+
+    def __init__(self, instance: Instance, params: StackParams, provenance: str,
+                 scheduling: Scheduling = DEFAULT_SCHEDULING, apply_cap: bool = True):
         self.instance = instance
         self.params = params
         self.provenance = provenance
+        self.scheduling = scheduling
         m, g, t, p = instance.model, instance.gpu, instance.tp, params
-        fp8 = instance.dtype == "fp8"
-        peak = g.peak_tflops(instance.dtype) * 1e9  # FLOP per ms
-        eta_c = p.eta_c_fp8 if fp8 and g.fp8_tflops > 0 else p.eta_c
         bw = g.hbm_gbps * 1e6  # bytes per ms
         self.compute_stretch = cap_stretch(instance, params) if apply_cap else 1.0
         stretch = self.compute_stretch
         self._n = p.smooth_n
         self._inv_n = 1.0 / p.smooth_n
-        L = m.layers
-        wb = m.dtype_bytes
-        act = counts.ACT_BYTES
-        # GEMMs: tc = m * c, tm = w + m * a; time per layer summed, so keep per-GEMM coefficients.
-        self._gemms = tuple(
-            (2.0 * gm.k * gm.n * stretch / (eta_c * peak), wb * gm.k * gm.n / (p.eta_m * bw), act * (gm.k + gm.n) / (p.eta_m * bw))
-            for gm in counts.layer_gemms(instance))
-        head = counts.lm_head(instance)
-        self._head = (2.0 * head.k * head.n * stretch / (eta_c * peak), wb * head.k * head.n / (p.eta_m * bw),
-                      act * (head.k + head.n) / (p.eta_m * bw))
-        self._layers = float(L)
+        self._layers = float(m.layers)
         self._gemm_t0 = p.gemm_t0_us * 1e-3
-        # Prefill attention: tc per sum_sq, tm per token; one kernel per layer.
-        self._fa_c = counts.prefill_attention_flops(instance, 1.0) * stretch / (p.eta_fa * peak)
-        self._fa_m = counts.prefill_attention_bytes(instance, 1.0) / (p.eta_m * bw)
+        self._m_half = p.gemm_m_half
+        # GEMMs: tc = c * (M + m_half), tm = w + M * a; one (c, w, a) per GEMM of a layer
+        self._gemms = tuple(self._gemm_coeffs(gm, stretch, bw) for gm in ops.layer_gemms(instance))
+        self._head = self._gemm_coeffs(ops.lm_head(instance), stretch, bw)
+        # prefill attention: compute per pair (efficiency growing with the sequence), traffic per token
+        bf16_peak = peak_flops_per_ms(g, "bf16")
+        self._fa_c = ops.attention_flops_per_pair(instance) * stretch / (p.eta_fa * bf16_peak)
+        self._fa_half = p.fa_s_half
+        kv_layer = ops.kv_bytes_per_token_layer(instance)
+        self._fa_new = (ops.qo_bytes_per_token_layer(instance) + kv_layer) / (p.eta_m * bw)
+        self._fa_prefix = kv_layer / (p.eta_m * bw)
         self._attn_t0 = p.attn_t0_us * 1e-3
-        self._cross = p.cross_attn_frac
-        # Decode attention: memory-bound KV read, linear in the summed context.
-        self._kv_ms_per_token = L * counts.decode_attention_bytes(instance, 1.0) / (p.eta_kv * bw)
-        # Elementwise kernels: read + write one hidden-sized 16-bit tensor each, not sharded.
+        # decode attention: the KV read, linear in the summed context
+        self._kv_ms_per_token = m.layers * kv_layer / (p.eta_kv * bw)
+        # elementwise kernels: read + write one hidden-sized 16-bit tensor each, not sharded
         self._elem_t0 = p.elem_kernels * p.elem_t0_us * 1e-3
-        self._elem_per_token = p.elem_kernels * 2.0 * act * m.hidden / (p.eta_m * bw)
-        self._l2_tokens = p.l2_mb * 1e6 / (act * m.hidden)  # tokens whose hidden state fits on chip
-        # All-reduce: 2 per layer; ring bytes 2(t-1)/t * message over the bus bandwidth.
+        self._elem_per_token = p.elem_kernels * 2.0 * ops.ACT_BYTES * m.hidden / (p.eta_m * bw)
+        # all-reduce: 2 per layer; ring bytes 2(t-1)/t x message over the bus bandwidth
         if t > 1:
             busbw = max(p.ar_bw_fraction * g.nvlink_gbps, 1e-9) * 1e6
             self._ar_alpha = p.ar_alpha_ms(t)
-            self._ar_per_token = 2.0 * (t - 1) / t * m.hidden * act / busbw
+            self._ar_per_token = 2.0 * (t - 1) / t * m.hidden * ops.ACT_BYTES / busbw
         else:
             self._ar_alpha = 0.0
             self._ar_per_token = 0.0
-        self._step = p.step_overhead_ms(t)
-        self._seq = p.seq_ms
-        self._seq2 = p.seq2_ms
-        self._prompt_seq = p.prompt_seq_ms
-        self._prompt_token = p.prompt_token_us * 1e-3
+        host = 1.0 - p.host_overlap
+        self._step = p.step_overhead_ms(t) * host
+        self._seq = p.seq_us * 1e-3 * host
+        self._prompt_seq = p.prompt_seq_ms * host
+        self._prompt_token = p.prompt_token_us * 1e-3 * host
+        self.api_ms = p.api_ms
         self._kv_bytes = kv_bytes_per_token(instance)
-        self._prefill_factor = None
-        self._decode_factor = None
-        self._decode_cache: dict[float, tuple[float, float]] = {}  # batch size -> (base, per), scalar path
-        self._prefill_factor = self._monotone_curve(knots_for_tp(p.prefill_corr, t, m.name), "prefill")
-        self._decode_factor = self._monotone_curve(knots_for_tp(p.decode_corr, t, m.name), "decode")
+        self._decode_cache: dict[float, tuple[float, float]] = {}
 
-    def _monotone_curve(self, knots, phase: str) -> FactorCurve | None:
-        """The stack-efficiency curve, lowered where needed so that factor x this instance's own
-        roofline time never decreases with the batch (single and 512-token-batched prompts; decode
-        at short and long contexts). Called before the curves are set, so the times are uncorrected."""
-        if not knots:
-            return None
-        if phase == "prefill":
-            shapes = (lambda x: self.prefill_ms(np.ones_like(x), x, x * x),
-                      lambda x: self.prefill_ms(np.maximum(x / 512.0, 1.0), x, x * np.minimum(x, 512.0)))
-        else:
-            shapes = (lambda x: self.decode_ms(x, x * 32.0), lambda x: self.decode_ms(x, x * 1024.0))
-        return FactorCurve(enforce_monotone(knots, shapes))
+    def _gemm_coeffs(self, gemm: ops.Gemm, stretch: float, bw: float) -> tuple[float, float, float]:
+        p, g = self.params, self.instance.gpu
+        peak = peak_flops_per_ms(g, gemm.dtype)
+        eta = p.eta_c(gemm.dtype.value, gemm.weight_only)
+        c = 2.0 * gemm.k * gemm.n * stretch / (eta * peak)
+        return c, gemm.weight_bytes * gemm.k * gemm.n / (p.eta_m * bw), ops.ACT_BYTES * (gemm.k + gemm.n) / (p.eta_m * bw)
 
     # ---- building blocks -------------------------------------------------------------------
-    def _linear_ms(self, tokens, head_tokens):
+    def _gemm_ms(self, coeffs, tokens):
+        c, w, a = coeffs
+        tm = w + tokens * a  # > 0 (weights), so the smooth max is tm * (1 + (tc/tm)^n)^(1/n)
+        return self._gemm_t0 + tm * (1.0 + (c * (tokens + self._m_half) / tm) ** self._n) ** self._inv_n
+
+    def _linear_ms(self, tokens, logit_tokens):
         """All layers' GEMMs, elementwise kernels and all-reduces over `tokens`, plus the LM head."""
-        n, inv = self._n, self._inv_n
-        per_layer = len(self._gemms) * self._gemm_t0
-        for c, w, a in self._gemms:
-            tm = w + tokens * a  # > 0 (weights), so the smooth max is tm * (1 + (tc/tm)^n)^(1/n): 2 powers, not 3
-            per_layer = per_layer + tm * (1.0 + (tokens * c / tm) ** n) ** inv
-        spill = tokens - self._l2_tokens  # hidden-state tokens that do not fit the cache: max(0, spill)
-        per_layer = per_layer + self._elem_t0 + 0.5 * (spill + abs(spill)) * self._elem_per_token
+        per_layer = self._elem_t0 + tokens * self._elem_per_token
+        for coeffs in self._gemms:
+            per_layer = per_layer + self._gemm_ms(coeffs, tokens)
         if self._ar_per_token:
             per_layer = per_layer + 2.0 * (self._ar_alpha + tokens * self._ar_per_token)
-        c, w, a = self._head
-        tm = w + head_tokens * a
-        return self._layers * per_layer + self._gemm_t0 + tm * (1.0 + (head_tokens * c / tm) ** n) ** inv
+        return self._layers * per_layer + self._gemm_ms(self._head, logit_tokens)
 
-    def _prefill_attention_ms(self, sum_tokens, sum_sq_tokens):
+    def _prefill_attention_ms(self, new_tokens, pairs, pairs_per_len, prefix_tokens):
+        tc = self._fa_c * (pairs + self._fa_half * pairs_per_len)
+        tm = new_tokens * self._fa_new + prefix_tokens * self._fa_prefix
         n, inv = self._n, self._inv_n
-        pairs = sum_sq_tokens + self._cross * (sum_tokens * sum_tokens - sum_sq_tokens)
-        tc = pairs * self._fa_c
-        tm = sum_tokens * self._fa_m
-        return self._layers * (self._attn_t0 + (tc**n + tm**n) ** inv)
+        if isinstance(tm, np.ndarray):
+            safe = np.maximum(tm, 1e-30)
+            return self._layers * np.where(tm > 0, self._attn_t0 + safe * (1.0 + (tc / safe) ** n) ** inv, 0.0)
+        if new_tokens <= 0:
+            return 0.0
+        return self._layers * (self._attn_t0 + tm * (1.0 + (tc / tm) ** n) ** inv)
+
+    def _host_ms(self, n_seqs, n_prompts, prompt_tokens):
+        return self._step + self._seq * n_seqs + self._prompt_seq * n_prompts + self._prompt_token * prompt_tokens
 
     # ---- PerfModel --------------------------------------------------------------------------
-    def prefill_ms(self, n_prompts, sum_tokens, sum_sq_tokens):
-        n_prompts, sum_tokens, sum_sq_tokens = _as_float(n_prompts), _as_float(sum_tokens), _as_float(sum_sq_tokens)
-        time = (self._linear_ms(sum_tokens, n_prompts) + self._prefill_attention_ms(sum_tokens, sum_sq_tokens)
-                + self._step + self._prompt_seq * n_prompts + self._prompt_token * sum_tokens)
-        return time * self._prefill_factor(sum_tokens) if self._prefill_factor else time
+    def chunk_ms(self, n_chunks, chunk_tokens, pairs, pairs_per_len, prefix_tokens, n_last, n_decode, sum_context):
+        n_chunks, chunk_tokens, pairs = _as_float(n_chunks), _as_float(chunk_tokens), _as_float(pairs)
+        pairs_per_len, prefix_tokens, n_last = _as_float(pairs_per_len), _as_float(prefix_tokens), _as_float(n_last)
+        n_decode, sum_context = _as_float(n_decode), _as_float(sum_context)
+        return (self._linear_ms(chunk_tokens + n_decode, n_last + n_decode)
+                + self._prefill_attention_ms(chunk_tokens, pairs, pairs_per_len, prefix_tokens)
+                + (self._layers * self._attn_t0 * _positive(n_decode) + self._kv_ms_per_token * sum_context)
+                + self._host_ms(n_chunks + n_decode, n_chunks, chunk_tokens))
 
-    def _decode_base_ms(self, batch_size):
-        return (self._linear_ms(batch_size, batch_size) + self._layers * self._attn_t0
-                + self._step + self._seq * batch_size + self._seq2 * batch_size * batch_size)
+    def prefill_ms(self, n_prompts, sum_tokens, sum_sq_tokens):
+        s = _as_float(sum_tokens)
+        return self.chunk_ms(n_prompts, s, 0.5 * _as_float(sum_sq_tokens), 0.5 * s, 0.0, n_prompts, 0.0, 0.0)
+
+    def mixed_ms(self, n_prompts, sum_tokens, sum_sq_tokens, n_decode, sum_context):
+        s = _as_float(sum_tokens)
+        return self.chunk_ms(n_prompts, s, 0.5 * _as_float(sum_sq_tokens), 0.5 * s, 0.0, n_prompts, n_decode,
+                             sum_context)
+
+    def _decode_parts(self, batch_size):
+        """(base, per-context-token) of a decode step."""
+        base = (self._linear_ms(batch_size, batch_size) + self._layers * self._attn_t0
+                + self._host_ms(batch_size, 0.0, 0.0))
+        return base, self._kv_ms_per_token
 
     def decode_ms(self, batch_size, sum_context):
         batch_size, sum_context = _as_float(batch_size), _as_float(sum_context)
@@ -158,37 +175,20 @@ class AnalyticPerfModel:
             whole = batch_size.astype(np.int64)
             if 0 <= batch_size.min() and top <= TABLE_MAX_BATCH and np.array_equal(whole, batch_size):
                 base, per = self._decode_parts(np.arange(int(top) + 1, dtype=float))
-                return base[whole] + per[whole] * sum_context
+                return base[whole] + per * sum_context
         base, per = self._decode_parts(batch_size)
         return base + per * sum_context
 
-    def _decode_parts(self, batch_size):
-        """(base, per-context-token) of a decode step, efficiency factor included."""
-        factor = self._decode_factor(batch_size) if self._decode_factor else 1.0
-        return self._decode_base_ms(batch_size) * factor, self._kv_ms_per_token * factor
-
     def decode_coeffs(self, batch_size: int) -> tuple[float, float]:
-        """Exact: decode_ms(b, s) == base + per * s (the efficiency factor depends on b only)."""
+        """Exact: decode_ms(b, s) == base + per * s."""
         base, per = self._decode_parts(float(batch_size))
         return float(base), float(per)
 
-    def mixed_ms(self, n_prompts, sum_tokens, sum_sq_tokens, n_decode, sum_context):
-        n_prompts, sum_tokens, sum_sq_tokens = _as_float(n_prompts), _as_float(sum_tokens), _as_float(sum_sq_tokens)
-        n_decode, sum_context = _as_float(n_decode), _as_float(sum_context)
-        time = (self._linear_ms(sum_tokens + n_decode, n_prompts + n_decode)
-                + self._prefill_attention_ms(sum_tokens, sum_sq_tokens)
-                + self._layers * self._attn_t0 * (n_decode > 0) + self._kv_ms_per_token * sum_context
-                + self._step + self._prompt_seq * n_prompts + self._prompt_token * sum_tokens
-                + self._seq * n_decode + self._seq2 * n_decode * n_decode)
-        return time * self._prefill_factor(sum_tokens + n_decode) if self._prefill_factor else time
-
     def kv_capacity_tokens(self) -> int:
-        return kv_capacity_tokens(self.instance)
+        return kv_capacity_tokens(self.instance, self.scheduling)
 
     def kv_bytes_per_token(self) -> float:
         return self._kv_bytes
 
     def __repr__(self) -> str:
-        i = self.instance
-        return f"AnalyticPerfModel({i.model.name} on {i.machine.name} tp={i.tp} {i.dtype}; {self.provenance})"
-
+        return f"AnalyticPerfModel({self.instance.label}; {self.provenance})"

@@ -1,7 +1,7 @@
 """`build_perf_model`: the one way the simulator, optimizer and CLI get a PerfModel.
 
-Models are cached per (model, machine, tp, settings, catalog) because the optimizer asks for the same
-few instances thousands of times; profiles and calibrations are read once per file.
+Models are cached per (instance, settings, catalog) because the optimizer asks for the same few
+instances thousands of times; profiles and stacks are read once per file.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from splitplan.errors import SplitplanError
 from splitplan.perf.analytic import AnalyticPerfModel
 from splitplan.perf.base import Instance, PerfModel, PerfSettings
 from splitplan.perf.memory import check_fit, splitwisesim_kv_bytes_per_token, splitwisesim_kv_capacity_tokens
-from splitplan.perf.params import resolve_params
 from splitplan.perf.profile_io import Profile, read_profile
 from splitplan.perf.table import ProfilePerfModel
+from splitplan.serving.quant import BF16, Quant
+from splitplan.serving.stack import Stack, get_stack
 
 BACKENDS = ("analytic", "profile")
 COMPAT_MODES = (None, "splitwisesim")
-DTYPES = ("bf16", "fp8")
 
 _MODELS: dict[tuple, PerfModel] = {}
 _PROFILES: dict[tuple[str, float], Profile] = {}
@@ -41,14 +41,23 @@ def load_profile(path: str | Path) -> Profile:
     return _PROFILES[key]
 
 
-def make_instance(model: Model | str, machine: Machine | str, tp: int, dtype: str, catalog: Catalog) -> Instance:
+def check_tp(model: Model, tp: int) -> None:
+    """Attention heads must split evenly over tp; KV heads split evenly or are replicated evenly."""
+    if model.heads % tp:
+        raise SplitplanError(f"tp={tp} does not divide the {model.heads} attention heads of {model.name}", field="tp")
+    if model.kv_heads % tp and tp % model.kv_heads:
+        raise SplitplanError(f"tp={tp} neither divides nor is a multiple of the {model.kv_heads} KV heads of "
+                             f"{model.name}", field="tp")
+
+
+def make_instance(model: Model | str, machine: Machine | str, tp: int | None, quant: Quant, catalog: Catalog) -> Instance:
     model = catalog.model(model) if isinstance(model, str) else model
     machine = catalog.machine(machine) if isinstance(machine, str) else machine
+    tp = machine.gpus if tp is None else tp
     if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
         raise SplitplanError(f"tp must be a positive whole number, got {tp!r}", field="tp")
-    if dtype not in DTYPES:
-        raise SplitplanError(f"unknown dtype '{dtype}' (valid: {', '.join(DTYPES)})", field="dtype")
-    return Instance(model=model, machine=machine, gpu=catalog.gpu_of(machine), tp=tp, dtype=dtype)
+    check_tp(model, tp)
+    return Instance(model=model, machine=machine, gpu=catalog.gpu_of(machine), tp=tp, quant=quant)
 
 
 def _check_settings(settings: PerfSettings) -> None:
@@ -66,11 +75,14 @@ class _SplitwiseSimMemory:
         self._inner = inner
         self.instance = inner.instance
         self.params = inner.params
+        self.scheduling = inner.scheduling
+        self.api_ms = inner.api_ms
         self.provenance = inner.provenance + " (splitwisesim compat memory)"
         self.prefill_ms = inner.prefill_ms
         self.decode_ms = inner.decode_ms
         self.decode_coeffs = inner.decode_coeffs
         self.mixed_ms = inner.mixed_ms
+        self.chunk_ms = inner.chunk_ms
         self._kv_bytes = splitwisesim_kv_bytes_per_token(inner.instance)
         self._kv_capacity = splitwisesim_kv_capacity_tokens(inner.instance)
 
@@ -81,38 +93,42 @@ class _SplitwiseSimMemory:
         return self._kv_capacity
 
 
-def build_perf_model(model: Model | str, machine: Machine | str, tp: int = 8,
-                     settings: PerfSettings = PerfSettings(), catalog: Catalog | None = None) -> PerfModel:
-    """The PerfModel of `model` on `tp` GPUs of `machine`, per `settings` (cached).
+def build_perf_model(model: Model | str, machine: Machine | str, tp: int | None = None,
+                     settings: PerfSettings = PerfSettings(), catalog: Catalog | None = None,
+                     stack: Stack | None = None) -> PerfModel:
+    """The PerfModel of `model` on `tp` GPUs of `machine` (default: all of them), per `settings` (cached).
 
-    Unknown names, a model that does not fit the GPUs' HBM, or a profile without rows for the
-    instance raise a one-line SplitplanError.
-    """
+    Unknown names, a shape tp cannot split, a model that does not fit the GPUs' HBM, or a profile
+    without rows for the instance raise a one-line SplitplanError. The model's `stack` attribute is
+    the serving stack it was built with (its scheduling defaults drive the simulator)."""
     catalog = catalog or default_catalog()
     _check_settings(settings)
-    instance = make_instance(model, machine, tp, settings.dtype, catalog)
-    key = (instance, settings, id(catalog))
+    stack = stack or get_stack(settings.stack)
+    instance = make_instance(model, machine, tp, settings.quant or BF16, catalog)
+    key = (instance, settings, stack.name, stack.source, id(catalog))
     cached = _MODELS.get(key)
     if cached is not None:
         return cached
     if settings.compat != "splitwisesim":
-        check_fit(instance)
+        check_fit(instance, stack.scheduling)
     if settings.backend == "profile":
         profile = load_profile(settings.profile_path or default_profile_path())
         perf: PerfModel = ProfilePerfModel(instance, profile, catalog, compat=settings.compat)
     else:
-        params, provenance = resolve_params(instance.gpu, tuple(settings.calibration_paths))
-        perf = AnalyticPerfModel(instance, params, provenance)
+        params, provenance = stack.params_for(instance.gpu)
+        perf = AnalyticPerfModel(instance, params, provenance, stack.scheduling)
         if settings.compat == "splitwisesim":
             perf = _SplitwiseSimMemory(perf)
+    perf.stack = stack  # type: ignore[attr-defined]
     _MODELS[key] = perf
     return perf
 
 
 def clear_caches() -> None:
-    """Forget cached models and profiles (tests that rewrite files use this)."""
-    from splitplan.perf import params
+    """Forget cached models, profiles and stacks (tests that rewrite files use this)."""
+    from splitplan.serving import kernels, stack as stacks
 
     _MODELS.clear()
     _PROFILES.clear()
-    params.clear_cache()
+    stacks.clear_cache()
+    kernels.clear_cache()

@@ -30,32 +30,17 @@ from splitplan.catalog import Catalog, Machine
 from splitplan.errors import SplitplanError
 from splitplan.perf.analytic import AnalyticPerfModel
 from splitplan.perf.base import Instance
-from splitplan.perf.correction import fit_knots, model_key
+from splitplan.serving.stack import Stack
 from splitplan.perf.metrics import Errors
 from splitplan.perf.power_fit import POWER_PARAMS, fit_power, power_rows
-from splitplan.perf.params import StackParams, curves_to_yaml
 from splitplan.perf.profile_io import Profile
+from splitplan.serving.kernels import arch_kernels, gpu_arch
+from splitplan.serving.params import SPECS, StackParams
 
-# Fitted knobs and their bounds; everything else keeps the spec default.
-FIT_BOUNDS: dict[str, tuple[float, float]] = {
-    "eta_c": (0.05, 1.0),
-    "eta_fa": (0.02, 1.0),
-    "eta_m": (0.2, 1.0),
-    "eta_kv": (0.01, 1.0),
-    "gemm_t0_us": (0.0, 200.0),
-    "ar_alpha_us": (0.0, 500.0),
-    "ar_alpha_log2_us": (0.0, 500.0),
-    "ar_bw_fraction": (0.01, 1.0),
-    "step_ms": (0.0, 100.0),
-    "step_log2tp_ms": (0.0, 100.0),
-    "seq_ms": (0.0, 10.0),
-    "seq2_ms": (0.0, 1.0),
-    "prompt_seq_ms": (0.0, 200.0),
-    "prompt_token_us": (0.0, 500.0),
-    "elem_kernels": (0.0, 200.0),
-    "l2_mb": (0.0, 200.0),
-}
-FIT_PARAMS = tuple(FIT_BOUNDS)
+# Fitted knobs (bounds from serving/params.py SPECS); everything else keeps the architecture's kernels.
+FIT_PARAMS = ("eta_c_bf16", "gemm_m_half", "eta_fa", "fa_s_half", "eta_kv", "ar_alpha_us", "step_ms", "seq_us",
+              "prompt_token_us", "prompt_seq_ms")
+FIT_BOUNDS: dict[str, tuple[float, float]] = {k: (SPECS[k].lo, SPECS[k].hi) for k in FIT_PARAMS}
 CAP_TARGET = 1.30  # Splitwise: prompt phase 1.30x slower on a power-capped H100, tokens ~1.0x
 CAP_REFERENCE_MACHINE = "dgx-h100-pcap"
 
@@ -128,9 +113,9 @@ def gpu_rows(profile_rows: pd.DataFrame, catalog: Catalog, *, include_capped: bo
     return rows if include_capped else rows[~rows["capped"]]
 
 
-def instance_of(catalog: Catalog, model: str, machine: str, tp: int, dtype: str = "bf16") -> Instance:
+def instance_of(catalog: Catalog, model: str, machine: str, tp: int) -> Instance:
     mach = catalog.machine(machine)
-    return Instance(model=catalog.model(model), machine=mach, gpu=catalog.gpu_of(mach), tp=int(tp), dtype=dtype)
+    return Instance(model=catalog.model(model), machine=mach, gpu=catalog.gpu_of(mach), tp=int(tp))
 
 
 def predict_with(params: StackParams, rows: pd.DataFrame, catalog: Catalog, *, apply_cap: bool = True) -> np.ndarray:
@@ -168,23 +153,6 @@ def fit_gpu(rows: pd.DataFrame, catalog: Catalog, base: StackParams = StackParam
     return replace(base, **dict(zip(fit_params, map(float, result.x))))
 
 
-def fit_corrections(params: StackParams, rows: pd.DataFrame, catalog: Catalog) -> StackParams:
-    """Stack-efficiency curves per (tp, phase), and per (model, tp, phase), on the log residuals of the
-    physics fit. They are stored as fitted; each instance makes its curve monotone against its own
-    roofline when it is built (analytic.py), so that no model gets faster with a bigger batch."""
-    rows = rows.reset_index(drop=True)
-    residual = np.log(rows["time_ms"].to_numpy(float)) - np.log(predict_with(params, rows, catalog, apply_cap=False))
-    curves: dict[str, list] = {"prefill": [], "decode": []}
-    for keys in (["phase", "tp"], ["phase", "tp", "model"]):
-        for key, group in rows.groupby(keys, sort=True):
-            phase, tp = key[0], int(key[1])
-            b = group["batch_size"].to_numpy(float)
-            x = b * group["prompt_tokens"].to_numpy(float) if phase == "prefill" else b
-            knots = fit_knots(x, residual[group.index.to_numpy()])
-            curves[phase].append((tp if len(key) == 2 else model_key(key[2], tp), knots))
-    return replace(params, prefill_corr=tuple(curves["prefill"]), decode_corr=tuple(curves["decode"]))
-
-
 def fit_cap_exponent(params: StackParams, rows: pd.DataFrame, catalog: Catalog,
                      capped_machine: str = CAP_REFERENCE_MACHINE) -> float:
     """k such that the mean prompt slowdown of `rows` (prefill) on the capped machine is CAP_TARGET."""
@@ -214,8 +182,8 @@ def calibrate(profile: Profile, catalog: Catalog, gpus: tuple[str, ...] = (),
     for gpu, group in rows.groupby("gpu", sort=True):
         if gpus and gpu not in gpus:
             continue
-        params = fit_gpu(group, catalog)
-        params = fit_corrections(params, group, catalog)
+        gpu_spec = catalog.gpu(gpu)
+        params = fit_gpu(group, catalog, base=arch_kernels(gpu_arch(gpu_spec))[0])
         reference = catalog.machines.get(CAP_REFERENCE_MACHINE)
         if reference is not None and reference.gpu == gpu and reference.is_power_capped:
             # the paper's one cap data point (H100 at 50% TDP: prompts 1.30x) sets k for this GPU
@@ -237,29 +205,36 @@ def phase_errors(rows: pd.DataFrame, pred: np.ndarray) -> tuple[Errors, Errors]:
     return Errors.of(pred[is_prefill], meas[is_prefill]), Errors.of(pred[~is_prefill], meas[~is_prefill])
 
 
-def write_calibration(path: str | Path, fits: dict[str, GpuFit], *, name: str, description: str,
-                      source: str, date: str | None = None) -> None:
-    """Write a calibration YAML (loadable with --calibration) with each GPU's fit errors."""
+def write_stack(path: str | Path, fits: dict[str, GpuFit], catalog: Catalog, *, base: "Stack", name: str,
+                description: str, source: str, date: str | None = None) -> None:
+    """Write a stack YAML (loadable with --stack): `base`'s engine and scheduling, the fitted values of
+    each GPU's architecture under `arch:`, and the in-sample fit errors."""
     date = date or _dt.date.today().isoformat()
+    keys = (*FIT_PARAMS, "cap_exponent")
+    arch: dict[str, dict] = {}
+    for gpu, fit in fits.items():
+        values = {k: _round(getattr(fit.params, k)) for k in keys}
+        if fit.power:
+            values |= {k: _round(getattr(fit.params, k)) for k in POWER_PARAMS}
+        arch[gpu_arch(catalog.gpu(gpu))] = values
+    sched = base.scheduling
     doc = {
-        "name": name,
-        "description": description,
-        "fitted_on": source,
-        "fit_date": date,
-        "gpus": {gpu: {**{k: _round(getattr(fit.params, k)) for k in (*FIT_PARAMS, "cap_exponent")},
-                       **({k: _round(getattr(fit.params, k)) for k in POWER_PARAMS} if fit.power else {}),
-                       "prefill_corr": curves_to_yaml(fit.params.prefill_corr),
-                       "decode_corr": curves_to_yaml(fit.params.decode_corr)} for gpu, fit in fits.items()},
-        "fit_errors_percent": {gpu: {phase: {"rows": e.n, "mape": round(e.mape, 2), "p90": round(e.p90, 2), "max": round(e.max, 2)}
-                                     for phase, e in (("prefill", fit.prefill), ("decode", fit.decode))}
-                               for gpu, fit in fits.items()},
+        "name": name, "engine": base.engine, "versions": base.versions, "description": description,
+        "scheduling": {"policy": sched.policy.value, "max_batched_tokens": sched.max_batched_tokens,
+                       "max_seqs": sched.max_seqs, "kv_policy": sched.kv_policy.value,
+                       "block_tokens": sched.block_tokens, "memory_fraction": sched.memory_fraction,
+                       "memory_basis": sched.memory_basis.value, "fp8_weights_kv": sched.fp8_weights_kv.value,
+                       "reserve_gb": sched.reserve_gb},
+        "params": dict(base.params),
+        "arch": arch,
+        "fitted": {"data": source, "date": date, "archs": sorted(arch),
+                   "accuracy": {gpu: {phase: {"rows": e.n, "mape_percent": round(e.mape, 2), "p90_percent": round(e.p90, 2),
+                                              "max_percent": round(e.max, 2), "kind": "in-sample"}
+                                      for phase, e in (("prefill", fit.prefill), ("decode", fit.decode))}
+                                for gpu, fit in fits.items()}},
     }
-    power = {gpu: {"rows": fit.power.n, "mape": round(fit.power.mape, 2), "p90": round(fit.power.p90, 2),
-                   "max": round(fit.power.max, 2)} for gpu, fit in fits.items() if fit.power}
-    if power:
-        doc["power_fit_errors_percent"] = power
     header = (f"# {description}\n# Fitted {date} by `splitplan calibrate` on {source}.\n"
-              "# Parameters not listed keep the spec defaults of splitplan/perf/params.py.\n")
+              "# Parameters not listed keep the architecture's kernels (profiles/kernels.yaml).\n")
     Path(path).write_text(header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120))
 
 

@@ -1,10 +1,15 @@
-"""Memory fit of one instance: weights / tp + KV cache + reserve <= HBM per GPU.
+"""Memory fit of one instance: weights / tp + KV cache + reserve <= what the engine may use per GPU.
 
-What is left after weights and the reserve is the KV cache, which bounds how many tokens (prompts
-being prefilled plus contexts being decoded) the instance holds at once. The reserve is what a serving
-engine keeps for itself: the CUDA context, NCCL buffers and allocator slack (aiconfigurator budgets
-NCCL 0.34-0.39 GB plus 3.5 GB "other" per GPU, performance-model.md §6) plus activations of the
-largest batch (a few hundred MB for 70B-class models at 8k batched tokens).
+What is left after weights and the engine's reserve is the KV cache, which bounds how many tokens
+(prompts being prefilled plus contexts being decoded) the instance holds at once. Engines size it two
+ways (serving/stack.py MemoryBasis): vLLM and SGLang take a fraction of the whole HBM and give the KV
+pool what weights and activations leave of it; TensorRT-LLM gives the KV pool a fraction of the memory
+left free after loading. The reserve (CUDA context, NCCL buffers, activations of the largest batch,
+CUDA graphs) is a stack setting; aiconfigurator budgets NCCL 0.34-0.39 GB plus 3.5 GB "other" per GPU
+(performance-model.md §6).
+
+HBM capacities in the catalog are the datasheets' "GB", which are binary gigabytes: an H100 80GB
+reports 81,559 MiB (85.5e9 bytes), an H200 141GB 143,771 MiB; so capacity = hbm_gb x 2^30.
 """
 
 from __future__ import annotations
@@ -12,62 +17,64 @@ from __future__ import annotations
 import math
 
 from splitplan.errors import SplitplanError
+from splitplan.perf import ops
 from splitplan.perf.base import Instance
+from splitplan.serving.stack import MemoryBasis, Scheduling
 
-GB = 1e9  # datasheet gigabytes: HBM sizes are quoted in GB (conservative versus GiB)
-RUNTIME_RESERVE_BYTES = 4.0e9  # CUDA context + NCCL + allocator slack per GPU
-ACTIVATION_TOKENS = 8192  # activations budgeted for this many batched tokens
-ACTIVATION_BYTES_PER_TOKEN_HIDDEN = 2.0 * 6  # ~6 live bf16 hidden-sized tensors per token
+GIB = 2**30
+DEFAULT_SCHEDULING = Scheduling()
 
 
 def kv_heads_per_gpu(kv_heads: int, tp: int) -> float:
-    """KV heads each GPU stores: split across tp, replicated when tp exceeds kv_heads (GQA)."""
-    return max(kv_heads / tp, 1.0)
+    return ops.kv_heads_per_gpu(kv_heads, tp)
 
 
 def kv_bytes_per_token(instance: Instance) -> float:
     """KV bytes one token occupies across the whole instance (replicas of shared heads included)."""
-    model = instance.model
-    per_gpu = 2 * model.layers * kv_heads_per_gpu(model.kv_heads, instance.tp) * model.head_dim * model.dtype_bytes
-    return per_gpu * instance.tp
+    return instance.model.layers * ops.kv_bytes_per_token_layer(instance) * instance.tp
 
 
 def weight_bytes_per_gpu(instance: Instance) -> float:
-    return instance.model.weight_bytes / instance.tp
-
-
-def reserve_bytes_per_gpu(instance: Instance) -> float:
-    """Runtime reserve plus activations of ACTIVATION_TOKENS batched tokens (sharded MLP included)."""
-    model = instance.model
-    activations = ACTIVATION_TOKENS * (ACTIVATION_BYTES_PER_TOKEN_HIDDEN * model.hidden + 2.0 * 2 * model.ffn / instance.tp)
-    return RUNTIME_RESERVE_BYTES + activations
+    """Dense layer weights in their format, plus the 16-bit embedding and LM head, sharded over tp."""
+    m = instance.model
+    layers = m.layers * sum(g.weight_bytes * g.k * g.n for g in ops.layer_gemms(instance))
+    head = ops.lm_head(instance)
+    embeddings = head.weight_bytes * head.k * head.n * (1 if getattr(m, "tied_embeddings", False) else 2)
+    return layers + embeddings
 
 
 def hbm_bytes_per_gpu(instance: Instance) -> float:
-    return instance.gpu.hbm_gb * GB
+    return instance.gpu.hbm_gb * GIB
 
 
-def check_fit(instance: Instance) -> None:
+def kv_pool_bytes_per_gpu(instance: Instance, scheduling: Scheduling = DEFAULT_SCHEDULING) -> float:
+    """Bytes per GPU the engine gives its KV cache (may be <= 0: the model does not fit)."""
+    hbm = hbm_bytes_per_gpu(instance)
+    taken = weight_bytes_per_gpu(instance) + scheduling.reserve_gb * GIB
+    if scheduling.memory_basis is MemoryBasis.FREE:
+        return scheduling.memory_fraction * (hbm - taken)
+    return scheduling.memory_fraction * hbm - taken
+
+
+def check_fit(instance: Instance, scheduling: Scheduling = DEFAULT_SCHEDULING) -> None:
     """Raise a one-line SplitplanError when the weights (plus reserve) do not fit the tp GPUs."""
     model, machine, tp = instance.model, instance.machine, instance.tp
     if tp < 1 or tp > machine.gpus or machine.gpus % tp:
         raise SplitplanError(f"tp={tp} is not a divisor of the {machine.gpus} GPUs of {machine.name}", field="tp")
-    needs = model.weight_bytes
-    has = hbm_bytes_per_gpu(instance) * tp
-    free = hbm_bytes_per_gpu(instance) - weight_bytes_per_gpu(instance) - reserve_bytes_per_gpu(instance)
-    if free <= 0:
-        reserve = reserve_bytes_per_gpu(instance) * tp
+    if kv_pool_bytes_per_gpu(instance, scheduling) <= 0:
+        needs = weight_bytes_per_gpu(instance) * tp
+        usable = hbm_bytes_per_gpu(instance) * tp
         raise SplitplanError(
-            f"{model.name} does not fit {machine.name} at tp={tp}: needs {needs / GB:.1f} GB of weights, "
-            f"has {has / GB:.1f} GB (of which {reserve / GB:.1f} GB is kept as runtime reserve)")
+            f"{model.name} ({instance.quant.label()}) does not fit {machine.name} at tp={tp}: needs "
+            f"{needs / 1e9:.1f} GB of weights, has {usable / 1e9:.1f} GB, of which the engine keeps "
+            f"{(1 - scheduling.memory_fraction) * 100:.0f}% plus {scheduling.reserve_gb:g} GB per GPU for itself")
 
 
-def kv_capacity_tokens(instance: Instance) -> int:
+def kv_capacity_tokens(instance: Instance, scheduling: Scheduling = DEFAULT_SCHEDULING) -> int:
     """Tokens of KV cache the instance holds after weights and reserve (raises if it does not fit)."""
-    check_fit(instance)
-    free_per_gpu = hbm_bytes_per_gpu(instance) - weight_bytes_per_gpu(instance) - reserve_bytes_per_gpu(instance)
+    check_fit(instance, scheduling)
     per_token_per_gpu = kv_bytes_per_token(instance) / instance.tp
-    return int(math.floor(free_per_gpu / per_token_per_gpu))
+    return int(math.floor(kv_pool_bytes_per_gpu(instance, scheduling) / per_token_per_gpu))
 
 
 # SplitwiseSim's model sizes (configs/model_repo/sizes/*.yaml) and GPU memory (80 GiB per processor).
@@ -76,19 +83,19 @@ SPLITWISESIM_GIB = 2**30
 
 
 def splitwisesim_kv_bytes_per_token(instance: Instance) -> float:
-    """SplitwiseSim's KV size: 2 * hidden * layers * dtype bytes, as if every model were full MHA."""
+    """SplitwiseSim's KV size: 2 * hidden * layers * 2 bytes, as if every model were full MHA in FP16."""
     model = instance.model
-    return 2.0 * model.hidden * model.layers * model.dtype_bytes
+    return 2.0 * model.hidden * model.layers * 2.0
 
 
 def splitwisesim_kv_capacity_tokens(instance: Instance) -> int:
     """SplitwiseSim's capacity: tp * GPU memory - model weights (no reserve), in its KV size."""
     model = instance.model
-    weights = SPLITWISESIM_WEIGHT_BYTES.get(model.name, model.weight_bytes)
+    weights = SPLITWISESIM_WEIGHT_BYTES.get(model.name, model.params * 2.0)
     memory = instance.gpu.hbm_gb * SPLITWISESIM_GIB * instance.tp
     free = memory - weights
     if free <= 0:
         raise SplitplanError(
-            f"{model.name} does not fit {instance.machine.name} at tp={instance.tp}: needs {weights / GB:.1f} GB "
-            f"of weights, has {memory / GB:.1f} GB")
+            f"{model.name} does not fit {instance.machine.name} at tp={instance.tp}: needs {weights / 1e9:.1f} GB "
+            f"of weights, has {memory / 1e9:.1f} GB")
     return int(free // splitwisesim_kv_bytes_per_token(instance))

@@ -19,9 +19,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from splitplan.errors import SplitplanError
-from splitplan.perf import counts
-from splitplan.perf.base import Instance
-from splitplan.perf.params import StackParams
+from splitplan.perf import ops as counts
+from splitplan.perf.base import Instance, peak_flops_per_ms
+from splitplan.serving.params import StackParams
 
 if TYPE_CHECKING:
     from splitplan.perf.base import PerfModel
@@ -76,7 +76,7 @@ def utilization(perf: PerfModel, phase: str, batch_size: int = 1, tokens: float 
     inst = perf.instance
     flops, nbytes, time_ms = _phase_counts(perf, phase, batch_size, tokens)
     time_ms = float(time_ms)
-    peak = inst.gpu.peak_tflops(inst.dtype) * 1e9
+    peak = peak_flops_per_ms(inst.gpu, inst.dense_compute[0])
     bw = inst.gpu.hbm_gbps * 1e6
     return min(flops / (peak * time_ms), 1.0), min(nbytes / (bw * time_ms), 1.0)
 

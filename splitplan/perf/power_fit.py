@@ -22,7 +22,7 @@ from splitplan.catalog import Catalog
 from splitplan.perf.analytic import AnalyticPerfModel
 from splitplan.perf.base import Instance
 from splitplan.perf.metrics import Errors
-from splitplan.perf.params import StackParams
+from splitplan.serving.params import StackParams
 from splitplan.perf.power import phase_power_w
 from splitplan.perf.profile_io import Profile
 

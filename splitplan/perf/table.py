@@ -116,6 +116,7 @@ class ProfilePerfModel:
     def __init__(self, instance: Instance, profile: Profile, catalog: Catalog, compat: str | None = None):
         self.instance = instance
         self.compat = compat
+        self.api_ms = 0.0
         self.provenance = f"profile table: {Path(profile.path).name}" + (" (splitwisesim compat)" if compat else "")
         rows = select_rows(profile, instance, catalog)
         prefill = rows[rows["phase"] == "prefill"]
@@ -150,6 +151,10 @@ class ProfilePerfModel:
     def mixed_ms(self, n_prompts, sum_tokens, sum_sq_tokens, n_decode, sum_context):
         time = self.prompt_curve(sum_tokens + n_decode)
         return MIXED_FACTOR * time if self.compat else time
+
+    def chunk_ms(self, n_chunks, chunk_tokens, pairs, pairs_per_len, prefix_tokens, n_last, n_decode, sum_context):
+        """A chunked iteration priced like a mixed one over its new tokens (the table has no prefix data)."""
+        return self.mixed_ms(n_chunks, chunk_tokens, 2.0 * pairs, n_decode, sum_context)
 
     def kv_capacity_tokens(self) -> int:
         return self._kv_capacity

@@ -223,10 +223,21 @@ def scenario_echo(s: Scenario) -> dict[str, Any]:
         "constraints": {k: getattr(c, k) for k in c.__dataclass_fields__},
         "objective": s.objective,
         "search": {k: getattr(se, k) for k in se.__dataclass_fields__ if k != "workers"},
-        "perf": {"backend": s.perf.backend, "profile": Path(s.perf.profile).name if s.perf.profile else None,
-                 "calibration": [Path(p).name for p in s.perf.calibration], "compat": s.perf.compat,
-                 "dtype": s.perf.dtype},
+        "perf": _perf_view(s),
     }
+
+
+def _perf_view(s: Scenario) -> dict[str, Any]:
+    """The perf section as plan.json records it: stack name and provenance, quantization actually used."""
+    from splitplan.serving.stack import get_stack
+
+    p = s.perf
+    stack = get_stack(p.stack)
+    settings = s.perf_settings()
+    return {"backend": p.backend, "profile": Path(p.profile).name if p.profile else None, "stack": stack.name,
+            "stack_file": p.stack if p.stack and p.stack != stack.name else None,
+            "stack_engine": f"{stack.engine} {stack.versions}", "stack_calibrated": stack.calibrated,
+            "stack_fitted_on": stack.fitted.data or None, "compat": p.compat, **settings.quant.to_dict()}
 
 
 def _r(x: float) -> float | None:

@@ -39,7 +39,7 @@ def best_plan_simulation(data: PlanOutput) -> Replay:
 
 def _replay(plan: dict[str, Any], out_dir: Path) -> Replay:
     from splitplan.cluster import ClusterSpec
-    from splitplan.perf.base import PerfSettings
+    from splitplan.scenario import PerfSection, perf_settings_of_section
     from splitplan.sim import SimConfig, simulate
     from splitplan.slo import parse_slos
     from splitplan.workload import load_trace, poisson_workload, resolve_trace_path
@@ -58,9 +58,10 @@ def _replay(plan: dict[str, Any], out_dir: Path) -> Replay:
     source = scenario.get("source")
     sizes = load_trace(resolve_trace_path(str(workload["trace"]), Path(source).parent if source else None))
     perf = scenario.get("perf") or {}
-    settings = PerfSettings(backend=perf.get("backend") or "analytic", profile_path=perf.get("profile"),
-                            calibration_paths=tuple(perf.get("calibration") or ()), compat=perf.get("compat"),
-                            dtype=perf.get("dtype") or "bf16")
+    settings = perf_settings_of_section(PerfSection(
+        backend=perf.get("backend") or "analytic", profile=perf.get("profile"),
+        stack=perf.get("stack_file") or perf.get("stack"), compat=perf.get("compat"), weights=perf.get("weights"),
+        moe_weights=perf.get("moe_weights"), kv=perf.get("kv")))
     cluster = ClusterSpec.from_dict({"model": scenario["model"], "design": best.get("kind") or "splitwise",
                                      "pools": best["pools"]}, source=str(out_dir / "plan.json"))
     slos = parse_slos(scenario["slos"], source=str(out_dir / "plan.json")) if scenario.get("slos") else None
