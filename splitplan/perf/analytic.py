@@ -160,6 +160,8 @@ class AnalyticPerfModel:
                 + self._host_ms(batch_size, 0.0, 0.0))
         return base, self._kv_ms_per_token
 
+    decode_parts = _decode_parts  # public: calibration evaluates many batch sizes at once
+
     def decode_ms(self, batch_size, sum_context):
         batch_size, sum_context = _as_float(batch_size), _as_float(sum_context)
         if not isinstance(batch_size, np.ndarray):

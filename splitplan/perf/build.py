@@ -109,17 +109,19 @@ def build_perf_model(model: Model | str, machine: Machine | str, tp: int | None 
     cached = _MODELS.get(key)
     if cached is not None:
         return cached
+    scheduling = stack.scheduling_for(instance.gpu)
     if settings.compat != "splitwisesim":
-        check_fit(instance, stack.scheduling)
+        check_fit(instance, scheduling)
     if settings.backend == "profile":
         profile = load_profile(settings.profile_path or default_profile_path())
         perf: PerfModel = ProfilePerfModel(instance, profile, catalog, compat=settings.compat)
     else:
         params, provenance = stack.params_for(instance.gpu)
-        perf = AnalyticPerfModel(instance, params, provenance, stack.scheduling)
+        perf = AnalyticPerfModel(instance, params, provenance, scheduling)
         if settings.compat == "splitwisesim":
             perf = _SplitwiseSimMemory(perf)
     perf.stack = stack  # type: ignore[attr-defined]
+    perf.scheduling = scheduling  # type: ignore[attr-defined]
     _MODELS[key] = perf
     return perf
 

@@ -62,6 +62,22 @@ class Scheduling:
 
 
 @dataclass(frozen=True)
+class SchedulingRule:
+    """Engine defaults that depend on the GPU (vLLM's A100 budget, SGLang's 16k chunks on B200)."""
+
+    archs: tuple[str, ...] = ()
+    gpus: tuple[str, ...] = ()
+    hbm_gb_min: float = 0.0
+    hbm_gb_max: float = 1e9
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def applies(self, gpu: GPU, arch: str) -> bool:
+        names = {gpu.name, *gpu.aliases}
+        return ((not self.archs or arch in self.archs) and (not self.gpus or bool(names & set(self.gpus)))
+                and self.hbm_gb_min <= gpu.hbm_gb < self.hbm_gb_max)
+
+
+@dataclass(frozen=True)
 class Fitted:
     """Where a stack's numbers come from, and the range they were fitted on."""
 
@@ -83,6 +99,20 @@ class Stack:
     arch_params: Mapping[str, Mapping[str, float]]
     fitted: Fitted
     source: str  # the file it was read from
+    rules: tuple[SchedulingRule, ...] = ()
+
+    def scheduling_for(self, gpu: GPU) -> Scheduling:
+        """The scheduling defaults on this GPU (rules in file order, later ones winning)."""
+        from dataclasses import replace
+
+        from splitplan.serving.kernels import gpu_arch
+
+        arch = gpu_arch(gpu)
+        sched = self.scheduling
+        for rule in self.rules:
+            if rule.applies(gpu, arch):
+                sched = replace(sched, **rule.values)
+        return sched
 
     @property
     def calibrated(self) -> bool:
@@ -162,9 +192,11 @@ def _enum(cls: type[Enum], f: FieldReader, name: str, default: Enum) -> Any:
     return cls(raw)
 
 
-def _scheduling(data: Any, source: str) -> Scheduling:
-    f = FieldReader(data or {}, source, "scheduling")
-    d = Scheduling()
+def _scheduling(data: Any, source: str, prefix: str = "scheduling", base: Scheduling | None = None,
+                partial: bool = False) -> Any:
+    """Scheduling from a mapping; `partial` returns only the fields given (for a rule's overrides)."""
+    f = FieldReader(data or {}, source, prefix)
+    d = base or Scheduling()
     s = Scheduling(
         policy=_enum(BatchPolicy, f, "policy", d.policy),
         max_batched_tokens=int(f.number("max_batched_tokens", d.max_batched_tokens, integer=True, lo=16, hi=1 << 20)),
@@ -177,7 +209,30 @@ def _scheduling(data: Any, source: str) -> Scheduling:
         reserve_gb=float(f.number("reserve_gb", d.reserve_gb, lo=0.0, hi=64.0)),
     )
     f.done()
+    if partial:
+        return {k: getattr(s, k) for k in (data or {})}
     return s
+
+
+def _rules(data: Any, source: str) -> tuple[SchedulingRule, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise SplitplanError("must be a list of {when: {...}, set: {...}}", source=source, field="scheduling_rules")
+    rules = []
+    for i, raw in enumerate(data):
+        f = FieldReader(raw, source, f"scheduling_rules[{i}]")
+        w = FieldReader(f.raw("when", required=True), source, f"scheduling_rules[{i}].when")
+        names = lambda key: tuple(str(x).lower() for x in (w.raw(key, []) or []))  # noqa: E731
+        rule = SchedulingRule(archs=names("archs"), gpus=names("gpus"),
+                              hbm_gb_min=float(w.number("hbm_gb_min", 0.0, lo=0.0)),
+                              hbm_gb_max=float(w.number("hbm_gb_max", 1e9, lo=0.0)),
+                              values=_scheduling(f.raw("set", required=True), source,
+                                                 f"scheduling_rules[{i}].set", partial=True))
+        w.done()
+        f.done()
+        rules.append(rule)
+    return tuple(rules)
 
 
 def _fitted(data: Any, source: str) -> Fitted:
@@ -216,6 +271,7 @@ def parse_stack(data: Any, source: str) -> Stack:
         arch_params={str(a).lower(): parse_values(v, source, f"arch.{a}") for a, v in arch_raw.items()},
         fitted=_fitted(f.raw("fitted"), source),
         source=source,
+        rules=_rules(f.raw("scheduling_rules"), source),
     )
     f.done()
     parse_range(stack.versions, source)
@@ -284,9 +340,10 @@ def closest_stack(engine: str, version: str, stacks: Mapping[str, Stack] | None 
     A stack whose range covers the version wins; else the engine's stack nearest in version."""
     stacks = stacks if stacks is not None else bundled_stacks()
     engine = str(engine or "").strip().lower()
-    same = [s for s in stacks.values() if s.engine == engine and s.calibrated]
+    same = [s for s in stacks.values() if s.engine == engine and s.calibrated] or \
+        [s for s in stacks.values() if s.engine == engine]
     if not same:
-        raise SplitplanError(f"no calibrated stack for engine '{engine}'"
+        raise SplitplanError(f"no stack for engine '{engine}'"
                              f"{nearest_names(engine, {s.engine for s in stacks.values()})}", field="engine")
     for stack in same:
         if version and covers(stack, version):

@@ -75,6 +75,24 @@ def simulate(cluster: ClusterSpec, workload: Workload, *, perf: PerfSettings = P
     return _assemble(eng, cluster, workload, arrival, prompt, output, perf, perfs, catalog, config, slos, compat)
 
 
+def run_closed_loop(perf, prompt_tokens: np.ndarray, output_tokens: np.ndarray, clients: int, *,
+                    policy: str, catalog: Catalog, record_itl: bool = True, record_segments: bool = False) -> Engine:
+    """One instance of `perf` serving `clients` closed-loop users: request i+clients is sent the moment
+    some earlier request finishes (the benchmark of `vllm bench serve --max-concurrency`). Returns the
+    engine after the run, with its per-request arrays (and iteration segments if asked)."""
+    machine = perf.instance.machine
+    inst = Inst(0, "mixed", machine.name, 0, perf, int(perf.kv_capacity_tokens()))
+    prompt = np.asarray(prompt_tokens, dtype=np.int64)
+    output = np.asarray(output_tokens, dtype=np.int64)
+    links = Links(1, compat_gibps=None, layerwise=False, layerwise_min_tokens=0, layers=perf.instance.model.layers,
+                  transfer_ms=kv_transfer_ms)
+    eng = Engine([inst], "baseline", np.zeros(len(prompt)), prompt, output, float(perf.kv_bytes_per_token()), links,
+                 [machine], SimConfig(), False, record_itl=record_itl, clients=clients, colocated_policy=policy,
+                 record_segments=record_segments)
+    eng.run()
+    return eng
+
+
 def _longest_unloaded_s(perfs, prompt: np.ndarray, output: np.ndarray) -> float:
     """The slowest request's latency alone on the slowest instance type (sets the drain limit)."""
     longest = np.argsort(prompt + output)[-64:]

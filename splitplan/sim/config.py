@@ -46,6 +46,10 @@ class SimConfig:
         real backlog grows far beyond it (one A100 token machine at 40 req/s: +306 on a level of 737,
         11 sigma). The optimizer uses these same defaults, so `simulate` and `optimize` agree.
     timeline_step_s: sampling period of the timeline table (reports).
+    colocated_policy: batching policy of instances serving both phases (sim/policies): "mixed"
+        (SplitwiseSim's, the paper's baseline), "chunked" (vLLM v1), "prefill_first" (SGLang),
+        "inflight" (TensorRT-LLM); the last three take their token budget, sequence limit and KV
+        policy from the instance's serving stack.
     """
 
     prompt_batch_tokens: int = 2048
@@ -67,6 +71,7 @@ class SimConfig:
     saturation_min_requests: int = 20
     saturation_noise_z: float = 6.0
     timeline_step_s: float = 1.0
+    colocated_policy: str = "mixed"
 
     def __post_init__(self) -> None:
         if self.transfer not in TRANSFER_MODES:

@@ -1,10 +1,13 @@
-"""The discrete-event loop: arrivals, batch iterations, KV transfers, completions.
+"""The discrete-event loop: arrivals, iterations, KV transfers, completions.
 
 Events never grow with output tokens: a decode batch advances in one event to its next membership
-change (a request finishes; a newcomer or a prompt pauses it at the next iteration boundary), with the
-step times in closed form (machines.py). Arrivals are read straight from the sorted workload arrays;
-only iteration ends and transfer ends go through the heap. Per-request state lives in flat lists
-indexed by request id; pandas appears only after the loop (result.py).
+change (a request finishes; a newcomer or a prompt pauses it at the next iteration boundary; the
+paged KV cache fills), with the step times in closed form (machines.py). Arrivals come from the
+sorted workload arrays (open loop) or from completions (closed loop: `clients` concurrent users, each
+sending its next request when the last one finishes). Only iteration ends and transfer ends go through
+the heap. What an instance runs next is decided by its batching policy (sim/policies/), through the
+primitives below; per-request state lives in flat lists indexed by request id; pandas appears only
+after the loop (result.py).
 """
 
 from __future__ import annotations
@@ -18,12 +21,16 @@ from splitplan.sim.config import SimConfig
 from splitplan.sim.links import Links
 from splitplan.sim.machines import (SEG_DECODE, SEG_IDLE, SEG_MIXED, SEG_PREFILL, Inst, join_batch,
                                     latest_preemptible, leave_batch, prefill_duration_s, run_time_s,
-                                    steps_done, take_prompts)
+                                    steps_done)
+from splitplan.serving.stack import KvPolicy
+from splitplan.sim.policies import make_policy
+from splitplan.sim.policies.chunked import scheduling
 from splitplan.sim.scheduler import Router
 
-EV_SEG, EV_XFER = 0, 1
+EV_SEG, EV_XFER, EV_KICK = 0, 1, 2
 NAN = math.nan
 INF = math.inf
+ROLE_POLICIES = {"prompt": "prompt_pool", "token": "token_pool"}
 
 
 class Engine:
@@ -31,20 +38,34 @@ class Engine:
 
     def __init__(self, insts: list[Inst], design: str, arrival_s, prompt_tokens, output_tokens,
                  kv_bytes_per_token: float, links: Links, machines: list, config: SimConfig, compat: bool,
-                 longest_unloaded_s: float = 0.0, record_itl: bool = True):
+                 longest_unloaded_s: float = 0.0, record_itl: bool = True, clients: int = 0,
+                 colocated_policy: str | None = None, record_segments: bool = False):
         self.cfg = config
         self.compat = compat
         self.insts = insts
         self.machines = machines  # Machine object per physical machine index
         self.router = Router(insts, design, config.prompt_overflow_tokens,
                              None if compat else config.token_overflow_tokens)
+        # the policy follows the instance's current role: a borrowed machine runs the co-located one
+        self.policies = {role: make_policy(name) for role, name in ROLE_POLICIES.items()}
+        colocated = colocated_policy or config.colocated_policy
+        self.policies["mixed"] = make_policy(colocated)
+        if colocated != "mixed":  # the stack's KV policy: paged (allocate as used) or reserve at admission
+            for inst in insts:
+                inst.paged = inst.role == "mixed" and scheduling(inst).kv_policy is KvPolicy.PAGED
         self.links = links
         self.kvbpt = kv_bytes_per_token
-        self.arr = arrival_s.tolist()
         self.pr = prompt_tokens.tolist()
         self.out = output_tokens.tolist()
-        n = len(self.arr)
+        n = len(self.pr)
         self.n = n
+        self.clients = int(clients)
+        if self.clients:  # closed loop: the first `clients` requests start at once, the rest on completions
+            self.arr = [0.0] * min(self.clients, n) + [INF] * max(n - self.clients, 0)
+            self.next_client = min(self.clients, n)
+        else:
+            self.arr = arrival_s.tolist()
+            self.next_client = n
         self.reserve = [p + o for p, o in zip(self.pr, self.out)]
         self.t_start = [NAN] * n  # first iteration that holds the prompt
         self.t_first = [NAN] * n
@@ -57,6 +78,12 @@ class Engine:
         self.fin_k = [0] * n
         self.left = [0] * n
         self.npre = [0] * n
+        self.pre_need = list(self.pr)  # tokens to prefill in the current pass (prompt, or all after a recompute)
+        self.pre_done = [0] * n
+        self.recompute = [False] * n
+        self.preemptions = 0
+        self.jseq = 0
+        self.join_seq = [0] * n  # order in which requests (re)joined a decode batch
         self.t_last = [0.0] * n  # when the request's previous token (or preemption) happened
         self.unservable: list[int] = []
         self.max_cap = max(inst.kv_cap for inst in insts)
@@ -68,6 +95,7 @@ class Engine:
         self.itl_d0, self.itl_dd, self.itl_n, self.itl_b = array("d"), array("d"), array("q"), array("q")
         self.gap_s = array("d")  # waits between a token and the decode step that resumes the request
         self.record_itl = record_itl  # per-step samples cost time: kept only when an ITL SLO needs them
+        self.segments = [] if record_segments else None  # (start, end, inst, kind, shape...) for calibration
         self.timeline: list[tuple] = []
         self.end_s = 0.0
         self.longest_unloaded_s = longest_unloaded_s
@@ -87,12 +115,17 @@ class Engine:
             if enabled:
                 gc.enable()
 
+    def _limit_s(self) -> float:
+        if self.clients:  # a closed loop always drains: nothing arrives that the clients did not wait for
+            return INF
+        arr, cfg = self.arr, self.cfg
+        span = arr[-1] - arr[0] if self.n else 0.0
+        return (arr[-1] if self.n else 0.0) + max(cfg.drain_min_s, cfg.drain_limit_factor * span,
+                                                  cfg.drain_longest_factor * self.longest_unloaded_s)
+
     def _loop(self) -> None:
         arr, n, heap = self.arr, self.n, self.heap
-        span = arr[-1] - arr[0] if n else 0.0
-        cfg = self.cfg
-        limit = (arr[-1] if n else 0.0) + max(cfg.drain_min_s, cfg.drain_limit_factor * span,
-                                              cfg.drain_longest_factor * self.longest_unloaded_s)
+        limit = self._limit_s()
         step = self.cfg.timeline_step_s
         next_sample = 0.0
         insts = self.insts
@@ -118,8 +151,13 @@ class Engine:
                 inst = insts[a]
                 if inst.ver == b:
                     self._end_segment(inst)
-            else:
+            elif kind == EV_XFER:
                 self._decode_arrive(insts[self.t_inst[a]], a)
+            else:
+                inst = insts[a]
+                inst.kick = False
+                if not inst.busy:
+                    self._start(inst)
         self.end_s = min(self.now, limit) if self.completed < n else self.now
         self.arrivals_processed = i
 
@@ -132,6 +170,7 @@ class Engine:
         need = self.reserve[rid]
         if need > self.max_cap:
             self.unservable.append(rid)
+            self._client_done()
             return
         p = self.pr[rid]
         p_inst, t_inst = self.router.route(p, need)
@@ -143,9 +182,17 @@ class Engine:
         t_inst.sched_queue_tokens += self.out[rid] - 1
         p_inst.pq.append(rid)
         if not p_inst.busy:
-            self._start(p_inst)
+            if not p_inst.kick:  # start once every arrival of this instant has been queued
+                p_inst.kick = True
+                self._schedule(self.now, EV_KICK, p_inst.id, 0)
         elif p_inst.seg == SEG_DECODE:
-            self._pause(p_inst)
+            self.pause(p_inst)
+
+    def _client_done(self) -> None:
+        """Closed loop: a client got its answer (or a refusal) and sends its next request now."""
+        if self.next_client < self.n:
+            self.arr[self.next_client] = self.now
+            self.next_client += 1
 
     def _decode_arrive(self, inst: Inst, rid: int) -> None:
         """The KV cache has arrived: the request waits for a slot in the token instance's batch."""
@@ -153,19 +200,32 @@ class Engine:
         if not inst.busy:
             self._start(inst)
         elif inst.seg == SEG_DECODE and inst.kv_used + self.reserve[rid] <= inst.kv_cap:
-            self._pause(inst)
+            self.pause(inst)
 
-    def _complete(self, inst: Inst, rid: int) -> None:
+    def _complete(self, inst: Inst, rid: int, held: int = 0) -> None:
+        """`held`: KV tokens the request holds on a paged instance (released); reserved ones release
+        the whole reservation."""
         self.t_done[rid] = self.now
         need = self.reserve[rid]
-        inst.kv_used -= need
+        inst.kv_used -= held if inst.paged else need
         inst.sched_mem -= need
         inst.sched_pending -= 1
         inst.served += 1
         self.completed += 1
+        if self.clients:
+            self._client_done()
 
     def _prompt_done(self, inst: Inst, rid: int, prefill_s: float) -> None:
         now = self.now
+        if self.recompute[rid]:  # a preempted request re-prefilled its context: one more token, then decode
+            self.recompute[rid] = False
+            self.left[rid] -= 1
+            self.ctx0[rid] = self.pre_need[rid] + 1
+            if self.left[rid] <= 0:
+                self._complete(inst, rid, self.pre_need[rid])
+                return
+            self._join(inst, rid)
+            return
         p = self.pr[rid]
         self.t_first[rid] = now
         self.t_last[rid] = now
@@ -193,69 +253,90 @@ class Engine:
         """A one-token request finishes with its prompt; the token instance's reservation is released."""
         if t_inst is not p_inst:
             t_inst.kv_used += self.reserve[rid]  # never admitted there: balance _complete's release
-        self._complete(t_inst, rid)
+            self._complete(t_inst, rid)
+            return
+        self._complete(t_inst, rid, self.pr[rid])
 
     def _join(self, inst: Inst, rid: int) -> None:
         if self.record_itl:
             self.gap_s.append(self.now - self.t_last[rid])
         join_batch(inst, rid, self.left[rid], self.ctx0[rid], self.ctx0, self.join_k, self.fin_k)
+        if inst.paged:
+            self.jseq += 1
+            self.join_seq[rid] = self.jseq
+            heapq.heappush(inst.adm_heap, (-self.jseq, rid))
+
+    join = _join
 
     def _finish_due(self, inst: Inst) -> None:
         heap, k, active, fin_k = inst.fin_heap, inst.k, inst.active, self.fin_k
         while heap and heap[0][0] <= k:
             f, rid = heapq.heappop(heap)
             if rid in active and fin_k[rid] == f:
-                leave_batch(inst, rid, self.ctx0, self.join_k)
-                self._complete(inst, rid)
+                ctx = leave_batch(inst, rid, self.ctx0, self.join_k)
+                self._complete(inst, rid, ctx - 1)
 
-    # ---------------------------------------------------------------------------------- iterations
+    # ---------------------------------------------------------------------- primitives for policies
     def _start(self, inst: Inst) -> None:
-        role = inst.role
-        if role == "prompt":
-            self._start_prompt(inst)
-        elif role == "token":
-            self._admit(inst, self.cfg.token_max_batch)
-            if inst.B:
-                self._decode_run(inst)
-            else:
-                self._idle(inst)
-        else:
-            self._start_mixed(inst)
+        self.policies[inst.role].start(self, inst)
 
-    def _idle(self, inst: Inst) -> None:
+    def idle(self, inst: Inst) -> None:
         inst.busy = False
         inst.seg = SEG_IDLE
         # a borrowed machine goes home once nothing routed to it is outstanding (KV caches in flight too)
         if inst.role == "mixed" and inst.home != "mixed" and inst.sched_pending == 0:
             self.router.release(inst)
 
-    def _start_prompt(self, inst: Inst) -> None:
-        if not inst.pq:
-            self._idle(inst)
-            return
-        batch, _ = take_prompts(inst, self.cfg.prompt_batch_tokens, 1 << 30, self.pr, None, None)
-        if not batch:
-            self._idle(inst)
-            return
-        self._begin_prefill(inst, batch, SEG_PREFILL)
-
-    def _begin_prefill(self, inst: Inst, batch: list[int], seg: int) -> None:
+    def begin_prompts(self, inst: Inst, batch: list[int], seg: int) -> None:
+        """An iteration of whole prompts, with the running decode batch stepping once if `seg` is mixed."""
         now = self.now
         dur = prefill_duration_s(inst, batch, self.pr, inst.B, inst.S)
-        t_start = self.t_start
         for rid in batch:
-            t_start[rid] = now
+            self.t_start[rid] = now
+        inst.seg_chunks = [(rid, self.pr[rid]) for rid in batch]
+        self._begin(inst, seg, dur, inst.B)
+
+    def begin_chunks(self, inst: Inst, chunks: list[tuple[int, int]], with_decodes: bool) -> None:
+        """An iteration of prompt chunks (request, new tokens), plus one step of the running decode batch
+        when `with_decodes` (chunked prefill), else with the decodes paused (prefill-first)."""
+        now = self.now
+        pr_need, pr_done, t_start = self.pre_need, self.pre_done, self.t_start
+        pairs = ppl = prefix = tokens = 0.0
+        n_last = 0
+        for rid, c in chunks:
+            p = pr_done[rid]
+            if p == 0 and t_start[rid] != t_start[rid]:  # NaN: its first chunk
+                t_start[rid] = now
+            q = c * p + 0.5 * c * c
+            pairs += q
+            ppl += q / (p + c)
+            prefix += p
+            tokens += c
+            n_last += p + c >= pr_need[rid]
+        b = inst.B if with_decodes else 0
+        ms = inst.perf.chunk_ms(len(chunks), tokens, pairs, ppl, prefix, n_last, b, inst.S if b else 0)
+        inst.seg_chunks = chunks
+        self._begin(inst, SEG_MIXED if b else SEG_PREFILL, float(ms) / 1000.0, b,
+                    (len(chunks), tokens, pairs, ppl, prefix, n_last))
+
+    def _begin(self, inst: Inst, seg: int, dur: float, decode_b: int, shape: tuple | None = None) -> None:
+        now = self.now
         inst.busy = True
         inst.seg = seg
-        inst.seg_prompts = batch
         inst.seg_start = now
         inst.seg_dur = dur
-        inst.seg_B = inst.B
+        inst.seg_B = decode_b
         inst.ver += 1
         self.seq += 1
         heapq.heappush(self.heap, (now + dur, self.seq, EV_SEG, inst.id, inst.ver))
+        if self.segments is not None:
+            if shape is None:
+                shape = (len(inst.seg_chunks), float(sum(c for _, c in inst.seg_chunks)),
+                         float(sum(0.5 * c * c for _, c in inst.seg_chunks)),
+                         float(sum(0.5 * c for _, c in inst.seg_chunks)), 0.0, len(inst.seg_chunks))
+            self.segments.append((now, now + dur, inst.id, seg, decode_b, 1, inst.S if decode_b else 0, *shape))
 
-    def _admit(self, inst: Inst, allowed: int) -> None:
+    def admit(self, inst: Inst, allowed: int) -> None:
         """Fill the decode batch up to `allowed`: preempted requests first, then new ones FCFS by memory."""
         blocked, wait = inst.blocked, inst.wait
         while inst.B < allowed and blocked:
@@ -271,38 +352,7 @@ class Engine:
             inst.sched_queue_tokens -= self.left[rid]
             self._join(inst, rid)
 
-    def _start_mixed(self, inst: Inst) -> None:
-        """Mixed batching, SplitwiseSim's order: decodes passed over `max_preemptions` times first, then
-        prompts FCFS within the token budget, then the other preempted decodes, the running batch and
-        new decodes; running decodes beyond the budget are preempted (latest arrival first)."""
-        cfg = self.cfg
-        budget, max_batch, maxp = cfg.mixed_batch_tokens, cfg.mixed_max_batch, cfg.max_preemptions
-        npre, blocked = self.npre, inst.blocked
-        starving = [rid for rid in blocked if npre[rid] >= maxp] if blocked else []
-        batch, tokens = take_prompts(inst, budget, max_batch, self.pr, self.reserve, self.t_inst,
-                                     len(starving), len(starving))
-        slots = max(min(max_batch - len(batch), budget - tokens), len(starving)) if batch else max_batch
-        if starving:
-            keep = [rid for rid in blocked if npre[rid] < maxp]
-            blocked.clear()
-            blocked.extend(starving)
-            blocked.extend(keep)
-        while blocked and inst.B < slots:
-            self._join(inst, blocked.popleft())
-        if inst.B > slots:
-            self._preempt(inst, inst.B - slots)
-        else:
-            self._admit(inst, slots)
-        for rid in blocked:  # passed over once more
-            npre[rid] += 1
-        if batch:
-            self._begin_prefill(inst, batch, SEG_MIXED)
-        elif inst.B:
-            self._decode_run(inst)
-        else:
-            self._idle(inst)
-
-    def _preempt(self, inst: Inst, count: int) -> None:
+    def preempt_keep(self, inst: Inst, count: int) -> None:
         """Prompts take the iteration's budget: the latest-arriving decodes sit out (memory kept)."""
         for _ in range(count):
             rid = latest_preemptible(inst)
@@ -313,8 +363,32 @@ class Engine:
             self.t_last[rid] = self.now
             inst.blocked.append(rid)
 
-    def _decode_run(self, inst: Inst) -> None:
-        """Run the decode batch up to its next finish in one event (closed form; hot path, inlined)."""
+    def preempt_recompute(self, inst: Inst) -> bool:
+        """The paged KV cache is full: the latest-arriving decode gives its blocks back and waits at the
+        head of the queue to re-prefill its whole context (vLLM's preemption by recomputation). The victim
+        is the request admitted last, as vLLM pops the end of its running queue."""
+        heap, active, seqs = inst.adm_heap, inst.active, self.join_seq
+        rid = -1
+        while heap:
+            neg, cand = heapq.heappop(heap)
+            if cand in active and seqs[cand] == -neg:
+                rid = cand
+                break
+        if rid < 0:
+            return False
+        self.left[rid] = self.fin_k[rid] - inst.k
+        ctx = leave_batch(inst, rid, self.ctx0, self.join_k)
+        inst.kv_used -= ctx - 1
+        self.pre_need[rid] = ctx - 1
+        self.pre_done[rid] = 0
+        self.recompute[rid] = True
+        self.t_last[rid] = self.now
+        self.preemptions += 1
+        inst.pq.appendleft(rid)
+        return True
+
+    def decode_run(self, inst: Inst, max_steps: int = 0) -> None:
+        """Run the decode batch up to its next finish (or `max_steps`) in one event (closed form)."""
         heap, active, fin_k = inst.fin_heap, inst.active, self.fin_k
         while True:
             f, rid = heap[0]
@@ -322,6 +396,8 @@ class Engine:
                 break
             heapq.heappop(heap)
         n = f - inst.k
+        if 0 < max_steps < n:
+            n = max_steps
         b, s0 = inst.B, inst.S
         coeffs = inst.coeffs.get(b)
         base, per = coeffs if coeffs is not None else inst.coeffs_ms(b)
@@ -340,7 +416,7 @@ class Engine:
         end = now + (n * base + per * (n * s0 + b * n * (n - 1) / 2.0)) / 1000.0  # run_time_s, inlined
         heapq.heappush(self.heap, (end, self.seq, EV_SEG, inst.id, inst.ver))
 
-    def _pause(self, inst: Inst) -> None:
+    def pause(self, inst: Inst) -> None:
         """New work must join at the next iteration boundary: cut the running decode run there."""
         if inst.paused:
             return
@@ -357,8 +433,15 @@ class Engine:
         now = self.now
         dur = now - inst.seg_start
         b = inst.seg_B
+        used = inst.kv_used
+        inst.kv_time += used * dur
+        if used > inst.kv_peak:
+            inst.kv_peak = used
         if inst.seg == SEG_DECODE:
             n = inst.seg_n
+            if self.segments is not None:
+                self.segments.append((inst.seg_start, now, inst.id, SEG_DECODE, b, n, inst.seg_S0, 0, 0.0, 0.0,
+                                      0.0, 0.0, 0))
             if self.record_itl:
                 self._record_steps((inst.seg_base + inst.seg_per * inst.seg_S0) / 1000.0, inst.seg_per * b / 1000.0, n, b)
             inst.busy_decode_s += dur
@@ -366,9 +449,11 @@ class Engine:
             inst.batch_time += b * dur
             inst.k += n
             inst.S += b * n
+            if inst.paged:
+                inst.kv_used += b * n
             self._finish_due(inst)
         else:
-            batch = inst.seg_prompts
+            chunks = inst.seg_chunks
             if b:
                 if self.record_itl:
                     self._record_steps(dur, 0.0, 1, b)
@@ -377,15 +462,23 @@ class Engine:
                 inst.batch_time += b * dur
                 inst.k += 1
                 inst.S += b
+                if inst.paged:
+                    inst.kv_used += b
                 self._finish_due(inst)
             else:
                 inst.busy_prefill_s += dur
             inst.prefill_batches += 1
-            inst.prefill_prompts += len(batch)
-            pr = self.pr
-            for rid in batch:
-                inst.prefill_tokens += pr[rid]
-                self._prompt_done(inst, rid, inst.seg_dur)
+            pre_need, pre_done = self.pre_need, self.pre_done
+            done = 0
+            for rid, c in chunks:
+                pre_done[rid] += c
+                inst.prefill_tokens += c
+                if pre_done[rid] >= pre_need[rid]:
+                    done += 1
+                    if rid in inst.prefilling:
+                        inst.prefilling.remove(rid)
+                    self._prompt_done(inst, rid, inst.seg_dur)
+            inst.prefill_prompts += done
         self._start(inst)
 
     def _record_steps(self, d0_s: float, dd_s: float, n: int, b: int) -> None:

@@ -1,4 +1,4 @@
-"""Per-instance state and machine-level batching (prompt FCFS, token continuous batching, mixed).
+"""Per-instance state and the closed-form arithmetic of decode runs (sim/policies/ forms the batches).
 
 Decode batches are kept in closed form so that events do not grow with output tokens: an instance
 counts its decode iterations in `k`; a request in the batch finishes at iteration `fin_k` (a heap gives
@@ -21,6 +21,7 @@ class Inst:
 
     __slots__ = (
         "id", "home", "role", "machine", "machine_idx", "perf", "kv_cap", "kv_used", "coeffs", "prefill_cache",
+        "paged", "adm_heap", "kick", "prefilling", "seg_chunks", "kv_peak", "kv_time",
         "pq", "sched_pending", "sched_mem", "sched_queue_tokens", "wait", "blocked", "active", "fin_heap", "late_heap",
         "k", "B", "S", "busy", "ver", "seg", "seg_start", "seg_n", "seg_base", "seg_per",
         "seg_S0", "seg_B", "seg_dur", "seg_prompts", "paused", "busy_prefill_s", "busy_decode_s", "busy_mixed_s",
@@ -40,6 +41,13 @@ class Inst:
         # caches shared by instances of one perf model (pure functions of their arguments)
         self.coeffs: dict[int, tuple[float, float]] = {} if coeffs is None else coeffs
         self.prefill_cache: dict[int, float] = {} if prefill_cache is None else prefill_cache
+        self.paged = False  # KV allocated as tokens are computed (else reserved whole at admission)
+        self.adm_heap: list[tuple[int, int]] = []  # (-join sequence, request): latest admitted first (paged victims)
+        self.kick = False  # a start is scheduled at the current time (arrivals at one instant batch together)
+        self.prefilling: list[int] = []  # admitted prompts part-way through a chunked prefill, FCFS
+        self.seg_chunks: list[tuple[int, int]] = []  # (request, new tokens) of the running iteration
+        self.kv_peak = 0  # most KV tokens in use at once
+        self.kv_time = 0.0  # integral of KV tokens in use over time (token-seconds)
         self.pq: deque[int] = deque()  # prompts waiting, FCFS
         self.sched_pending = 0  # router's pending-token count (JSQ key)
         self.sched_mem = 0  # router's reserved KV tokens (token-machine key)

@@ -1,0 +1,1 @@
+"""Applications on top of the planner and simulator: benchmark, check, reproduction, sweeps."""

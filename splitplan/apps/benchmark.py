@@ -1,0 +1,193 @@
+"""`splitplan benchmark`: the closed-loop serving benchmark, simulated.
+
+What InferenceX, `vllm bench serve --max-concurrency` and aiperf measure: C concurrent clients, each
+sending a request of ISL random tokens that generates exactly OSL tokens (no early stop), the next one
+the moment one finishes. Here one instance of the model on the machine's GPUs runs it in splitplan's
+simulator with the stack's batching policy, token budget, sequence limit and KV-cache policy: when the
+cache is full requests wait (or decodes are preempted and recomputed, on a paged stack), which is what
+makes measured TTFT jump from tenths of a second to tens of seconds at high concurrency.
+
+Reported as the clients see it: TTFT (engine time plus the stack's per-request `api_ms`), TPOT =
+(E2E - TTFT) / (OSL - 1), ITL, output tokens/s per GPU and per user, the KV cache in use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from splitplan.catalog import Catalog
+from splitplan.errors import SplitplanError
+from splitplan.perf.base import PerfSettings
+from splitplan.perf.build import build_perf_model
+from splitplan.serving.kernels import gpu_arch
+from splitplan.serving.quant import Quant
+from splitplan.serving.stack import Stack, get_stack
+
+MAX_REQUESTS = 200_000  # a benchmark of more requests is a typo, not a measurement
+MAX_CONCURRENCY = 100_000
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How the client behaves. Defaults: InferenceX's client (10 x C prompts; lengths exact)."""
+
+    num_prompts: int = 0  # 0: 10 x concurrency (InferenceX), at least 2 x concurrency
+    range_ratio: float = 1.0  # input/output lengths uniform in [ratio x L, L] (InferenceX uses 0.8); 1 = exact
+    warmup: int = -1  # requests excluded from the means, from the start; -1: the first wave (concurrency)
+    seed: int = 0
+
+    def prompts(self, concurrency: int) -> int:
+        return self.num_prompts or max(10 * concurrency, 2 * concurrency)
+
+    def warmup_requests(self, concurrency: int) -> int:
+        return concurrency if self.warmup < 0 else self.warmup
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    model: str
+    machine: str
+    isl: int
+    osl: int
+    concurrency: int
+    stack: str | Stack | None = None
+    quant: Quant | None = None  # None: BF16 weights and the stack's KV default
+    tp: int | None = None  # None: all of the machine's GPUs
+    protocol: Protocol = field(default_factory=Protocol)
+
+    def validate(self) -> None:
+        for name in ("isl", "osl", "concurrency"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SplitplanError(f"must be a whole number >= 1, got {value!r}", field=name)
+        if self.concurrency > MAX_CONCURRENCY:
+            raise SplitplanError(f"{self.concurrency:,} clients is more than splitplan simulates "
+                                 f"({MAX_CONCURRENCY:,})", field="concurrency")
+        p = self.protocol
+        if not 0 < p.range_ratio <= 1:
+            raise SplitplanError(f"must be in (0, 1], got {p.range_ratio}", field="range_ratio")
+        n = p.prompts(self.concurrency)
+        if n > MAX_REQUESTS:
+            raise SplitplanError(f"{n:,} requests is more than a benchmark needs ({MAX_REQUESTS:,})",
+                                 field="num_prompts")
+        if p.warmup_requests(self.concurrency) >= n:
+            raise SplitplanError(f"warm-up of {p.warmup_requests(self.concurrency)} leaves none of the {n} requests "
+                                 "to measure", field="warmup")
+
+
+def request_sizes(config: BenchmarkConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(prompt, output) tokens of every request, drawn with the protocol's seed."""
+    p = config.protocol
+    n = p.prompts(config.concurrency)
+    if p.range_ratio >= 1:
+        return np.full(n, config.isl, dtype=np.int64), np.full(n, config.osl, dtype=np.int64)
+    rng = np.random.default_rng(p.seed)
+    lo_in, lo_out = max(int(config.isl * p.range_ratio), 1), max(int(config.osl * p.range_ratio), 1)
+    return (rng.integers(lo_in, config.isl + 1, size=n, dtype=np.int64),
+            rng.integers(lo_out, config.osl + 1, size=n, dtype=np.int64))
+
+
+def _stats(values_ms: np.ndarray) -> dict[str, float | None]:
+    values_ms = values_ms[np.isfinite(values_ms)]
+    if values_ms.size == 0:
+        return {"mean": None, "median": None, "p90": None, "p99": None}
+    p50, p90, p99 = np.percentile(values_ms, [50, 90, 99])
+    return {"mean": float(values_ms.mean()), "median": float(p50), "p90": float(p90), "p99": float(p99)}
+
+
+def extrapolation_notes(config: BenchmarkConfig, stack: Stack, perf) -> list[str]:
+    """Where this prediction leaves what the stack was fitted on (empty: inside)."""
+    notes = []
+    arch = gpu_arch(perf.instance.gpu)
+    if not stack.calibrated:
+        notes.append(f"stack {stack.name} is not calibrated (defaults)")
+    elif arch not in stack.fitted.archs:
+        notes.append(f"stack {stack.name} was fitted on {', '.join(stack.fitted.archs)}, not {arch or 'this GPU'}")
+    checks = {"isl": config.isl, "osl": config.osl, "concurrency": config.concurrency, "tp": perf.instance.tp}
+    for key, value in checks.items():
+        lo_hi = stack.fitted.ranges.get(key)
+        if lo_hi and not lo_hi[0] <= value <= lo_hi[1]:
+            notes.append(f"{key} {value:g} outside the fitted {lo_hi[0]:g}-{lo_hi[1]:g}")
+    return notes
+
+
+def run_benchmark(config: BenchmarkConfig, catalog: Catalog, *, record_segments: bool = False) -> dict[str, Any]:
+    """Simulate the closed-loop benchmark of `config`; a JSON-ready dict of what a client measures."""
+    from splitplan.sim.api import run_closed_loop
+
+    config.validate()
+    stack = get_stack(config.stack)
+    quant = config.quant or stack.default_quant(None, None, None)
+    perf = build_perf_model(config.model, config.machine, config.tp, PerfSettings(stack=stack.name, quant=quant),
+                            catalog, stack=stack)
+    prompt, output = request_sizes(config)
+    if int(prompt.max() + output.max()) > perf.kv_capacity_tokens():
+        raise SplitplanError(f"one request of {int(prompt.max() + output.max()):,} tokens does not fit the "
+                             f"{perf.kv_capacity_tokens():,}-token KV cache of {perf.instance.label}", field="isl")
+    eng = run_closed_loop(perf, prompt, output, config.concurrency, policy=stack.scheduling.policy.value,
+                          catalog=catalog, record_segments=record_segments)
+    result = summarize(eng, perf, config, prompt, output)
+    result["stack"] = stack.name
+    result["provenance"] = perf.provenance
+    result["extrapolated"] = extrapolation_notes(config, stack, perf)
+    if record_segments:
+        result["_engine"] = eng
+    return result
+
+
+def measured_mask(n: int, warmup: int) -> np.ndarray:
+    mask = np.ones(n, dtype=bool)
+    mask[:warmup] = False
+    return mask
+
+
+def summarize(eng, perf, config: BenchmarkConfig, prompt: np.ndarray, output: np.ndarray) -> dict[str, Any]:
+    inst = perf.instance
+    arrival = np.asarray(eng.arr, dtype=np.float64)
+    first = np.asarray(eng.t_first, dtype=np.float64)
+    done = np.asarray(eng.t_done, dtype=np.float64)
+    keep = measured_mask(len(prompt), config.protocol.warmup_requests(config.concurrency))
+    api_ms = float(getattr(perf, "api_ms", 0.0))
+    ttft_ms = (first - arrival)[keep] * 1e3 + api_ms
+    gaps = np.maximum(output - 1, 1).astype(np.float64)[keep]
+    tpot_ms = np.where(output[keep] > 1, (done - first)[keep] * 1e3 / gaps, np.nan)
+    e2e_ms = (done - arrival)[keep] * 1e3 + api_ms
+    span_s = float(np.nanmax(done[keep]) - np.nanmin(arrival[keep]))
+    tokens = float(output[keep].sum())
+    itl_ms = _itl_ms(eng)
+    eng_inst = eng.insts[0]
+    total_s = max(eng.end_s, 1e-12)
+    cap = max(eng_inst.kv_cap, 1)
+    mean_tpot = _stats(tpot_ms)["mean"]
+    return {
+        "model": inst.model.name, "machine": inst.machine.name, "gpu": inst.gpu.name, "tp": inst.tp,
+        "quant": inst.quant.to_dict(), "policy": eng.policies["mixed"].name,
+        "isl": config.isl, "osl": config.osl, "concurrency": config.concurrency,
+        "requests": int(len(prompt)), "measured_requests": int(keep.sum()),
+        "ttft_ms": _stats(ttft_ms), "tpot_ms": _stats(tpot_ms), "itl_ms": itl_ms, "e2e_ms": _stats(e2e_ms),
+        "output_tokens_per_s": tokens / span_s if span_s > 0 else None,
+        "output_tokens_per_s_per_gpu": tokens / span_s / inst.tp if span_s > 0 else None,
+        "output_tokens_per_s_per_user": 1000.0 / mean_tpot if mean_tpot else None,
+        "kv_cache": {"capacity_tokens": int(eng_inst.kv_cap), "peak_tokens": int(eng_inst.kv_peak),
+                     "mean_tokens": eng_inst.kv_time / total_s,
+                     "mean_fraction": eng_inst.kv_time / total_s / cap,
+                     "policy": "paged" if eng_inst.paged else "reserve"},
+        "preemptions": int(eng.preemptions),
+        "simulated_s": total_s,
+    }
+
+
+def _itl_ms(eng) -> dict[str, float | None]:
+    from splitplan.sim.metrics import itl_samples
+
+    values, weights = itl_samples(eng)
+    if values.size == 0:
+        return {"mean": None, "median": None, "p90": None, "p99": None}
+    order = np.argsort(values)
+    v, w = values[order] * 1e3, weights[order]
+    cum = np.cumsum(w) / w.sum()
+    pick = lambda q: float(v[min(np.searchsorted(cum, q), v.size - 1)])  # noqa: E731
+    return {"mean": float(np.sum(v * w) / w.sum()), "median": pick(0.5), "p90": pick(0.9), "p99": pick(0.99)}

@@ -1,0 +1,184 @@
+"""`splitplan benchmark --rows`: predict every row of a measured-serving table, refuse what cannot be.
+
+Input: the columns of shared/reference/measured-serving/h100.csv (model, gpu, engine, engine_version,
+mode, weights, moe_weights, isl, osl, concurrency, tp, pp, ep, attention_dp; extra columns kept and
+ignored; measured ttft_ms/tpot_ms, when present, are never used for the prediction). Each row is
+simulated as the closed-loop benchmark it describes on the closest shipped stack for its engine and
+version (or the --stack given), and written back with predicted_ttft_ms, predicted_tpot_ms,
+predicted_output_tokens_per_s_per_gpu, stack and status: `ok`, or `refused: <reason>` for what splitplan
+cannot model yet. A row is refused, never guessed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from splitplan.apps.benchmark import BenchmarkConfig, Protocol, run_benchmark
+from splitplan.catalog import Catalog, Machine
+from splitplan.errors import SplitplanError
+from splitplan.serving.quant import Quant
+from splitplan.serving.stack import Stack, closest_stack, get_stack
+
+REQUIRED = ("model", "gpu", "isl", "osl", "concurrency")
+OUTPUT_COLUMNS = ("predicted_ttft_ms", "predicted_tpot_ms", "predicted_output_tokens_per_s_per_gpu", "stack", "status")
+MAX_ROWS = 100_000
+# The measured-serving rows were run by InferenceX's client: 10 x C prompts, lengths uniform in
+# [0.8 L, L] (RANDOM_RANGE_RATIO 0.8), every request in the means.
+INFERENCEX = Protocol(num_prompts=0, range_ratio=0.8, warmup=0)
+
+
+@dataclass(frozen=True)
+class RowJob:
+    index: int
+    config: BenchmarkConfig | None
+    stack_note: str
+    refusal: str = ""
+
+
+def read_rows(path: str | Path) -> pd.DataFrame:
+    """The table as strings (BOM and CRLF accepted); a missing required column is a one-line error."""
+    source = str(path)
+    try:
+        frame = pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise SplitplanError("file not found", source=source) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise SplitplanError(f"cannot read CSV ({exc.__class__.__name__})", source=source) from None
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise SplitplanError(f"missing column '{missing[0]}' (needs {', '.join(REQUIRED)})", source=source,
+                             field=missing[0])
+    if frame.empty:
+        raise SplitplanError("no data rows", source=source)
+    if len(frame) > MAX_ROWS:
+        raise SplitplanError(f"{len(frame):,} rows is more than splitplan predicts in one run ({MAX_ROWS:,})",
+                             source=source)
+    return frame
+
+
+def _int(row: pd.Series, key: str, default: int | None = None) -> int | None:
+    raw = str(row.get(key, "") or "").strip()
+    if not raw:
+        return default
+    value = float(raw)
+    if not math.isfinite(value) or value != int(value):
+        raise ValueError(f"{key} must be a whole number, got {raw!r}")
+    return int(value)
+
+
+def machine_for(catalog: Catalog, gpu_name: str, gpus: int) -> Machine:
+    """The uncapped catalog machine with this GPU (a machine name is accepted too), with >= `gpus` GPUs."""
+    try:
+        return catalog.machine(gpu_name)
+    except SplitplanError:
+        pass
+    gpu = catalog.gpu(gpu_name)
+    machines = [m for m in catalog.machines.values() if m.gpu == gpu.name and not m.is_power_capped
+                and m.gpus >= gpus]
+    if not machines:
+        raise SplitplanError(f"no machine of the catalog holds {gpus} x {gpu.name}")
+    return sorted(machines, key=lambda m: (m.gpus, m.name))[0]
+
+
+def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None, protocol: Protocol) -> RowJob:
+    """What to simulate for one row, or why it is refused."""
+    def refuse(reason: str, note: str = "") -> RowJob:
+        return RowJob(index, None, note, f"refused: {reason}")
+
+    mode = str(row.get("mode", "agg") or "agg").strip().lower()
+    if mode != "agg":
+        return refuse("disaggregated serving (separate prefill and decode workers) is not modelled yet")
+    try:
+        tp = _int(row, "tp", 1)
+        pp, ep, dp = _int(row, "pp", 1), _int(row, "ep", 1), _int(row, "attention_dp", 1)
+        isl, osl, conc = _int(row, "isl"), _int(row, "osl"), _int(row, "concurrency")
+    except ValueError as exc:
+        return refuse(str(exc))
+    if None in (isl, osl, conc):
+        return refuse("isl, osl and concurrency are required")
+    if pp and pp > 1:
+        return refuse("pipeline parallelism is not modelled")
+    try:
+        model = catalog.model(str(row["model"]))
+    except SplitplanError as exc:
+        return refuse(exc.problem)
+    if getattr(model, "is_moe", False) or (ep and ep > 1) or (dp and dp > 1):
+        return refuse("mixture-of-experts models, expert and attention-data parallelism are not modelled yet")
+    try:
+        machine = machine_for(catalog, str(row["gpu"]), tp)
+        if forced is not None:
+            stack, note = forced, forced.name
+        else:
+            stack, note = closest_stack(str(row.get("engine", "")), str(row.get("engine_version", "")))
+        quant = stack.default_quant(str(row.get("weights", "") or "") or None,
+                                    str(row.get("moe_weights", "") or "") or None, None)
+    except SplitplanError as exc:
+        return refuse(exc.problem)
+    config = BenchmarkConfig(model=model.name, machine=machine.name, isl=isl, osl=osl, concurrency=conc,
+                             stack=stack, quant=quant, tp=tp, protocol=protocol)
+    return RowJob(index, config, note)
+
+
+def _run(job: RowJob, catalog: Catalog) -> dict[str, Any]:
+    if job.config is None:
+        return {"stack": job.stack_note, "status": job.refusal}
+    try:
+        r = run_benchmark(job.config, catalog)
+    except SplitplanError as exc:
+        return {"stack": job.stack_note, "status": f"refused: {exc.problem}"}
+    return {"predicted_ttft_ms": r["ttft_ms"]["mean"], "predicted_tpot_ms": r["tpot_ms"]["mean"],
+            "predicted_output_tokens_per_s_per_gpu": r["output_tokens_per_s_per_gpu"], "stack": job.stack_note,
+            "status": "ok" + (f" (extrapolated: {'; '.join(r['extrapolated'])})" if r["extrapolated"] else "")}
+
+
+_CATALOG: Catalog | None = None
+
+
+def _run_task(job: RowJob) -> dict[str, Any]:
+    return _run(job, _CATALOG)
+
+
+def predict_rows(frame: pd.DataFrame, catalog: Catalog, *, stack: str | None = None,
+                 protocol: Protocol = INFERENCEX, workers: int | None = None, on_done=None) -> pd.DataFrame:
+    """The input rows with the prediction columns appended (input columns unchanged, in order)."""
+    from splitplan.plan.parallel import WorkerPool
+
+    global _CATALOG
+    forced = get_stack(stack) if stack else None
+    jobs = [plan_row(i, row, catalog, forced, protocol) for i, row in enumerate(frame.to_dict("records"))]
+    _CATALOG = catalog  # forked workers inherit it
+    with WorkerPool(workers) as pool:
+        results = pool.map(_run_task, [(job,) for job in jobs], on_done=on_done)
+    out = frame.copy()
+    for column in OUTPUT_COLUMNS:
+        out[column] = [r.get(column) for r in results]
+    return out
+
+
+def error_table(out: pd.DataFrame, by: tuple[str, ...] = ("engine", "model")) -> pd.DataFrame:
+    """MAPE and median absolute error (%) of TTFT and TPOT per group, on rows predicted and measured."""
+    have = [c for c in ("ttft_ms", "tpot_ms") if c in out.columns]
+    if not have:
+        return pd.DataFrame()
+    ok = out[out["status"].astype(str).str.startswith("ok")].copy()
+    keys = [k for k in by if k in ok.columns]
+    rows = []
+    for key, group in (ok.groupby(keys, sort=True) if keys else [("all", ok)]):
+        entry: dict[str, Any] = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+        entry["rows"] = len(group)
+        for metric in have:
+            meas = pd.to_numeric(group[metric], errors="coerce").to_numpy(float)
+            pred = pd.to_numeric(group[f"predicted_{metric}"], errors="coerce").to_numpy(float)
+            good = np.isfinite(meas) & np.isfinite(pred) & (meas > 0)
+            rel = np.abs(pred[good] / meas[good] - 1.0) * 100.0
+            entry[f"{metric[:-3]}_mape_pct"] = float(rel.mean()) if rel.size else math.nan
+            entry[f"{metric[:-3]}_median_pct"] = float(np.median(rel)) if rel.size else math.nan
+        rows.append(entry)
+    return pd.DataFrame(rows)

@@ -1,0 +1,161 @@
+"""Fit a stack's parameters to measured serving benchmarks (`splitplan calibrate --serving`).
+
+Each measured row is simulated once as the closed-loop benchmark it describes (apps/benchmark.py); the
+run gives mean TTFT and TPOT as weighted sums of iteration times (apps/serving_features.py), so a
+parameter vector is scored by evaluating the performance model on recorded iteration shapes, per
+instance at once, without simulating again. The fit is least squares on log errors (relative: a 20 ms
+TPOT and a 30 s TTFT count alike), with a robust loss for the few rows no model explains.
+
+Kernel efficiencies start from the architecture's measured kernels (profiles/kernels.yaml) and are held
+near them by a prior (a log-normal penalty of PRIOR_SIGMA): an engine's kernels differ from cuBLAS and
+FlashAttention benchmarks by tens of percent, not by factors, and the prior keeps a parameter the data
+cannot see (say FP8 GEMMs for an engine measured in BF16 only) at its physical value. Host-side costs
+(per iteration, per sequence, per request) have no prior inside their bounds: they are the stack.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from splitplan.perf.analytic import AnalyticPerfModel
+from splitplan.serving.params import SPECS, StackParams
+
+KERNEL_PARAMS = ("eta_c_bf16", "eta_c_fp8", "eta_c_wo", "eta_m", "eta_fa", "eta_kv", "gemm_t0_us", "ar_alpha_us")
+HOST_PARAMS = ("step_ms", "seq_us", "api_ms", "prompt_token_us")
+FIT_PARAMS = KERNEL_PARAMS + HOST_PARAMS
+PRIOR_SIGMA = 0.15  # log-normal width of the prior on kernel efficiencies and floors
+TTFT_WEIGHT = 0.6  # TTFT residuals count less: they carry queueing the model reproduces less exactly
+F_SCALE = 0.10  # robust loss: residuals beyond ~10% count linearly, not quadratically
+
+
+@dataclass
+class FitRow:
+    """One measured row ready to fit: its instance, iteration features and the measured means."""
+
+    index: int
+    instance: Any  # perf.base.Instance
+    scheduling: Any
+    features: Any  # RowFeatures
+    ttft_ms: float
+    tpot_ms: float
+    groups: dict[str, str]  # grouping keys for cross-validation
+
+
+class FitData:
+    """All rows' features concatenated per instance, so one model evaluation serves many rows."""
+
+    def __init__(self, rows: list[FitRow]):
+        self.rows = rows
+        self.n = len(rows)
+        by_instance: dict[Any, list[int]] = defaultdict(list)
+        for i, row in enumerate(rows):
+            by_instance[(row.instance, row.scheduling)].append(i)
+        self.blocks = []
+        for (instance, scheduling), members in by_instance.items():
+            dec_b, dec_n, dec_x, dec_row, ch, ch_w, ch_row = [], [], [], [], [], [], []
+            for i in members:
+                f = rows[i].features
+                scale = 1.0 / max(f.measured, 1)
+                dec_b.append(f.decode_b)
+                dec_n.append(f.decode_n * scale)
+                dec_x.append(f.decode_x * scale)
+                dec_row.append(np.full(f.decode_b.size, i))
+                ch.append(f.chunks)
+                ch_w.append(f.chunk_w * scale)
+                ch_row.append(np.full(f.chunks.shape[0], i))
+            self.blocks.append((instance, scheduling, np.concatenate(dec_b).astype(float), np.concatenate(dec_n),
+                                np.concatenate(dec_x), np.concatenate(dec_row), np.concatenate(ch),
+                                np.concatenate(ch_w), np.concatenate(ch_row)))
+        self.ttft = np.array([r.ttft_ms for r in rows], float)
+        self.tpot = np.array([r.tpot_ms for r in rows], float)
+
+    def predict(self, params_for) -> tuple[np.ndarray, np.ndarray]:
+        """(TTFT ms, TPOT ms) of every row; `params_for(instance)` gives the StackParams to use."""
+        ttft = np.zeros(self.n)
+        tpot = np.zeros(self.n)
+        api = np.zeros(self.n)
+        for instance, scheduling, b, dn, dx, drow, ch, cw, crow in self.blocks:
+            params = params_for(instance)
+            perf = AnalyticPerfModel(instance, params, "fit", scheduling)
+            if b.size:
+                base, per = perf.decode_parts(b)
+                total = dn * np.asarray(base, float)[:, None] + dx * float(per)
+                ttft += np.bincount(drow, weights=total[:, 0], minlength=self.n)
+                tpot += np.bincount(drow, weights=total[:, 1], minlength=self.n)
+            if ch.size:
+                ms = np.asarray(perf.chunk_ms(*(ch[:, k] for k in range(8))), float)
+                ttft += np.bincount(crow, weights=ms * cw[:, 0], minlength=self.n)
+                tpot += np.bincount(crow, weights=ms * cw[:, 1], minlength=self.n)
+            members = np.unique(np.concatenate([drow, crow])).astype(int)
+            api[members] = params.api_ms
+        return ttft + api, tpot
+
+    def subset(self, keep: np.ndarray) -> FitData:
+        return FitData([r for r, k in zip(self.rows, keep) if k])
+
+
+@dataclass(frozen=True)
+class FitResult:
+    values: dict[str, float]  # fitted parameter values
+    at_bound: tuple[str, ...]  # parameters that ended at a bound of their physical range
+    cost: float
+
+
+def fit(data: FitData, base: StackParams, fit_params: tuple[str, ...] = FIT_PARAMS,
+        prior: StackParams | None = None, sigma: float = PRIOR_SIGMA) -> FitResult:
+    """Least-squares fit of `fit_params` (others stay at `base`) on log TTFT and TPOT errors."""
+    prior = prior or base
+    lo = np.array([SPECS[k].lo for k in fit_params])
+    hi = np.array([SPECS[k].hi for k in fit_params])
+    x0 = np.clip(np.array([getattr(base, k) for k in fit_params], float), lo + 1e-9 * (hi - lo), hi)
+    kernel = np.array([k in KERNEL_PARAMS for k in fit_params])
+    prior_x = np.array([max(getattr(prior, k), 1e-6) for k in fit_params])
+    log_ttft, log_tpot = np.log(data.ttft), np.log(data.tpot)
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        params = replace(base, **dict(zip(fit_params, map(float, x))))
+        ttft, tpot = data.predict(lambda _instance: params)
+        r_ttft = TTFT_WEIGHT * (np.log(np.maximum(ttft, 1e-6)) - log_ttft)
+        r_tpot = np.log(np.maximum(tpot, 1e-6)) - log_tpot
+        r_prior = np.log(np.maximum(x[kernel], 1e-9) / prior_x[kernel]) / sigma * math.sqrt(F_SCALE)
+        return np.concatenate([r_tpot, r_ttft, r_prior])
+
+    result = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=F_SCALE, x_scale="jac",
+                           diff_step=1e-3, max_nfev=200)
+    values = {k: float(f"{v:.5g}") for k, v in zip(fit_params, result.x)}
+    at_bound = tuple(k for k, v in zip(fit_params, result.x)
+                     if np.isclose(v, SPECS[k].lo, rtol=1e-3, atol=1e-9) or np.isclose(v, SPECS[k].hi, rtol=1e-3))
+    return FitResult(values, at_bound, float(result.cost))
+
+
+def errors(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
+    """MAPE, median, P90 and max of |pred/meas - 1| in percent."""
+    good = np.isfinite(pred) & np.isfinite(meas) & (meas > 0)
+    rel = np.abs(pred[good] / meas[good] - 1.0) * 100.0
+    if rel.size == 0:
+        return {"rows": 0, "mape": math.nan, "median": math.nan, "p90": math.nan, "max": math.nan}
+    return {"rows": int(rel.size), "mape": float(rel.mean()), "median": float(np.median(rel)),
+            "p90": float(np.percentile(rel, 90)), "max": float(rel.max())}
+
+
+def grouped_cv(data: FitData, key: str, base: StackParams, fit_params: tuple[str, ...] = FIT_PARAMS,
+               prior: StackParams | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out (TTFT, TPOT) of every row: for each value of group `key`, fit on the other groups only."""
+    labels = np.array([row.groups[key] for row in data.rows])
+    ttft = np.full(data.n, np.nan)
+    tpot = np.full(data.n, np.nan)
+    for label in sorted(set(labels)):
+        held = labels == label
+        if held.all():
+            continue
+        fitted = fit(data.subset(~held), base, fit_params, prior)
+        params = replace(base, **fitted.values)
+        t, p = data.subset(held).predict(lambda _instance: params)
+        ttft[held], tpot[held] = t, p
+    return ttft, tpot

@@ -1,0 +1,39 @@
+"""Splitwise's split pools: prompt machines run FCFS prefill batches, token machines decode batches.
+
+Prompt pool: whole prompts FCFS within `prompt_batch_tokens` (a larger prompt runs alone); the KV
+cache then moves to the request's token instance. Token pool: continuous decode batching up to
+`token_max_batch` sequences, each admitted only when its prompt plus whole output fits the KV cache
+(reserved at admission, as SplitwiseSim does).
+"""
+
+from __future__ import annotations
+
+from splitplan.sim.machines import SEG_PREFILL, take_prompts
+from splitplan.sim.policies import BatchPolicy, register
+
+
+@register("prompt_pool")
+class PromptPool(BatchPolicy):
+    colocated = False
+
+    def start(self, eng, inst) -> None:
+        if not inst.pq:
+            eng.idle(inst)
+            return
+        batch, _ = take_prompts(inst, eng.cfg.prompt_batch_tokens, 1 << 30, eng.pr, None, None)
+        if not batch:
+            eng.idle(inst)
+            return
+        eng.begin_prompts(inst, batch, SEG_PREFILL)
+
+
+@register("token_pool")
+class TokenPool(BatchPolicy):
+    colocated = False
+
+    def start(self, eng, inst) -> None:
+        eng.admit(inst, eng.cfg.token_max_batch)
+        if inst.B:
+            eng.decode_run(inst)
+        else:
+            eng.idle(inst)
