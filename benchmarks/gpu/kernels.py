@@ -1294,7 +1294,7 @@ def section_power(out, args, mon):
     g_dec = graph_of(dec_fns, len(dec_fns))
     layer_bytes = sum(nn * kk * 2 for (_, nn, kk) in shapes)
     del Ws
-    graphs = []
+    graphs, step_rows = [], []
     if args.power_steps and FA3 is not None:
         # (c) whole decode / prefill steps of 80 layers with Llama-3.1-70B TP8 shard shapes
         sh8 = linear_shapes(m70, 8)
@@ -1319,8 +1319,9 @@ def section_power(out, args, mon):
             log(f"  step {name}: {nk} kernels, graph replay median {_pct(ts, .5):.1f} us "
                 f"(p10 {_pct(ts, .1):.1f}, p90 {_pct(ts, .9):.1f})")
             graphs.append((name, g, _pct(ts, .5)))
-            sink.row(dict(phase=f"steptime:{name}", duration_s=_pct(ts, .5) * 1e-6,
-                          n_samples=len(ts), work_unit=f"{nk} kernels; duration_s = one step"))
+            step_rows.append(dict(phase=f"steptime:{name}", duration_s=_pct(ts, .5) * 1e-6,
+                                  n_samples=len(ts),
+                                  work_unit=f"{nk} kernels; duration_s = one step"))
 
     def phase(name, g, work_per_replay, dur, unit=""):
         mon.section = f"power:{name}"
@@ -1368,7 +1369,7 @@ def section_power(out, args, mon):
                  work_rate=(reps * work_per_replay / (t1 - t0)) if reps else "",
                  work_rate_first1s=wr1, work_rate_second_half=wrh, work_unit=unit,
                  throttle_last=s1.get("throttle", ""))
-        sink.row(d)
+        sink.row(d)  # the first row fixes the CSV header: every row carries all columns
         log(f"  power {name:30s} {d['mean_power_w_energy'] or d['mean_power_w_samples']!s:.6} W "
             f"(samples {d['mean_power_w_samples']!s:.6}, max {d['max_power_w']!s:.5}) "
             f"sm {d['mean_sm_mhz']!s:.6} MHz work {d['work_rate']!s:.6} "
@@ -1376,6 +1377,8 @@ def section_power(out, args, mon):
 
     ps = args.power_s
     phase("idle_before", None, 0, 3.0)
+    for r in step_rows:  # after a full row fixed the header (extra keys would be dropped)
+        sink.row({k: r.get(k, "") for k in sink.w.fieldnames})
     phase("compute_bf16_gemm", g_bf16, 20 * 2 * n**3 / 1e12, ps, "TFLOP/s")
     phase("memory_decode_gemm_m8", g_dec, 6 * layer_bytes / 1e12, ps, "TB/s weights")
     for name, g, t_us in graphs:
@@ -1479,7 +1482,8 @@ def summarize(out):
                  "moe.csv", "power.csv"):
         log(f"  {name}: {len(read(name))} rows")
     for r in read("power.csv"):
-        log(f"  power {r['phase']:24s} {r['mean_power_w_energy'] or r['mean_power_w_samples']} W")
+        log(f"  power {r['phase']:24s} "
+            f"{r.get('mean_power_w_energy') or r.get('mean_power_w_samples')} W")
 
 
 if __name__ == "__main__":
