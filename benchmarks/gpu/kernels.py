@@ -903,7 +903,7 @@ def fa3(q, k, v, causal, descale=None, num_splits=1):
                                  num_splits=num_splits, **kw)[0]
 
 
-def attn_fns(impl, dtype, B, sq, skv, hq, hkv, hd, causal_br, cap=64):
+def attn_fns(impl, dtype, B, sq, skv, hq, hkv, hd, causal_br, cap=64, splits=1):
     """Build rotating callables for one attention case.
 
     causal_br: causal mask aligned bottom-right (sq <= skv); sq == skv is ordinary causal.
@@ -959,7 +959,8 @@ def attn_fns(impl, dtype, B, sq, skv, hq, hkv, hd, causal_br, cap=64):
     if impl == "fa3_decode":  # decode: split-KV heuristic as in flash_attn_with_kvcache
         fns = [lambda i=i: fa3(Q[i], K[i], V[i], True, ds, num_splits=0) for i in range(nc)]
     else:
-        fns = [lambda i=i: fa3(Q[i], K[i], V[i], causal_br, ds) for i in range(nc)]
+        fns = [lambda i=i: fa3(Q[i], K[i], V[i], causal_br, ds, num_splits=splits)
+               for i in range(nc)]
     return fns, expanded, nc
 
 
@@ -1043,12 +1044,14 @@ def section_chunked(out, args, mon):
             if not bud.ok():
                 break
             try:
-                fns, expanded, nc = attn_fns(impl, dt, 1, c, p + c, hq, hkv, hd, True)
+                fns, expanded, nc = attn_fns(impl, dt, 1, c, p + c, hq, hkv, hd, True,
+                                             splits=args.chunk_splits)
                 res = bench(fns, budget_us=12000)
                 flops = 2 * hq * hd * ((p + c) ** 2 - p ** 2)
                 t = res["time_us"] * 1e-6
                 peak = PEAK_FP8 if dt == "fp8" else PEAK_BF16
-                sink.row(dict(impl=impl, dtype=dt, batch=1, chunk=c, prefix=p, q_heads=hq,
+                sink.row(dict(impl=impl, dtype=dt, num_splits=args.chunk_splits
+                              if impl == "fa3" else "", batch=1, chunk=c, prefix=p, q_heads=hq,
                               kv_heads=hkv, head_dim=hd, kv_expanded=int(expanded),
                               time_us=res["time_us"], p10_us=res["p10_us"], p90_us=res["p90_us"],
                               flops=flops, tflops=flops / t / 1e12, frac_peak=flops / t / peak,
@@ -1273,6 +1276,8 @@ def section_power(out, args, mon):
 
     # (a) compute: 8192^3 bf16 GEMMs; fp8 version
     n = 8192
+    if args.power_only_steps:
+        n = 256  # the compute/memory phases are skipped; keep their setup cheap
     xs = [randn((n, n)) for _ in range(2)]
     ws = [randn((n, n)) for _ in range(2)]
     g_bf16 = graph_of([lambda i=i: torch.mm(xs[i], ws[i].t()) for i in range(2)], 20)
@@ -1285,7 +1290,8 @@ def section_power(out, args, mon):
     # (b) memory-bound: M=8 GEMMs over 70B TP1 layer shapes, 6 layers of distinct weights
     m70 = MODELS["llama3.1-70b"]
     shapes = linear_shapes(m70, 1)
-    Ws = [[randn((nn, kk), scale=0.02) for (_, nn, kk) in shapes] for _ in range(6)]
+    Ws = [[randn((nn, kk), scale=0.02) for (_, nn, kk) in shapes]
+          for _ in range(1 if args.power_only_steps else 6)]
     xk = {kk: randn((8, kk)) for (_, _, kk) in shapes}
     dec_fns = []
     for L in Ws:
@@ -1295,19 +1301,24 @@ def section_power(out, args, mon):
     layer_bytes = sum(nn * kk * 2 for (_, nn, kk) in shapes)
     del Ws
     graphs, step_rows = [], []
+    if args.power_steps and FA3 is None:
+        try_fa3()
     if args.power_steps and FA3 is not None:
         # (c) whole decode / prefill steps of 80 layers with Llama-3.1-70B TP8 shard shapes
         sh8 = linear_shapes(m70, 8)
         Wl = [tuple(randn((nn, kk), scale=0.02) for (_, nn, kk) in sh8) for _ in range(80)]
-        B, ctx = 64, 2048
-        pools = [(randn((B, ctx, 1, 128)), randn((B, ctx, 1, 128))) for _ in range(80)]
-        f_dec = step_kernels_70b_tp8(B, "decode", Wl, pools)
-        g_step_d = graph_of(f_dec, len(f_dec))
-        f_pre = step_kernels_70b_tp8(4096, "prefill", Wl, None)
-        g_step_p = graph_of(f_pre, len(f_pre))
+        ctx = 2048
+        steps = []
+        for B in args.step_batches:
+            pools = [(randn((B, ctx, 1, 128)), randn((B, ctx, 1, 128))) for _ in range(80)]
+            f_dec = step_kernels_70b_tp8(B, "decode", Wl, pools)
+            steps.append((f"decode_step_70b_tp8_b{B}_c{ctx}", graph_of(f_dec, len(f_dec)),
+                          len(f_dec)))
+        if not args.no_prefill_step:
+            f_pre = step_kernels_70b_tp8(4096, "prefill", Wl, None)
+            steps.append(("prefill_step_70b_tp8_s4096", graph_of(f_pre, len(f_pre)), len(f_pre)))
         # time one replay of each step (also a check of kernel additivity against the sweeps)
-        for name, g, nk in (("decode_step_70b_tp8_b64_c2048", g_step_d, len(f_dec)),
-                            ("prefill_step_70b_tp8_s4096", g_step_p, len(f_pre))):
+        for name, g, nk in steps:
             ts = []
             for _ in range(5):
                 s0, e0 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -1379,11 +1390,13 @@ def section_power(out, args, mon):
     phase("idle_before", None, 0, 3.0)
     for r in step_rows:  # after a full row fixed the header (extra keys would be dropped)
         sink.row({k: r.get(k, "") for k in sink.w.fieldnames})
-    phase("compute_bf16_gemm", g_bf16, 20 * 2 * n**3 / 1e12, ps, "TFLOP/s")
-    phase("memory_decode_gemm_m8", g_dec, 6 * layer_bytes / 1e12, ps, "TB/s weights")
+    if not args.power_only_steps:
+        phase("compute_bf16_gemm", g_bf16, 20 * 2 * n**3 / 1e12, ps, "TFLOP/s")
+        phase("memory_decode_gemm_m8", g_dec, 6 * layer_bytes / 1e12, ps, "TB/s weights")
     for name, g, t_us in graphs:
         phase(name, g, 1.0, ps, "steps/s")
-    phase("compute_fp8_gemm", g_fp8, 40 * 2 * n**3 / 1e12, ps / 2, "TFLOP/s")
+    if not args.power_only_steps:
+        phase("compute_fp8_gemm", g_fp8, 40 * 2 * n**3 / 1e12, ps / 2, "TFLOP/s")
     del g_bf16, g_fp8, g_dec, xs, ws, x8, w8, graphs
     torch.cuda.empty_cache()
     phase("idle", None, 0, args.idle_s)
@@ -1416,6 +1429,12 @@ def main():
     ap.add_argument("--gemm-csv", default="gemm.csv", help="GEMM output file name")
     ap.add_argument("--moe-set", default="base", choices=["base", "sharded", "all"])
     ap.add_argument("--moe-csv", default="moe.csv")
+    ap.add_argument("--chunk-splits", type=int, default=1,
+                    help="FA3 num_splits for chunked prefill (1: none, 0: FA3 heuristic)")
+    ap.add_argument("--step-batches", default="64", help="decode-step batch sizes for power")
+    ap.add_argument("--no-prefill-step", action="store_true")
+    ap.add_argument("--power-only-steps", action="store_true",
+                    help="power: only the whole-step phases (and idle)")
     ap.add_argument("--idle-s", type=float, default=5.0, help="final idle phase of power")
     ap.add_argument("--power-steps", action="store_true",
                     help="power: add whole-step phases (70B TP8-shaped decode and prefill)")
@@ -1427,6 +1446,7 @@ def main():
     args.attn_impls = [x for x in args.attn_impls.split(",") if x]
     args.gemm_groups = [x for x in args.gemm_groups.split(",") if x]
     args.m_list = [int(x) for x in args.m_list.split(",") if x]
+    args.step_batches = [int(x) for x in args.step_batches.split(",") if x]
     SMOKE = args.smoke
     DEV = "cpu" if SMOKE or not torch.cuda.is_available() else "cuda"
     if DEV == "cpu" and not SMOKE:
@@ -1448,9 +1468,15 @@ def main():
             except Exception as ex:  # noqa: BLE001
                 log(f"section {sec} FAILED: {repr(ex)[:300]}")
                 LOG.write(traceback.format_exc())
+                LOG.flush()
+                traceback.print_exc()
                 done.append((sec, "FAILED", time.time() - t))
             if DEV == "cuda":
-                torch.cuda.empty_cache()
+                try:
+                    torch.cuda.empty_cache()
+                except Exception as ex:  # noqa: BLE001 - a sticky CUDA error ends the run
+                    log(f"CUDA context unusable after {sec}: {repr(ex)[:200]}")
+                    break
     mon.stop()
     log("== summary")
     for sec, st, dt in done:
