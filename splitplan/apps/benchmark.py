@@ -38,6 +38,8 @@ class Protocol:
     range_ratio: float = 1.0  # input/output lengths uniform in [ratio x L, L] (InferenceX uses 0.8); 1 = exact
     warmup: int = -1  # requests excluded from the means, from the start; -1: the first wave (concurrency)
     seed: int = 0
+    client_delay_ms: float = 0.0  # mean delay between a client's answer and its next request reaching the
+    # engine (HTTP, tokenizer, client event loop); each delay uniform in [0, 2 x mean]
 
     def prompts(self, concurrency: int) -> int:
         return self.num_prompts or max(10 * concurrency, 2 * concurrency)
@@ -90,6 +92,15 @@ def request_sizes(config: BenchmarkConfig) -> tuple[np.ndarray, np.ndarray]:
             rng.integers(lo_out, config.osl + 1, size=n, dtype=np.int64))
 
 
+def client_delays_s(config: BenchmarkConfig, n: int) -> np.ndarray | None:
+    """Per-request client delays in seconds (None: none), from the protocol's seed."""
+    mean = config.protocol.client_delay_ms
+    if mean <= 0:
+        return None
+    rng = np.random.default_rng(config.protocol.seed + 7919)
+    return rng.uniform(0.0, 2.0 * mean / 1000.0, size=n)
+
+
 def _stats(values_ms: np.ndarray) -> dict[str, float | None]:
     values_ms = values_ms[np.isfinite(values_ms)]
     if values_ms.size == 0:
@@ -128,7 +139,8 @@ def run_benchmark(config: BenchmarkConfig, catalog: Catalog, *, record_segments:
         raise SplitplanError(f"one request of {int(prompt.max() + output.max()):,} tokens does not fit the "
                              f"{perf.kv_capacity_tokens():,}-token KV cache of {perf.instance.label}", field="isl")
     eng = run_closed_loop(perf, prompt, output, config.concurrency, policy=stack.scheduling.policy.value,
-                          catalog=catalog, record_segments=record_segments)
+                          catalog=catalog, record_segments=record_segments,
+                          client_delay_s=client_delays_s(config, len(prompt)))
     result = summarize(eng, perf, config, prompt, output)
     result["stack"] = stack.name
     result["provenance"] = perf.provenance

@@ -121,8 +121,9 @@ def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None,
                                     str(row.get("moe_weights", "") or "") or None, None)
     except SplitplanError as exc:
         return refuse(exc.problem)
+    chosen = protocol(row, stack) if callable(protocol) else protocol
     config = BenchmarkConfig(model=model.name, machine=machine.name, isl=isl, osl=osl, concurrency=conc,
-                             stack=stack, quant=quant, tp=tp, protocol=protocol)
+                             stack=stack, quant=quant, tp=tp, protocol=chosen)
     return RowJob(index, config, note)
 
 

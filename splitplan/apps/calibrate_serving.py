@@ -98,8 +98,10 @@ def prepare(frame: pd.DataFrame, catalog: Catalog, stack: Stack, protocol=INFERE
 
 
 def calibrate_engine(frame: pd.DataFrame, catalog: Catalog, engine: str, *, base_stack: Stack | None = None,
-                     protocol=INFERENCEX, workers: int | None = None, cv: bool = True) -> EngineCalibration:
-    """Fit one engine's stack on its rows and cross-validate it."""
+                     protocol=INFERENCEX, workers: int | None = None, cv: bool = True,
+                     rounds: int = 1) -> EngineCalibration:
+    """Fit one engine's stack on its rows and cross-validate it. With client delays the iteration
+    sequence depends a little on iteration times, so `rounds` > 1 re-simulates with the fitted values."""
     engine_rows = frame[frame["engine"].astype(str).str.strip().str.lower() == engine]
     if engine_rows.empty:
         raise SplitplanError(f"no rows for engine '{engine}'", field="engine")
@@ -117,6 +119,11 @@ def calibrate_engine(frame: pd.DataFrame, catalog: Catalog, engine: str, *, base
     base = kernels.with_values(stack.params)
     data = FitData(rows)
     result = fit(data, base, prior=kernels)
+    for _ in range(rounds - 1):
+        trial = replace(stack, arch_params={**stack.arch_params, arch: result.values})
+        rows, refused = prepare(engine_rows, catalog, trial, protocol, workers)
+        data = FitData(rows)
+        result = fit(data, replace(base, **result.values), prior=kernels)
     params = replace(base, **result.values)
     ttft, tpot = data.predict(lambda _instance: params)
     in_sample = {"ttft": errors(ttft, data.ttft), "tpot": errors(tpot, data.tpot)}

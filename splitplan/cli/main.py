@@ -25,9 +25,11 @@ def cli() -> None:
 
 
 def _register_commands() -> None:
-    from splitplan.cli import catalog_cmd, trace_cmd, report_cmd, docs_cmd, simulate_cmd, perf_cmd, optimize_cmd, check_cmd
+    from splitplan.cli import (benchmark_cmd, catalog_cmd, check_cmd, docs_cmd, optimize_cmd, perf_cmd, report_cmd,
+                               simulate_cmd, trace_cmd)
 
-    for module in (catalog_cmd, trace_cmd, report_cmd, docs_cmd, simulate_cmd, perf_cmd, optimize_cmd, check_cmd):
+    for module in (catalog_cmd, trace_cmd, report_cmd, docs_cmd, simulate_cmd, perf_cmd, benchmark_cmd, optimize_cmd,
+                   check_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

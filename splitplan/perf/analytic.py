@@ -78,7 +78,8 @@ class AnalyticPerfModel:
         self._fa_prefix = kv_layer / (p.eta_m * bw)
         self._attn_t0 = p.attn_t0_us * 1e-3
         # decode attention: the KV read, linear in the summed context
-        self._kv_ms_per_token = m.layers * kv_layer / (p.eta_kv * bw)
+        eta_kv = p.eta_kv_fp8 if instance.quant.kv.value == "fp8" else p.eta_kv
+        self._kv_ms_per_token = m.layers * kv_layer / (eta_kv * bw)
         # elementwise kernels: read + write one hidden-sized 16-bit tensor each, not sharded
         self._elem_t0 = p.elem_kernels * p.elem_t0_us * 1e-3
         self._elem_per_token = p.elem_kernels * 2.0 * ops.ACT_BYTES * m.hidden / (p.eta_m * bw)

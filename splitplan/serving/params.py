@@ -46,7 +46,8 @@ SPECS: dict[str, ParamSpec] = {
     "eta_fa": ParamSpec(0.50, 0.05, 1.0, "of dense BF16 peak", "prefill attention efficiency on causal FLOPs, long sequences"),
     "fa_s_half": ParamSpec(0.0, 0.0, 16384.0, "tokens", "sequence length at which prefill attention efficiency is half"),
     "attn_t0_us": ParamSpec(5.0, 0.0, 100.0, "us per kernel", "attention kernel floor, per layer and phase"),
-    "eta_kv": ParamSpec(0.85, 0.1, 1.0, "of HBM bandwidth", "decode attention KV-read efficiency"),
+    "eta_kv": ParamSpec(0.85, 0.1, 1.0, "of HBM bandwidth", "decode attention KV-read efficiency, 16-bit KV cache"),
+    "eta_kv_fp8": ParamSpec(0.70, 0.1, 1.0, "of HBM bandwidth", "decode attention KV-read efficiency, FP8 KV cache"),
     # other kernels
     "elem_kernels": ParamSpec(8.0, 0.0, 64.0, "per layer", "elementwise kernels (norms, rotary, residual, activation)"),
     "elem_t0_us": ParamSpec(2.0, 0.0, 20.0, "us per kernel", "elementwise kernel floor"),
@@ -86,6 +87,7 @@ class StackParams:
     fa_s_half: float = SPECS["fa_s_half"].default
     attn_t0_us: float = SPECS["attn_t0_us"].default
     eta_kv: float = SPECS["eta_kv"].default
+    eta_kv_fp8: float = SPECS["eta_kv_fp8"].default
     elem_kernels: float = SPECS["elem_kernels"].default
     elem_t0_us: float = SPECS["elem_t0_us"].default
     ar_alpha_us: float = SPECS["ar_alpha_us"].default

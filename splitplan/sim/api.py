@@ -76,7 +76,8 @@ def simulate(cluster: ClusterSpec, workload: Workload, *, perf: PerfSettings = P
 
 
 def run_closed_loop(perf, prompt_tokens: np.ndarray, output_tokens: np.ndarray, clients: int, *,
-                    policy: str, catalog: Catalog, record_itl: bool = True, record_segments: bool = False) -> Engine:
+                    policy: str, catalog: Catalog, record_itl: bool = True, record_segments: bool = False,
+                    client_delay_s=None) -> Engine:
     """One instance of `perf` serving `clients` closed-loop users: request i+clients is sent the moment
     some earlier request finishes (the benchmark of `vllm bench serve --max-concurrency`). Returns the
     engine after the run, with its per-request arrays (and iteration segments if asked)."""
@@ -88,7 +89,7 @@ def run_closed_loop(perf, prompt_tokens: np.ndarray, output_tokens: np.ndarray, 
                   transfer_ms=kv_transfer_ms)
     eng = Engine([inst], "baseline", np.zeros(len(prompt)), prompt, output, float(perf.kv_bytes_per_token()), links,
                  [machine], SimConfig(), False, record_itl=record_itl, clients=clients, colocated_policy=policy,
-                 record_segments=record_segments)
+                 record_segments=record_segments, client_delay_s=client_delay_s)
     eng.run()
     return eng
 

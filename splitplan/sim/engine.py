@@ -27,7 +27,7 @@ from splitplan.sim.policies import make_policy
 from splitplan.sim.policies.chunked import scheduling
 from splitplan.sim.scheduler import Router
 
-EV_SEG, EV_XFER, EV_KICK = 0, 1, 2
+EV_SEG, EV_XFER, EV_KICK, EV_ARRIVE = 0, 1, 2, 3
 NAN = math.nan
 INF = math.inf
 ROLE_POLICIES = {"prompt": "prompt_pool", "token": "token_pool"}
@@ -39,7 +39,8 @@ class Engine:
     def __init__(self, insts: list[Inst], design: str, arrival_s, prompt_tokens, output_tokens,
                  kv_bytes_per_token: float, links: Links, machines: list, config: SimConfig, compat: bool,
                  longest_unloaded_s: float = 0.0, record_itl: bool = True, clients: int = 0,
-                 colocated_policy: str | None = None, record_segments: bool = False):
+                 colocated_policy: str | None = None, record_segments: bool = False,
+                 client_delay_s=None):
         self.cfg = config
         self.compat = compat
         self.insts = insts
@@ -60,12 +61,22 @@ class Engine:
         n = len(self.pr)
         self.n = n
         self.clients = int(clients)
-        if self.clients:  # closed loop: the first `clients` requests start at once, the rest on completions
-            self.arr = [0.0] * min(self.clients, n) + [INF] * max(n - self.clients, 0)
-            self.next_client = min(self.clients, n)
+        self.heap: list = []
+        self.seq = 0
+        # closed loop: the first `clients` requests are sent at once, each later one when a client's
+        # previous request finishes, plus that client's delay (HTTP, tokenizer); arrivals are heap events
+        self.client_delay_s = [0.0] * n if client_delay_s is None else [float(x) for x in client_delay_s]
+        if self.clients:
+            self.arr = [INF] * n
+            self.next_client = 0
+            for _ in range(min(self.clients, n)):
+                self.now = 0.0
+                self._client_done()
+            self.open_n = 0
         else:
             self.arr = arrival_s.tolist()
             self.next_client = n
+            self.open_n = n
         self.reserve = [p + o for p, o in zip(self.pr, self.out)]
         self.t_start = [NAN] * n  # first iteration that holds the prompt
         self.t_first = [NAN] * n
@@ -87,8 +98,6 @@ class Engine:
         self.t_last = [0.0] * n  # when the request's previous token (or preemption) happened
         self.unservable: list[int] = []
         self.max_cap = max(inst.kv_cap for inst in insts)
-        self.heap: list = []
-        self.seq = 0
         self.now = 0.0
         self.completed = 0
         # ITL segments: first step seconds, per-step increment, steps, tokens per step
@@ -124,7 +133,7 @@ class Engine:
                                                   cfg.drain_longest_factor * self.longest_unloaded_s)
 
     def _loop(self) -> None:
-        arr, n, heap = self.arr, self.n, self.heap
+        arr, n, heap = self.arr, self.open_n, self.heap
         limit = self._limit_s()
         step = self.cfg.timeline_step_s
         next_sample = 0.0
@@ -153,13 +162,16 @@ class Engine:
                     self._end_segment(inst)
             elif kind == EV_XFER:
                 self._decode_arrive(insts[self.t_inst[a]], a)
+            elif kind == EV_ARRIVE:
+                self._arrive(a)
+                self.arrived += 1
             else:
                 inst = insts[a]
                 inst.kick = False
                 if not inst.busy:
                     self._start(inst)
-        self.end_s = min(self.now, limit) if self.completed < n else self.now
-        self.arrivals_processed = i
+        self.end_s = min(self.now, limit) if self.completed < self.n else self.now
+        self.arrivals_processed = i if not self.clients else self.arrived
 
     def _schedule(self, t: float, kind: int, a: int, b: int) -> None:
         self.seq += 1
@@ -189,10 +201,13 @@ class Engine:
             self.pause(p_inst)
 
     def _client_done(self) -> None:
-        """Closed loop: a client got its answer (or a refusal) and sends its next request now."""
-        if self.next_client < self.n:
-            self.arr[self.next_client] = self.now
+        """Closed loop: a client got its answer (or a refusal) and sends its next request."""
+        rid = self.next_client
+        if rid < self.n:
+            t = self.now + self.client_delay_s[rid]
+            self.arr[rid] = t
             self.next_client += 1
+            self._schedule(t, EV_ARRIVE, rid, 0)
 
     def _decode_arrive(self, inst: Inst, rid: int) -> None:
         """The KV cache has arrived: the request waits for a slot in the token instance's batch."""

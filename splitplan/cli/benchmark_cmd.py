@@ -1,0 +1,151 @@
+"""`splitplan benchmark`: the closed-loop serving benchmark (vllm bench serve, InferenceX, aiperf), simulated."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from splitplan.cli.common import catalog_option, console, load_catalog_from
+from splitplan.errors import SplitplanError
+
+
+def _protocol(num_prompts: int, range_ratio: float, warmup: int | None, client_delay_ms: float, seed: int):
+    from splitplan.apps.benchmark import Protocol
+
+    return Protocol(num_prompts=num_prompts, range_ratio=range_ratio, warmup=-1 if warmup is None else warmup,
+                    client_delay_ms=client_delay_ms, seed=seed)
+
+
+@click.command("benchmark")
+@click.option("--model", help="Model name or Hugging Face id (see splitplan catalog models).")
+@click.option("--machine", help="Machine or GPU name (dgx-h100, h100, H200, b200).")
+@click.option("--stack", default=None, help="Serving stack: bundled name (vllm, sglang, trtllm, ...) or stack YAML.")
+@click.option("--weights", default=None, help="Weight format: bf16, fp8, fp8_block, nvfp4, mxfp4, int4_wo.")
+@click.option("--moe-weights", default=None, help="Expert weight format (default: as --weights).")
+@click.option("--kv-dtype", default=None, help="KV-cache format: bf16 or fp8 (default: the stack's for the weights).")
+@click.option("--tp", type=int, default=None, help="Tensor-parallel degree (default: all of the machine's GPUs).")
+@click.option("--isl", type=int, default=None, help="Input tokens per request.")
+@click.option("--osl", type=int, default=None, help="Output tokens per request (generated exactly, no early stop).")
+@click.option("--concurrency", type=int, default=None, help="Concurrent clients (closed loop).")
+@click.option("--num-prompts", type=int, default=0, help="Requests in the run (default: 10 x concurrency).")
+@click.option("--range-ratio", type=float, default=1.0, show_default=True,
+              help="Lengths uniform in [ratio x L, L]; 1 = exact (InferenceX's client uses 0.8).")
+@click.option("--warmup", type=int, default=None, help="Requests left out of the means (default: the first wave).")
+@click.option("--client-delay-ms", type=float, default=0.0, show_default=True,
+              help="Mean delay before a client's next request reaches the engine.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of request lengths and delays.")
+@click.option("--rows", "rows_path", type=click.Path(dir_okay=False), default=None,
+              help="Predict every row of a measured-serving CSV instead (needs --out).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="CSV to write for --rows.")
+@click.option("--workers", type=int, default=None, help="Parallel processes for --rows (default min(2, cpus)).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@catalog_option
+def benchmark_command(model, machine, stack, weights, moe_weights, kv_dtype, tp, isl, osl, concurrency, num_prompts,
+                      range_ratio, warmup, client_delay_ms, seed, rows_path, out_path, workers, as_json,
+                      catalog_files) -> None:
+    """Simulate the closed-loop benchmark: C clients, each sending ISL tokens and receiving exactly
+    OSL tokens, the next request as soon as one finishes.
+
+    One instance of the model on the machine's GPUs runs with the stack's batching policy, token
+    budget, sequence limit and KV-cache policy; a full cache makes requests wait (or, on a paged
+    stack, preempts and recomputes), as real engines do. Prints mean, median, P90 and P99 of TTFT,
+    TPOT (= (E2E - TTFT) / (OSL - 1)) and ITL, output tokens/s per GPU and per user, the KV cache in
+    use, and the stack with its provenance; says so when the prediction leaves what the stack was
+    fitted on.
+
+    With --rows, every row of a measured-serving table (the columns of
+    shared/reference/measured-serving/h100.csv) is predicted on the closest shipped stack for its
+    engine and version, and written to --out with predicted_ttft_ms, predicted_tpot_ms,
+    predicted_output_tokens_per_s_per_gpu, stack and status (ok, or refused: reason). Measured
+    ttft_ms/tpot_ms, when present, are never used for the prediction; the errors per group are printed.
+
+    \b
+    Examples:
+      splitplan benchmark --model llama3.1-70b --machine h100 --stack vllm --weights fp8 --tp 4 --isl 1024 --osl 1024 --concurrency 32
+      splitplan benchmark --model meta-llama/Llama-3.1-70B --machine H200 --weights fp8 --tp 2 --isl 8192 --osl 1024 --concurrency 64 --json
+      splitplan benchmark --rows my_runs.csv --out predicted.csv
+    """
+    catalog = load_catalog_from(catalog_files)
+    protocol = _protocol(num_prompts, range_ratio, warmup, client_delay_ms, seed)
+    if rows_path:
+        if not out_path:
+            raise SplitplanError("--rows needs --out PRED.csv", field="--out")
+        _rows(rows_path, out_path, catalog, stack, workers, as_json)
+        return
+    missing = [f"--{n}" for n, v in (("model", model), ("machine", machine), ("isl", isl), ("osl", osl),
+                                     ("concurrency", concurrency)) if v is None]
+    if missing:
+        raise SplitplanError(f"missing {', '.join(missing)} (or give --rows CSV)", field=missing[0])
+    from splitplan.apps.benchmark import BenchmarkConfig, run_benchmark
+    from splitplan.apps.benchmark_rows import machine_for
+    from splitplan.serving.stack import get_stack
+
+    chosen = get_stack(stack)
+    quant = chosen.default_quant(weights, moe_weights, kv_dtype)
+    mach = machine_for(catalog, machine, tp or 1)
+    config = BenchmarkConfig(model=catalog.model(model).name, machine=mach.name, isl=isl, osl=osl,
+                             concurrency=concurrency, stack=chosen, quant=quant, tp=tp, protocol=protocol)
+    result = run_benchmark(config, catalog)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    _print_result(result)
+
+
+def _print_result(r: dict) -> None:
+    from rich.table import Table
+
+    title = (f"{r['model']} on {r['machine']} tp={r['tp']} ({r['quant']['weights']}, kv {r['quant']['kv']}): "
+             f"{r['isl']}/{r['osl']} tokens, {r['concurrency']} clients, {r['policy']} batching")
+    table = Table(title=title)
+    for column in ("metric (ms)", "mean", "median", "P90", "P99"):
+        table.add_column(column, justify="left" if column.startswith("metric") else "right")
+    for key in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
+        s = r[key]
+        table.add_row(key[:-3].upper(), *(f"{s[k]:,.2f}" if s[k] is not None else "-"
+                                          for k in ("mean", "median", "p90", "p99")))
+    console.print(table)
+    kv = r["kv_cache"]
+    console.print(f"output tokens/s: {r['output_tokens_per_s']:,.0f} ({r['output_tokens_per_s_per_gpu']:,.0f} per GPU, "
+                  f"{r['output_tokens_per_s_per_user']:,.1f} per user); {r['measured_requests']} of "
+                  f"{r['requests']} requests measured")
+    console.print(f"KV cache ({kv['policy']}): {kv['capacity_tokens']:,} tokens; in use {kv['mean_fraction'] * 100:.0f}% "
+                  f"on average, peak {kv['peak_tokens']:,}; {r['preemptions']} preemption(s)")
+    console.print(f"stack: {r['provenance']}", style="dim")
+    for note in r["extrapolated"]:
+        console.print(f"extrapolated: {note}", style="yellow")
+
+
+def _rows(rows_path: str, out_path: str, catalog, stack: str | None, workers: int | None, as_json: bool) -> None:
+    from splitplan.apps.benchmark_rows import error_table, predict_rows, read_rows
+
+    frame = read_rows(rows_path)
+    out = predict_rows(frame, catalog, stack=stack, workers=workers)
+    try:
+        out.to_csv(out_path, index=False)
+    except OSError as exc:
+        raise SplitplanError(f"cannot write ({exc.__class__.__name__})", source=out_path) from None
+    status = out["status"].astype(str)
+    ok = int(status.str.startswith("ok").sum())
+    errors = error_table(out)
+    if as_json:
+        click.echo(json.dumps({"rows": len(out), "predicted": ok, "refused": len(out) - ok,
+                               "errors": errors.to_dict("records")}, indent=2))
+        return
+    console.print(f"predicted {ok} of {len(out)} rows; refused {len(out) - ok} (status column says why); wrote {out_path}")
+    reasons = status[~status.str.startswith("ok")].value_counts()
+    for reason, count in reasons.items():
+        console.print(f"  {count} x {reason}", style="dim")
+    if not errors.empty:
+        from rich.table import Table
+
+        table = Table(title="prediction error against the measured columns (%, mean absolute / median)")
+        for column in errors.columns:
+            table.add_column(str(column), justify="left" if errors[column].dtype == object else "right")
+        for record in errors.itertuples(index=False):
+            table.add_row(*(f"{v:.1f}" if isinstance(v, float) else str(v) for v in record))
+        console.print(table)
+
+
+COMMANDS = [benchmark_command]
