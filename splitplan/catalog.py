@@ -29,6 +29,13 @@ def profiles_dir() -> Path:
     return Path(os.environ.get("SPLITPLAN_PROFILES", BUNDLED_PROFILES_DIR))
 
 
+ARCHES = ("ampere", "ada", "hopper", "blackwell", "cdna3")
+DTYPES = ("bf16", "fp8", "fp4")
+# Tensor-core dtypes each architecture has units for: a datasheet peak for any other dtype is a typo.
+_ARCH_DTYPES = {"ampere": ("bf16",), "ada": ("bf16", "fp8"), "hopper": ("bf16", "fp8"),
+                "blackwell": ("bf16", "fp8", "fp4"), "cdna3": ("bf16", "fp8")}
+
+
 @dataclass(frozen=True)
 class GPU:
     """One accelerator's datasheet numbers (dense, not sparse)."""
@@ -41,11 +48,27 @@ class GPU:
     nvlink_gbps: float
     tdp_w: float
     idle_w: float
+    arch: str = ""  # one of ARCHES; required in catalog files (the default only serves Python-built GPUs)
+    fp4_tflops: float = 0.0  # dense FP4 tensor peak; 0 = no FP4 units (only Blackwell has them)
     aliases: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def peak_tflops(self, dtype: str) -> float:
-        """Dense peak for a compute dtype; FP8 falls back to BF16 where the GPU has no FP8 units."""
+        """Dense tensor peak for `dtype` ("bf16", "fp8", "fp4"); 0.0 where the GPU has no units for it,
+        so a caller must choose a fallback explicitly (see `supports`)."""
+        try:
+            return float({"bf16": self.bf16_tflops, "fp8": self.fp8_tflops, "fp4": self.fp4_tflops}[dtype])
+        except KeyError:
+            raise SplitplanError(f"unknown compute dtype '{dtype}'{nearest_names(str(dtype), DTYPES)}",
+                                 field="dtype") from None
+
+    def supports(self, dtype: str) -> bool:
+        """Whether the GPU has tensor units for `dtype` (a positive datasheet peak)."""
+        return self.peak_tflops(dtype) > 0
+
+    def legacy_peak_tflops(self, dtype: str) -> float:
+        """The pre-`peak_tflops` behaviour the current performance model relies on: FP8 on a GPU without
+        FP8 units runs at the BF16 peak. Kept only until splitplan/perf switches to `peak_tflops`."""
         if dtype == "fp8" and self.fp8_tflops > 0:
             return self.fp8_tflops
         return self.bf16_tflops
@@ -148,11 +171,13 @@ def _lookup(table: Mapping[str, Any], name: str, kind: str) -> Any:
 
 
 _REQUIRED = {
-    GPU: ("name", "bf16_tflops", "hbm_gb", "hbm_gbps", "tdp_w"),
+    GPU: ("name", "arch", "bf16_tflops", "hbm_gb", "hbm_gbps", "tdp_w"),
     Machine: ("name", "gpu", "gpus", "power_kw", "cost_usd_per_h", "nic_gbps"),
     Model: ("name", "layers", "hidden", "heads", "kv_heads", "ffn", "vocab"),
 }
 _DEFAULTS = {GPU: {"fp8_tflops": 0.0, "nvlink_gbps": 0.0, "idle_w": 0.0}}
+# String fields with a closed set of values (checked after lower-casing).
+_CHOICES = {"arch": ARCHES}
 _SECTIONS = {"gpus": GPU, "machines": Machine, "models": Model}
 
 
@@ -183,7 +208,21 @@ def _coerce(cls: type, spec: Any, source: str, index: int) -> Any:
         sources.setdefault("*", str(spec["source"]))
     sources.setdefault("*", source)
     values["sources"] = sources
-    return cls(**values)
+    entry = cls(**values)
+    problems = _entry_problems(entry)
+    if problems:
+        key, message = problems[0]
+        raise SplitplanError(message, source=source, field=f"{where}.{key}")
+    return entry
+
+
+def _entry_problems(entry: Any) -> list[tuple[str, str]]:
+    """Cross-field inconsistencies of a GPU entry as (field, message); other entries have none yet."""
+    if isinstance(entry, GPU):
+        units = _ARCH_DTYPES[entry.arch]
+        return [(f"{dtype}_tflops", f"must be 0: {entry.arch} GPUs have no {dtype.upper()} tensor units")
+                for dtype in DTYPES if dtype not in units and entry.peak_tflops(dtype) > 0]
+    return []
 
 
 def _coerce_value(cls: type, fld: Any, raw: Any, source: str, where: str) -> Any:
@@ -191,7 +230,12 @@ def _coerce_value(cls: type, fld: Any, raw: Any, source: str, where: str) -> Any
     if annotation == "str":
         if not isinstance(raw, str) or not raw.strip():
             raise SplitplanError("must be a non-empty string", source=source, field=where)
-        return raw.strip().lower()
+        value = raw.strip().lower()
+        choices = _CHOICES.get(fld.name)
+        if choices and value not in choices:
+            raise SplitplanError(f"must be one of {', '.join(choices)}, got '{value}'{nearest_names(value, choices)}",
+                                 source=source, field=where)
+        return value
     if annotation == "bool":
         if not isinstance(raw, bool):
             raise SplitplanError(f"must be true or false, got {raw!r}", source=source, field=where)

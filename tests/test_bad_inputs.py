@@ -55,6 +55,8 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("catalog-fractional-layers", ["catalog", "models", "--catalog", bad("catalog_fractional_layers.yaml")],
      ("catalog_fractional_layers.yaml", "layers", "whole number")),
     ("catalog-unknown-kind", ["catalog", "gpu"], ("command line", "'gpu'", "gpus")),
+    ("catalog-gpu-without-arch", ["catalog", "gpus", "--catalog", bad("catalog_gpu_without_arch.yaml")],
+     ("catalog_gpu_without_arch.yaml", "gpu 'x1'", "'arch'")),
     # ---- trace CSV
     ("trace-empty", ["trace", "stats", bad("trace_empty.csv")], ("trace_empty.csv", "empty")),
     ("trace-header-only", ["trace", "stats", bad("trace_header_only.csv")], ("trace_header_only.csv", "no requests")),

@@ -50,7 +50,7 @@ def test_unknown_name_suggests_nearest(catalog):
 def test_user_catalog_adds_entries(tmp_path):
     extra = tmp_path / "extra.yaml"
     extra.write_text(
-        "gpus:\n  - {name: mygpu, bf16_tflops: 100, fp8_tflops: 0, hbm_gb: 24, hbm_gbps: 900,"
+        "gpus:\n  - {name: mygpu, arch: ada, bf16_tflops: 100, fp8_tflops: 0, hbm_gb: 24, hbm_gbps: 900,"
         " nvlink_gbps: 0, tdp_w: 300, idle_w: 30}\n"
         "machines:\n  - {name: mybox, gpu: mygpu, gpus: 4, power_kw: 2, cost_usd_per_h: 5, nic_gbps: 25,"
         " power_cap_fraction: 1.0}\n"
@@ -64,8 +64,8 @@ def test_user_catalog_adds_entries(tmp_path):
 @pytest.mark.parametrize("text,message", [
     ("gpus: [1, 2", "malformed YAML"),
     ("", "file is empty"),
-    ("gpus:\n  - {name: g, bf16_tflops: -1, hbm_gb: 1, hbm_gbps: 1, tdp_w: 1}\n", "bf16_tflops: must be"),
-    ("gpus:\n  - {name: g, bf16_tflops: fast, hbm_gb: 1, hbm_gbps: 1, tdp_w: 1}\n", "must be a number"),
+    ("gpus:\n  - {name: g, arch: hopper, bf16_tflops: -1, hbm_gb: 1, hbm_gbps: 1, tdp_w: 1}\n", "bf16_tflops: must be"),
+    ("gpus:\n  - {name: g, arch: hopper, bf16_tflops: fast, hbm_gb: 1, hbm_gbps: 1, tdp_w: 1}\n", "must be a number"),
     ("models:\n  - {name: m, layers: 2}\n", "missing required field 'hidden'"),
     ("machines:\n  - {name: m, gpu: nope, gpus: 8, power_kw: 1, cost_usd_per_h: 1, nic_gbps: 1}\n", "unknown GPU 'nope'"),
     ("gpu:\n  - {name: g}\n", "unknown section 'gpu'"),
@@ -79,3 +79,45 @@ def test_malformed_catalogs_give_one_line(tmp_path, text, message):
     assert message in str(info.value)
     assert "\n" not in str(info.value)
     assert str(bad) in str(info.value)
+
+
+# ---- GPUs: architecture and dtype peaks
+
+def test_every_bundled_gpu_states_its_architecture(catalog):
+    from splitplan.catalog import ARCHES
+    assert {g.name: g.arch for g in catalog.gpus.values()} == {
+        "a100-40gb": "ampere", "a100-80gb": "ampere", "h100-80gb": "hopper", "h200": "hopper", "b200": "blackwell",
+        "l40s": "ada", "mi300x": "cdna3"}
+    assert all(g.arch in ARCHES for g in catalog.gpus.values())
+
+
+def test_peak_tflops_is_zero_without_units_and_never_falls_back(catalog):
+    a100, h100 = catalog.gpu("a100-80gb"), catalog.gpu("h100-80gb")
+    assert a100.peak_tflops("bf16") == 312 and a100.peak_tflops("fp8") == 0.0 and not a100.supports("fp8")
+    assert h100.peak_tflops("fp8") == 1979 and h100.supports("fp8") and not h100.supports("fp4")
+    assert h100.peak_tflops("fp4") == 0.0
+    with pytest.raises(SplitplanError, match="unknown compute dtype 'int8'"):
+        h100.peak_tflops("int8")
+
+
+def test_legacy_peak_keeps_the_bf16_fallback_the_current_perf_model_uses(catalog):
+    assert catalog.gpu("a100-80gb").legacy_peak_tflops("fp8") == 312
+    assert catalog.gpu("h100-80gb").legacy_peak_tflops("fp8") == 1979
+    assert catalog.gpu("h100-80gb").legacy_peak_tflops("bf16") == 989
+
+
+GPU_LINE = "gpus:\n  - {name: g, arch: %s, bf16_tflops: 100, fp8_tflops: %s, fp4_tflops: %s, hbm_gb: 1, hbm_gbps: 1, tdp_w: 1}\n"
+
+
+@pytest.mark.parametrize("text,message", [
+    ("gpus:\n  - {name: g, bf16_tflops: 1, hbm_gb: 1, hbm_gbps: 1, tdp_w: 1}\n", "gpu 'g': missing required field 'arch'"),
+    (GPU_LINE % ("volta", 0, 0), "gpu 'g'.arch: must be one of ampere, ada, hopper, blackwell, cdna3, got 'volta'"),
+    (GPU_LINE % ("hopper", 200, 400), "gpu 'g'.fp4_tflops: must be 0: hopper GPUs have no FP4"),
+    (GPU_LINE % ("ampere", 200, 0), "gpu 'g'.fp8_tflops: must be 0: ampere GPUs have no FP8"),
+])
+def test_inconsistent_entries_give_one_line_naming_file_and_field(tmp_path, text, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(SplitplanError) as info:
+        load_catalog([bad])
+    assert message in str(info.value) and str(info.value).startswith(str(bad)) and "\n" not in str(info.value)

@@ -47,8 +47,8 @@ VALID_SCENARIO: dict[str, Any] = {
 }
 
 VALID_CATALOG: dict[str, Any] = {
-    "gpus": [{"name": "fuzz-gpu", "bf16_tflops": 500, "fp8_tflops": 1000, "hbm_gb": 96, "hbm_gbps": 4000,
-              "nvlink_gbps": 450, "tdp_w": 700, "idle_w": 80}],
+    "gpus": [{"name": "fuzz-gpu", "arch": "hopper", "bf16_tflops": 500, "fp8_tflops": 1000, "hbm_gb": 96,
+              "hbm_gbps": 4000, "nvlink_gbps": 450, "tdp_w": 700, "idle_w": 80}],
     "machines": [{"name": "fuzz-box", "gpu": "fuzz-gpu", "gpus": 8, "power_kw": 10, "cost_usd_per_h": 30,
                   "nic_gbps": 50, "power_cap_fraction": 0.8, "idle_kw": 1}],
     "models": [{"name": "fuzz-model", "layers": 32, "hidden": 4096, "heads": 32, "kv_heads": 8, "ffn": 14336,

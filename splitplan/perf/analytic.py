@@ -46,7 +46,7 @@ class AnalyticPerfModel:
         self.provenance = provenance
         m, g, t, p = instance.model, instance.gpu, instance.tp, params
         fp8 = instance.dtype == "fp8"
-        peak = g.peak_tflops(instance.dtype) * 1e9  # FLOP per ms
+        peak = g.legacy_peak_tflops(instance.dtype) * 1e9  # FLOP per ms
         eta_c = p.eta_c_fp8 if fp8 and g.fp8_tflops > 0 else p.eta_c
         bw = g.hbm_gbps * 1e6  # bytes per ms
         self.compute_stretch = cap_stretch(instance, params) if apply_cap else 1.0

@@ -76,7 +76,7 @@ def utilization(perf: PerfModel, phase: str, batch_size: int = 1, tokens: float 
     inst = perf.instance
     flops, nbytes, time_ms = _phase_counts(perf, phase, batch_size, tokens)
     time_ms = float(time_ms)
-    peak = inst.gpu.peak_tflops(inst.dtype) * 1e9
+    peak = inst.gpu.legacy_peak_tflops(inst.dtype) * 1e9
     bw = inst.gpu.hbm_gbps * 1e6
     return min(flops / (peak * time_ms), 1.0), min(nbytes / (bw * time_ms), 1.0)
 
