@@ -70,6 +70,10 @@ def test_user_catalog_adds_entries(tmp_path):
     ("machines:\n  - {name: m, gpu: nope, gpus: 8, power_kw: 1, cost_usd_per_h: 1, nic_gbps: 1}\n", "unknown GPU 'nope'"),
     ("gpu:\n  - {name: g}\n", "unknown section 'gpu'"),
     ("models:\n  - {name: m, layers: 2, hidden: 8, heads: 2, kv_heads: 2, ffn: 8, vocab: 8, colour: red}\n", "unknown field 'colour'"),
+    ("models:\n  - {name: m, layers: 2, hidden: 8, heads: 2, kv_heads: 2, ffn: 8, vocab: 8, aliases: 5}\n",
+     "model 'm'.aliases: must be a list of names"),
+    ("models:\n  - {name: m, layers: 2, hidden: 8, heads: 2, kv_heads: 2, ffn: 8, vocab: 8, sources: [a]}\n",
+     "model 'm'.sources: must be a mapping"),
 ])
 def test_malformed_catalogs_give_one_line(tmp_path, text, message):
     bad = tmp_path / "bad.yaml"
@@ -107,6 +111,7 @@ def test_legacy_peak_keeps_the_bf16_fallback_the_current_perf_model_uses(catalog
 
 
 GPU_LINE = "gpus:\n  - {name: g, arch: %s, bf16_tflops: 100, fp8_tflops: %s, fp4_tflops: %s, hbm_gb: 1, hbm_gbps: 1, tdp_w: 1}\n"
+MODEL = "{name: %s, layers: 4, hidden: 64, heads: 8, kv_heads: 2, ffn: 128, vocab: 100%s}"
 
 
 @pytest.mark.parametrize("text,message", [
@@ -114,6 +119,31 @@ GPU_LINE = "gpus:\n  - {name: g, arch: %s, bf16_tflops: 100, fp8_tflops: %s, fp4
     (GPU_LINE % ("volta", 0, 0), "gpu 'g'.arch: must be one of ampere, ada, hopper, blackwell, cdna3, got 'volta'"),
     (GPU_LINE % ("hopper", 200, 400), "gpu 'g'.fp4_tflops: must be 0: hopper GPUs have no FP4"),
     (GPU_LINE % ("ampere", 200, 0), "gpu 'g'.fp8_tflops: must be 0: ampere GPUs have no FP8"),
+    ("models:\n  - " + MODEL % ("m", ", kv_heads: 16") + "\n", "model 'm'.kv_heads: 16 KV heads exceed the 8"),
+    ("models:\n  - " + MODEL % ("m", ", kv_heads: 3") + "\n", "model 'm'.kv_heads: 3 KV heads do not divide the 8"),
+    ("models:\n  - " + MODEL % ("m", ", attention: mha") + "\n", "model 'm'.attention: must be one of gqa, mla"),
+    ("models:\n  - " + MODEL % ("m", ", attention: mla, kv_lora_rank: 32, qk_nope_head_dim: 8, v_head_dim: 8") + "\n",
+     "model 'm'.qk_rope_head_dim: is required for attention: mla"),
+    ("models:\n  - " + MODEL % ("m", ", kv_lora_rank: 32") + "\n", "model 'm'.kv_lora_rank: is an MLA field"),
+    ("models:\n  - " + MODEL % ("m", ", experts: 8, expert_ffn: 32") + "\n",
+     "model 'm'.experts_per_token: is required when experts > 0"),
+    ("models:\n  - " + MODEL % ("m", ", experts: 8, experts_per_token: 9, expert_ffn: 32") + "\n",
+     "model 'm'.experts_per_token: top-9 exceeds the 8 experts"),
+    ("models:\n  - " + MODEL % ("m", ", experts: 8, experts_per_token: 2") + "\n",
+     "model 'm'.expert_ffn: is required when experts > 0"),
+    ("models:\n  - " + MODEL % ("m", ", experts: 8, experts_per_token: 2, expert_ffn: 32, dense_layers: 4") + "\n",
+     "model 'm'.dense_layers: 4 leaves none of the 4 layers for experts"),
+    ("models:\n  - " + MODEL % ("m", ", dense_layers: 1") + "\n", "model 'm'.dense_layers: is an expert field"),
+    ("models:\n  - " + MODEL % ("m", ", sliding_window: 16, sliding_layers: 5") + "\n",
+     "model 'm'.sliding_layers: 5 exceeds the 4 layers"),
+    ("models:\n  - " + MODEL % ("m", ", sliding_window: 16") + "\n", "model 'm'.sliding_layers: sliding_window and"),
+    ("models:\n  - " + MODEL % ("m", ", native_moe_weights: fp6") + "\n", "model 'm'.native_moe_weights: must be one of"),
+    ("models:\n  - " + MODEL % ("m", "") + "\n  - " + MODEL % ("m", "") + "\n",
+     "model 'm': duplicate model name 'm', already used by model 'm' in this file"),
+    ("models:\n  - " + MODEL % ("a", ", aliases: [org/b]") + "\n  - " + MODEL % ("b", ", aliases: [ORG/B]") + "\n",
+     "model 'b': duplicate model alias 'org/b', already used by model 'a'"),
+    ("models:\n  - " + MODEL % ("a", "") + "\n  - " + MODEL % ("b", ", aliases: [a]") + "\n",
+     "model 'b': duplicate model alias 'a', already used by model 'a'"),
 ])
 def test_inconsistent_entries_give_one_line_naming_file_and_field(tmp_path, text, message):
     bad = tmp_path / "bad.yaml"
@@ -121,3 +151,20 @@ def test_inconsistent_entries_give_one_line_naming_file_and_field(tmp_path, text
     with pytest.raises(SplitplanError) as info:
         load_catalog([bad])
     assert message in str(info.value) and str(info.value).startswith(str(bad)) and "\n" not in str(info.value)
+
+
+def test_a_later_file_still_overrides_a_name(tmp_path):
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text("models:\n  - " + MODEL % ("m", ", ffn: 128") + "\n")
+    second.write_text("models:\n  - " + MODEL % ("m", ", ffn: 256") + "\n  - " + MODEL % ("llama2-7b", "") + "\n")
+    catalog = load_catalog([first, second])
+    assert catalog.model("m").ffn == 256 and catalog.model("llama2-7b").layers == 4
+
+
+def test_new_fields_default_to_a_dense_llama_style_model(tmp_path):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("models:\n  - " + MODEL % ("m", "") + "\n")
+    m = load_catalog([extra]).model("m")
+    assert (m.attention, m.experts, m.sliding_window, m.tied_embeddings, m.native_weights, m.native_moe_weights) \
+        == ("gqa", 0, 0, False, "bf16", "bf16")
+    assert not m.is_moe and m.active_params == m.params and m.head_dim == 8
