@@ -168,3 +168,47 @@ def test_new_fields_default_to_a_dense_llama_style_model(tmp_path):
     assert (m.attention, m.experts, m.sliding_window, m.tied_embeddings, m.native_weights, m.native_moe_weights) \
         == ("gqa", 0, 0, False, "bf16", "bf16")
     assert not m.is_moe and m.active_params == m.params and m.head_dim == 8
+
+
+# ---- Hugging Face ids
+
+# Every model id in shared/reference/measured-serving/h100.csv (copied here so the test needs no outside file).
+MEASURED_HF_IDS = {
+    "Qwen/Qwen3-32B": "qwen3-32b", "meta-llama/Llama-3.1-8B-Instruct": "llama3.1-8b",
+    "Qwen/Qwen3-235B-A22B-FP8": "qwen3-235b-a22b", "openai/gpt-oss-120b": "gpt-oss-120b",
+    "deepseek-ai/DeepSeek-R1": "deepseek-r1", "meta-llama/Llama-3.1-70B": "llama3.1-70b",
+    "MiniMaxAI/MiniMax-M2.5": "minimax-m2.5", "deepseek-ai/DeepSeek-V3": "deepseek-v3",
+}
+
+
+@pytest.mark.parametrize("hf_id,name", sorted(MEASURED_HF_IDS.items()))
+def test_measured_serving_model_ids_resolve(catalog, hf_id, name):
+    assert catalog.model(hf_id).name == name
+
+
+@pytest.mark.parametrize("alias,name", [
+    ("meta-llama/Llama-3.1-70B-Instruct", "llama3.1-70b"), ("llama3.1-8b", "llama3.1-8b"),
+    ("meta-llama/Meta-Llama-3.1-405B-Instruct", "llama3.1-405b"), ("meta-llama/Llama-3.3-70B-Instruct", "llama3.3-70b"),
+    ("Qwen/Qwen3-235B-A22B", "qwen3-235b-a22b"), ("Qwen/Qwen3-30B-A3B", "qwen3-30b-a3b"),
+    ("mistralai/Mixtral-8x7B-Instruct-v0.1", "mixtral-8x7b"), ("deepseek-ai/DeepSeek-V3-0324", "deepseek-v3"),
+    ("deepseek-ai/DeepSeek-R1-0528", "deepseek-r1"), ("meta-llama/Meta-Llama-3-8B", "llama3-8b"),
+])
+def test_common_hf_variants_resolve(catalog, alias, name):
+    assert catalog.model(alias).name == name
+
+
+def test_llama31_is_its_own_entry_not_an_alias_of_llama3(catalog):
+    assert "llama3.1-8b" not in catalog.model("llama3-8b").aliases
+    assert catalog.model("llama3.1-70b") is not catalog.model("llama3-70b")
+
+
+def test_measured_serving_csv_ids_resolve_when_the_file_is_present(catalog):
+    import csv
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[2] / "shared" / "reference" / "measured-serving" / "h100.csv"
+    if not path.exists():
+        pytest.skip(f"{path} not present (the hard-coded list above covers it)")
+    with path.open() as f:
+        ids = {row["model"] for row in csv.DictReader(f)}
+    assert ids == set(MEASURED_HF_IDS)
+    assert all(catalog.model(i) for i in ids)
