@@ -85,21 +85,22 @@ def test_malformed_catalogs_give_one_line(tmp_path, text, message):
     assert str(bad) in str(info.value)
 
 
-# ---- GPUs: architecture and dtype peaks
+# ---- GPUs: architecture, dtype peaks, Blackwell entries
 
 def test_every_bundled_gpu_states_its_architecture(catalog):
     from splitplan.catalog import ARCHES
     assert {g.name: g.arch for g in catalog.gpus.values()} == {
         "a100-40gb": "ampere", "a100-80gb": "ampere", "h100-80gb": "hopper", "h200": "hopper", "b200": "blackwell",
-        "l40s": "ada", "mi300x": "cdna3"}
+        "b300": "blackwell", "l40s": "ada", "mi300x": "cdna3"}
     assert all(g.arch in ARCHES for g in catalog.gpus.values())
 
 
 def test_peak_tflops_is_zero_without_units_and_never_falls_back(catalog):
-    a100, h100 = catalog.gpu("a100-80gb"), catalog.gpu("h100-80gb")
+    a100, h100, b200 = catalog.gpu("a100-80gb"), catalog.gpu("h100-80gb"), catalog.gpu("b200")
     assert a100.peak_tflops("bf16") == 312 and a100.peak_tflops("fp8") == 0.0 and not a100.supports("fp8")
     assert h100.peak_tflops("fp8") == 1979 and h100.supports("fp8") and not h100.supports("fp4")
     assert h100.peak_tflops("fp4") == 0.0
+    assert b200.peak_tflops("fp4") == 9000 and b200.supports("fp4")
     with pytest.raises(SplitplanError, match="unknown compute dtype 'int8'"):
         h100.peak_tflops("int8")
 
@@ -108,6 +109,26 @@ def test_legacy_peak_keeps_the_bf16_fallback_the_current_perf_model_uses(catalog
     assert catalog.gpu("a100-80gb").legacy_peak_tflops("fp8") == 312
     assert catalog.gpu("h100-80gb").legacy_peak_tflops("fp8") == 1979
     assert catalog.gpu("h100-80gb").legacy_peak_tflops("bf16") == 989
+
+
+def test_blackwell_figures_are_the_dense_hgx_ones(catalog):
+    """HGX B200 at 1,000 W: 36/72/144 PFLOPS sparse BF16/FP8/FP4 per 8 GPUs (FP4 72 dense) -> per GPU dense."""
+    b200, b300 = catalog.gpu("b200"), catalog.gpu("b300")
+    assert (b200.bf16_tflops, b200.fp8_tflops, b200.fp4_tflops) == (36_000 / 8 / 2, 72_000 / 8 / 2, 72_000 / 8)
+    assert (b200.hbm_gb, b200.hbm_gbps, b200.nvlink_gbps, b200.tdp_w) == (1440 / 8, 8000, 1800, 1000)
+    assert (b300.bf16_tflops, b300.fp8_tflops, b300.fp4_tflops) == (2250, 4500, 14000)
+    assert (b300.hbm_gb, b300.tdp_w) == (288, 1100) and b300.hbm_gbps < b200.hbm_gbps
+    for gpu in (b200, b300):
+        assert {"bf16_tflops", "fp8_tflops", "fp4_tflops", "hbm_gbps", "tdp_w"} <= set(gpu.sources)
+
+
+def test_blackwell_machines(catalog):
+    b200, b300 = catalog.machine("hgx-b200"), catalog.machine("dgx-b300")
+    assert (b200.gpu, b200.power_kw, b200.nic_gbps) == ("b200", 14.3, 400)  # 8 x ConnectX-7 400 Gb/s
+    assert (b300.name, b300.gpu, b300.nic_gbps) == ("hgx-b300", "b300", 800)  # 8 x ConnectX-8 800 Gb/s
+    h100 = catalog.machine("dgx-h100").cost_usd_per_h
+    assert h100 < b200.cost_usd_per_h < b300.cost_usd_per_h < 2 * h100
+    assert all("[" in b300.sources[k] for k in ("power_kw", "cost_usd_per_h", "nic_gbps"))
 
 
 GPU_LINE = "gpus:\n  - {name: g, arch: %s, bf16_tflops: 100, fp8_tflops: %s, fp4_tflops: %s, hbm_gb: 1, hbm_gbps: 1, tdp_w: 1}\n"
