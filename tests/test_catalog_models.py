@@ -1,11 +1,12 @@
 """Model shapes: parameter counts against the model cards, hand-computed MLA / MoE / sliding-window numbers,
-and tensor- and expert-parallel checks."""
+tensor- and expert-parallel checks, and the compact catalog listing."""
 
 from dataclasses import replace
 
 import pytest
 
 from splitplan.catalog import load_catalog
+from splitplan.cli.catalog_cmd import attention_summary, catalog_rows, moe_summary
 from splitplan.errors import SplitplanError
 
 
@@ -173,3 +174,16 @@ def test_native_formats_of_the_published_checkpoints(catalog):
     assert catalog.model("deepseek-r1").native_weights == catalog.model("deepseek-r1").native_moe_weights == "fp8_block"
     assert catalog.model("qwen3-235b-a22b").native_weights == "bf16"  # the -FP8 repo is an alias of the same shape
     assert catalog.model("gpt-oss-120b").native_moe_weights == "mxfp4"
+
+
+def test_catalog_listing_summarises_attention_and_experts(catalog):
+    assert attention_summary(catalog.model("deepseek-v3")) == "mla 512+64"
+    assert attention_summary(catalog.model("gpt-oss-120b")) == "gqa swa128/18 sinks"
+    assert attention_summary(catalog.model("llama3.1-8b")) == "gqa"
+    assert moe_summary(catalog.model("deepseek-v3")) == "256/8+1 d3"
+    assert moe_summary(catalog.model("qwen3-30b-a3b")) == "128/8"
+    assert moe_summary(catalog.model("llama3.1-8b")) == "-"
+    rows = {r["name"]: r for r in catalog_rows(catalog, "models")}
+    assert rows["deepseek-v3"]["active_params_b"] == pytest.approx(37.551, abs=1e-3)
+    assert rows["deepseek-v3"]["kv_kib_per_token"] == round(70_272 / 1024, 1)
+    assert "deepseek-ai/deepseek-v3" in rows["deepseek-v3"]["aliases"]
