@@ -6,6 +6,9 @@ without touching code by passing YAML files with top-level lists `gpus`, `machin
 
 Units: all `*_gbps` fields are gigabytes per second (GB/s), `*_tflops` dense tera-FLOP/s, `*_w` watts,
 `*_kw` kilowatts, `cost_usd_per_h` US dollars per machine-hour.
+
+`Model` lives in `splitplan.catalog_model` (re-exported here); this module holds GPUs, machines, the
+loader and its validation.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from splitplan.catalog_model import ATTENTION_KINDS, WEIGHT_FORMATS, Model, model_problems
 from splitplan.errors import SplitplanError, nearest_names
 
 BUNDLED_PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
@@ -27,6 +31,13 @@ BUNDLED_PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 def profiles_dir() -> Path:
     """Where the bundled catalogs and calibrations live (overridable with SPLITPLAN_PROFILES)."""
     return Path(os.environ.get("SPLITPLAN_PROFILES", BUNDLED_PROFILES_DIR))
+
+
+ARCHES = ("ampere", "ada", "hopper", "blackwell", "cdna3")
+DTYPES = ("bf16", "fp8", "fp4")
+# Tensor-core dtypes each architecture has units for: a datasheet peak for any other dtype is a typo.
+_ARCH_DTYPES = {"ampere": ("bf16",), "ada": ("bf16", "fp8"), "hopper": ("bf16", "fp8"),
+                "blackwell": ("bf16", "fp8", "fp4"), "cdna3": ("bf16", "fp8")}
 
 
 @dataclass(frozen=True)
@@ -41,14 +52,23 @@ class GPU:
     nvlink_gbps: float
     tdp_w: float
     idle_w: float
+    arch: str = ""  # one of ARCHES; required in catalog files (the default only serves Python-built GPUs)
+    fp4_tflops: float = 0.0  # dense FP4 tensor peak; 0 = no FP4 units (only Blackwell has them)
     aliases: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def peak_tflops(self, dtype: str) -> float:
-        """Dense peak for a compute dtype; FP8 falls back to BF16 where the GPU has no FP8 units."""
-        if dtype == "fp8" and self.fp8_tflops > 0:
-            return self.fp8_tflops
-        return self.bf16_tflops
+        """Dense tensor peak for `dtype` ("bf16", "fp8", "fp4"); 0.0 where the GPU has no units for it,
+        so a caller must choose a fallback explicitly (see `supports`)."""
+        try:
+            return float({"bf16": self.bf16_tflops, "fp8": self.fp8_tflops, "fp4": self.fp4_tflops}[dtype])
+        except KeyError:
+            raise SplitplanError(f"unknown compute dtype '{dtype}'{nearest_names(str(dtype), DTYPES)}",
+                                 field="dtype") from None
+
+    def supports(self, dtype: str) -> bool:
+        """Whether the GPU has tensor units for `dtype` (a positive datasheet peak)."""
+        return self.peak_tflops(dtype) > 0
 
 
 @dataclass(frozen=True)
@@ -69,49 +89,6 @@ class Machine:
     @property
     def is_power_capped(self) -> bool:
         return self.power_cap_fraction < 1.0
-
-
-@dataclass(frozen=True)
-class Model:
-    """A dense decoder-only transformer's shape (Llama-style; `gated_mlp` means SwiGLU, 3 matrices)."""
-
-    name: str
-    layers: int
-    hidden: int
-    heads: int
-    kv_heads: int
-    ffn: int
-    vocab: int
-    gated_mlp: bool = True
-    dtype_bytes: float = 2.0
-    head_dim: int = 0  # 0 means hidden // heads
-    aliases: tuple[str, ...] = ()
-    sources: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
-
-    def __post_init__(self) -> None:
-        if not self.head_dim:
-            object.__setattr__(self, "head_dim", self.hidden // self.heads)
-
-    @property
-    def params_per_layer(self) -> int:
-        """Weights of one layer: attention (Q, K, V, O) plus the MLP."""
-        attn = self.hidden * (self.heads + 2 * self.kv_heads) * self.head_dim + self.heads * self.head_dim * self.hidden
-        mlp = (3 if self.gated_mlp else 2) * self.hidden * self.ffn
-        return attn + mlp
-
-    @property
-    def params(self) -> int:
-        """All weights, with untied input embedding and LM head."""
-        return self.layers * self.params_per_layer + 2 * self.vocab * self.hidden
-
-    @property
-    def weight_bytes(self) -> float:
-        return self.params * self.dtype_bytes
-
-    @property
-    def kv_bytes_per_token(self) -> float:
-        """K and V for every layer and KV head (GQA-correct): 320 KiB for Llama2-70B in 16-bit."""
-        return 2 * self.layers * self.kv_heads * self.head_dim * self.dtype_bytes
 
 
 @dataclass(frozen=True)
@@ -148,11 +125,14 @@ def _lookup(table: Mapping[str, Any], name: str, kind: str) -> Any:
 
 
 _REQUIRED = {
-    GPU: ("name", "bf16_tflops", "hbm_gb", "hbm_gbps", "tdp_w"),
+    GPU: ("name", "arch", "bf16_tflops", "hbm_gb", "hbm_gbps", "tdp_w"),
     Machine: ("name", "gpu", "gpus", "power_kw", "cost_usd_per_h", "nic_gbps"),
     Model: ("name", "layers", "hidden", "heads", "kv_heads", "ffn", "vocab"),
 }
 _DEFAULTS = {GPU: {"fp8_tflops": 0.0, "nvlink_gbps": 0.0, "idle_w": 0.0}}
+# String fields with a closed set of values (checked after lower-casing).
+_CHOICES = {"arch": ARCHES, "attention": ATTENTION_KINDS, "native_weights": WEIGHT_FORMATS,
+            "native_moe_weights": WEIGHT_FORMATS}
 _SECTIONS = {"gpus": GPU, "machines": Machine, "models": Model}
 
 
@@ -177,13 +157,36 @@ def _coerce(cls: type, spec: Any, source: str, index: int) -> Any:
             continue
         values[key] = _coerce_value(cls, known[key], raw, source, f"{where}.{key}")
     values["name"] = str(spec["name"]).strip().lower()
-    values["aliases"] = tuple(str(a).strip().lower() for a in (spec.get("aliases") or ()))
-    sources = dict(spec.get("sources") or {})
+    aliases = spec.get("aliases") or ()
+    if not isinstance(aliases, (list, tuple)) or not all(isinstance(a, (str, int, float)) for a in aliases):
+        raise SplitplanError(f"must be a list of names, got {aliases!r}", source=source, field=f"{where}.aliases")
+    values["aliases"] = tuple(str(a).strip().lower() for a in aliases)
+    sources = spec.get("sources") or {}
+    if not isinstance(sources, Mapping):
+        raise SplitplanError(f"must be a mapping of field -> source, got {sources!r}", source=source,
+                             field=f"{where}.sources")
+    sources = {str(k): str(v) for k, v in sources.items()}
     if "source" in spec:
         sources.setdefault("*", str(spec["source"]))
     sources.setdefault("*", source)
     values["sources"] = sources
-    return cls(**values)
+    entry = cls(**values)
+    problems = _entry_problems(entry)
+    if problems:
+        key, message = problems[0]
+        raise SplitplanError(message, source=source, field=f"{where}.{key}")
+    return entry
+
+
+def _entry_problems(entry: Any) -> list[tuple[str, str]]:
+    """Cross-field inconsistencies of a GPU or model entry as (field, message); machines have none."""
+    if isinstance(entry, Model):
+        return model_problems(entry)
+    if isinstance(entry, GPU):
+        units = _ARCH_DTYPES[entry.arch]
+        return [(f"{dtype}_tflops", f"must be 0: {entry.arch} GPUs have no {dtype.upper()} tensor units")
+                for dtype in DTYPES if dtype not in units and entry.peak_tflops(dtype) > 0]
+    return []
 
 
 def _coerce_value(cls: type, fld: Any, raw: Any, source: str, where: str) -> Any:
@@ -191,7 +194,12 @@ def _coerce_value(cls: type, fld: Any, raw: Any, source: str, where: str) -> Any
     if annotation == "str":
         if not isinstance(raw, str) or not raw.strip():
             raise SplitplanError("must be a non-empty string", source=source, field=where)
-        return raw.strip().lower()
+        value = raw.strip().lower()
+        choices = _CHOICES.get(fld.name)
+        if choices and value not in choices:
+            raise SplitplanError(f"must be one of {', '.join(choices)}, got '{value}'{nearest_names(value, choices)}",
+                                 source=source, field=where)
+        return value
     if annotation == "bool":
         if not isinstance(raw, bool):
             raise SplitplanError(f"must be true or false, got {raw!r}", source=source, field=where)
@@ -247,7 +255,21 @@ def parse_catalog_file(path: str | Path) -> dict[str, list[Any]]:
         if not isinstance(entries, list):
             raise SplitplanError(f"'{section}' must be a list", source=str(path), field=section)
         parsed[section] = [_coerce(cls, spec, str(path), i) for i, spec in enumerate(entries)]
+        _check_duplicates(parsed[section], str(path))
     return parsed
+
+
+def _check_duplicates(entries: list[Any], source: str) -> None:
+    """Within one file, a name or alias may denote one entry only (a later file may still override)."""
+    owner: dict[str, Any] = {}
+    for entry in entries:
+        kind = type(entry).__name__.lower()
+        for key in dict.fromkeys((entry.name, *entry.aliases)):
+            other = owner.setdefault(key, entry)
+            if other is not entry:
+                what = "name" if key == entry.name else "alias"
+                raise SplitplanError(f"duplicate {kind} {what} '{key}', already used by {kind} '{other.name}' in this file",
+                                     source=source, field=f"{kind} '{entry.name}'")
 
 
 def load_catalog(extra_files: Iterable[str | Path] = (), *, include_bundled: bool = True) -> Catalog:

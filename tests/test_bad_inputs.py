@@ -55,6 +55,12 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("catalog-fractional-layers", ["catalog", "models", "--catalog", bad("catalog_fractional_layers.yaml")],
      ("catalog_fractional_layers.yaml", "layers", "whole number")),
     ("catalog-unknown-kind", ["catalog", "gpu"], ("command line", "'gpu'", "gpus")),
+    ("catalog-kv-heads-exceed-heads", ["catalog", "models", "--catalog", bad("catalog_kv_heads.yaml")],
+     ("catalog_kv_heads.yaml", "model 'tiny'.kv_heads", "exceed")),
+    ("catalog-duplicate-alias", ["catalog", "models", "--catalog", bad("catalog_duplicate_alias.yaml")],
+     ("catalog_duplicate_alias.yaml", "duplicate model alias 'org/tiny'", "tiny-moe")),
+    ("catalog-gpu-without-arch", ["catalog", "gpus", "--catalog", bad("catalog_gpu_without_arch.yaml")],
+     ("catalog_gpu_without_arch.yaml", "gpu 'x1'", "'arch'")),
     # ---- trace CSV
     ("trace-empty", ["trace", "stats", bad("trace_empty.csv")], ("trace_empty.csv", "empty")),
     ("trace-header-only", ["trace", "stats", bad("trace_header_only.csv")], ("trace_header_only.csv", "no requests")),

@@ -47,12 +47,17 @@ VALID_SCENARIO: dict[str, Any] = {
 }
 
 VALID_CATALOG: dict[str, Any] = {
-    "gpus": [{"name": "fuzz-gpu", "bf16_tflops": 500, "fp8_tflops": 1000, "hbm_gb": 96, "hbm_gbps": 4000,
-              "nvlink_gbps": 450, "tdp_w": 700, "idle_w": 80}],
+    "gpus": [{"name": "fuzz-gpu", "arch": "hopper", "bf16_tflops": 500, "fp8_tflops": 1000, "hbm_gb": 96,
+              "hbm_gbps": 4000, "nvlink_gbps": 450, "tdp_w": 700, "idle_w": 80}],
     "machines": [{"name": "fuzz-box", "gpu": "fuzz-gpu", "gpus": 8, "power_kw": 10, "cost_usd_per_h": 30,
                   "nic_gbps": 50, "power_cap_fraction": 0.8, "idle_kw": 1}],
     "models": [{"name": "fuzz-model", "layers": 32, "hidden": 4096, "heads": 32, "kv_heads": 8, "ffn": 14336,
-                "vocab": 128256, "gated_mlp": True}],
+                "vocab": 128256, "gated_mlp": True},
+               {"name": "fuzz-moe", "layers": 8, "hidden": 1024, "heads": 16, "kv_heads": 16, "ffn": 4096,
+                "vocab": 32000, "attention": "mla", "q_lora_rank": 256, "kv_lora_rank": 128, "qk_nope_head_dim": 32,
+                "qk_rope_head_dim": 16, "v_head_dim": 32, "experts": 16, "experts_per_token": 2,
+                "shared_experts": 1, "expert_ffn": 512, "dense_layers": 1, "sliding_window": 64,
+                "sliding_layers": 4, "native_weights": "fp8_block", "card_params_b": 0.5, "aliases": ["x/fuzz-moe"]}],
 }
 
 # Replacement values: wrong types, signs, sizes, and garbage text.
@@ -116,7 +121,8 @@ def test_the_unmutated_inputs_are_valid() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "catalog.yaml"
         path.write_text(yaml.safe_dump(VALID_CATALOG))
-        assert load_catalog([path]).machine("fuzz-box").gpu == "fuzz-gpu"
+        catalog = load_catalog([path])
+        assert catalog.machine("fuzz-box").gpu == "fuzz-gpu" and catalog.model("x/fuzz-moe").is_moe
 
 
 @FUZZ

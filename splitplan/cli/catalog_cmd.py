@@ -11,10 +11,48 @@ from rich.table import Table
 from splitplan.cli.common import catalog_option, console, load_catalog_from
 
 _COLUMNS = {
-    "gpus": ("name", "bf16_tflops", "fp8_tflops", "hbm_gb", "hbm_gbps", "nvlink_gbps", "tdp_w", "idle_w"),
+    "gpus": ("name", "arch", "bf16_tflops", "fp8_tflops", "fp4_tflops", "hbm_gb", "hbm_gbps", "nvlink_gbps", "tdp_w",
+             "idle_w"),
     "machines": ("name", "gpu", "gpus", "power_kw", "cost_usd_per_h", "nic_gbps", "power_cap_fraction", "idle_kw"),
-    "models": ("name", "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab", "gated_mlp", "dtype_bytes"),
+    "models": ("name", "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab", "attn", "moe", "params_b",
+               "active_params_b", "kv_kib_per_token"),
 }
+_LEFT = ("name", "gpu", "arch", "attn", "moe", "aliases")
+
+
+def attention_summary(model) -> str:
+    """Attention kind in a few characters: 'gqa'; 'mla 512+64' (latent + RoPE key cached per token);
+    ' swa128/18' = a 128-token sliding window on 18 layers; ' sinks' = attention sinks."""
+    text = f"mla {model.kv_lora_rank}+{model.qk_rope_head_dim}" if model.is_mla else model.attention
+    if model.sliding_layers:
+        text += f" swa{model.sliding_window}/{model.sliding_layers}"
+    return text + (" sinks" if model.attention_sinks else "")
+
+
+def moe_summary(model) -> str:
+    """'-' for a dense model, else 'experts/top-k', '+N' shared experts, 'dN' leading dense layers."""
+    if not model.is_moe:
+        return "-"
+    text = f"{model.experts}/{model.experts_per_token}"
+    if model.shared_experts:
+        text += f"+{model.shared_experts}"
+    return text + (f" d{model.dense_layers}" if model.dense_layers else "")
+
+
+def _two_line(header: str) -> str:
+    """A long snake_case header broken at its most central underscore, so the model table fits 160 columns."""
+    cuts = [i for i, ch in enumerate(header) if ch == "_"]
+    if not cuts:
+        return header
+    cut = min(cuts, key=lambda i: abs(2 * i - len(header)))
+    return header[:cut] + "\n" + header[cut + 1:]
+
+
+def _aliases_cell(aliases: list[str]) -> str:
+    """Short aliases in full; Hugging Face ids (owner/name) only counted, the JSON lists them."""
+    short = [a for a in aliases if "/" not in a]
+    hf = len(aliases) - len(short)
+    return ", ".join(short + ([f"+{hf} HF id{'s' if hf > 1 else ''}"] if hf else []))
 
 
 def catalog_rows(catalog, kind: str) -> list[dict]:
@@ -26,7 +64,10 @@ def catalog_rows(catalog, kind: str) -> list[dict]:
         row["aliases"] = list(entry.aliases)
         row["sources"] = dict(entry.sources)
         if kind == "models":
+            row["attn"] = attention_summary(entry)
+            row["moe"] = moe_summary(entry)
             row["params_b"] = round(entry.params / 1e9, 3)
+            row["active_params_b"] = round(entry.active_params / 1e9, 3)
             row["kv_kib_per_token"] = round(entry.kv_bytes_per_token / 1024, 1)
         rows.append(row)
     return rows
@@ -49,12 +90,16 @@ def catalog_command(kind: str, as_json: bool, catalog_files: tuple[str, ...]) ->
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    columns = _COLUMNS[kind] + (("params_b", "kv_kib_per_token") if kind == "models" else ()) + ("aliases",)
+    columns = _COLUMNS[kind] + ("aliases",)
     table = Table(title=f"splitplan catalog: {kind}")
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("name", "gpu", "aliases") else "right")
-    for row in rows:
-        table.add_row(*(", ".join(row[c]) if c == "aliases" else str(row[c]) for c in columns))
+    cells = [[_aliases_cell(row[c]) if c == "aliases" else str(row[c]) for c in columns] for row in rows]
+    for i, column in enumerate(columns):
+        widest = max([len(r[i]) for r in cells], default=0)
+        header = _two_line(column) if kind == "models" and len(column) > widest + 1 else column
+        # values do not wrap; the aliases column wraps first when the table is too wide
+        table.add_column(header, justify="left" if column in _LEFT else "right", no_wrap=column != "aliases")
+    for row_cells in cells:
+        table.add_row(*row_cells)
     console.print(table)
     console.print("Sources: splitplan catalog " + kind + " --json (field 'sources').", style="dim")
 

@@ -44,18 +44,12 @@ class Instance:
 
 def gpu_supports(gpu: GPU):
     """A predicate dtype -> whether the GPU has tensor cores for it (datasheet peak above zero)."""
-    def supports(dtype: str) -> bool:
-        if dtype == "bf16":
-            return True
-        return float(getattr(gpu, f"{dtype}_tflops", 0.0) or 0.0) > 0.0
-    return supports
+    return gpu.supports
 
 
 def peak_flops_per_ms(gpu: GPU, dtype: ComputeDtype | str) -> float:
     """Dense peak of a compute dtype, FLOP per millisecond (0 if the GPU lacks those units)."""
-    name = dtype.value if isinstance(dtype, ComputeDtype) else str(dtype)
-    tflops = gpu.bf16_tflops if name == "bf16" else float(getattr(gpu, f"{name}_tflops", 0.0) or 0.0)
-    return tflops * 1e9
+    return gpu.peak_tflops(dtype.value if isinstance(dtype, ComputeDtype) else str(dtype)) * 1e9
 
 
 @runtime_checkable

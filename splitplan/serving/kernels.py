@@ -46,18 +46,9 @@ def _load() -> dict[str, tuple[StackParams, str, str]]:
     return _TABLE
 
 
-_NAME_ARCH = (("a100", "ampere"), ("h100", "hopper"), ("h200", "hopper"), ("h800", "hopper"), ("gh200", "hopper"),
-              ("b200", "blackwell"), ("b300", "blackwell"), ("gb200", "blackwell"), ("gb300", "blackwell"),
-              ("l40", "ada"), ("l4", "ada"), ("mi300", "cdna3"), ("mi325", "cdna3"))
-
-
 def gpu_arch(gpu) -> str:
-    """The GPU's architecture: its catalog `arch` field, else recognised from its name ('' if unknown)."""
-    arch = getattr(gpu, "arch", "")
-    if arch:
-        return str(arch)
-    name = str(getattr(gpu, "name", gpu)).lower()
-    return next((a for prefix, a in _NAME_ARCH if name.startswith(prefix)), "")
+    """The GPU's architecture (catalog field `arch`)."""
+    return str(getattr(gpu, "arch", "") or "")
 
 
 def arch_kernels(arch: str) -> tuple[StackParams, str]:
