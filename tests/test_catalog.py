@@ -105,12 +105,6 @@ def test_peak_tflops_is_zero_without_units_and_never_falls_back(catalog):
         h100.peak_tflops("int8")
 
 
-def test_legacy_peak_keeps_the_bf16_fallback_the_current_perf_model_uses(catalog):
-    assert catalog.gpu("a100-80gb").legacy_peak_tflops("fp8") == 312
-    assert catalog.gpu("h100-80gb").legacy_peak_tflops("fp8") == 1979
-    assert catalog.gpu("h100-80gb").legacy_peak_tflops("bf16") == 989
-
-
 def test_blackwell_figures_are_the_dense_hgx_ones(catalog):
     """HGX B200 at 1,000 W: 36/72/144 PFLOPS sparse BF16/FP8/FP4 per 8 GPUs (FP4 72 dense) -> per GPU dense."""
     b200, b300 = catalog.gpu("b200"), catalog.gpu("b300")
