@@ -23,7 +23,7 @@ from splitplan.apps.benchmark import BenchmarkConfig, Protocol, run_benchmark
 from splitplan.catalog import Catalog, Machine
 from splitplan.errors import SplitplanError
 from splitplan.serving.quant import Quant
-from splitplan.serving.stack import Stack, closest_stack, get_stack
+from splitplan.serving.stack import Stack, closest_stack, get_stack, load_stacks
 
 REQUIRED = ("model", "gpu", "isl", "osl", "concurrency")
 OUTPUT_COLUMNS = ("predicted_ttft_ms", "predicted_tpot_ms", "predicted_output_tokens_per_s_per_gpu", "stack", "status")
@@ -87,7 +87,20 @@ def machine_for(catalog: Catalog, gpu_name: str, gpus: int) -> Machine:
     return sorted(machines, key=lambda m: (m.gpus, m.name))[0]
 
 
-def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None, protocol: Protocol) -> RowJob:
+def protocol_for(row, stack: Stack) -> Protocol:
+    """The client a row was measured with: its own columns (range_ratio, num_prompts, warmup) where the
+    table has them, else the protocol the row's stack was calibrated under, else InferenceX's."""
+    given = {k: float(row[k]) for k in ("range_ratio", "num_prompts", "warmup", "client_delay_ms")
+             if str(row.get(k, "") or "").strip()}
+    base = dict(stack.fitted.protocol) or {"range_ratio": INFERENCEX.range_ratio, "warmup": INFERENCEX.warmup}
+    merged = {**base, **given}
+    return Protocol(num_prompts=int(merged.get("num_prompts", 0)), range_ratio=float(merged.get("range_ratio", 1.0)),
+                    warmup=int(merged.get("warmup", 0)), client_delay_ms=float(merged.get("client_delay_ms", 0.0)),
+                    seed=int(merged.get("seed", 0)))
+
+
+def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None, protocol,
+             pool: dict[str, Stack] | None = None) -> RowJob:
     """What to simulate for one row, or why it is refused."""
     def refuse(reason: str, note: str = "") -> RowJob:
         return RowJob(index, None, note, f"refused: {reason}")
@@ -116,12 +129,12 @@ def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None,
         if forced is not None:
             stack, note = forced, forced.name
         else:
-            stack, note = closest_stack(str(row.get("engine", "")), str(row.get("engine_version", "")))
+            stack, note = closest_stack(str(row.get("engine", "")), str(row.get("engine_version", "")), pool)
         quant = stack.default_quant(str(row.get("weights", "") or "") or None,
                                     str(row.get("moe_weights", "") or "") or None, None)
     except SplitplanError as exc:
         return refuse(exc.problem)
-    chosen = protocol(row, stack) if callable(protocol) else protocol
+    chosen = protocol_for(row, stack) if protocol is None else (protocol(row, stack) if callable(protocol) else protocol)
     config = BenchmarkConfig(model=model.name, machine=machine.name, isl=isl, osl=osl, concurrency=conc,
                              stack=stack, quant=quant, tp=tp, protocol=chosen)
     return RowJob(index, config, note)
@@ -146,14 +159,27 @@ def _run_task(job: RowJob) -> dict[str, Any]:
     return _run(job, _CATALOG)
 
 
+def stack_choice(stack: str | None) -> tuple[Stack | None, dict[str, Stack] | None]:
+    """--stack: a bundled name or a one-stack file forces it; a file of several stacks is the pool each
+    row's engine and version pick from; None: the bundled stacks."""
+    if not stack:
+        return None, None
+    path = Path(stack)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        stacks = load_stacks(path)
+        return (next(iter(stacks.values())), None) if len(stacks) == 1 else (None, stacks)
+    return get_stack(stack), None
+
+
 def predict_rows(frame: pd.DataFrame, catalog: Catalog, *, stack: str | None = None,
-                 protocol: Protocol = INFERENCEX, workers: int | None = None, on_done=None) -> pd.DataFrame:
-    """The input rows with the prediction columns appended (input columns unchanged, in order)."""
+                 protocol: Protocol | None = None, workers: int | None = None, on_done=None) -> pd.DataFrame:
+    """The input rows with the prediction columns appended (input columns unchanged, in order).
+    `protocol` None: each row's own client (protocol_for)."""
     from splitplan.plan.parallel import WorkerPool
 
     global _CATALOG
-    forced = get_stack(stack) if stack else None
-    jobs = [plan_row(i, row, catalog, forced, protocol) for i, row in enumerate(frame.to_dict("records"))]
+    forced, pool_stacks = stack_choice(stack)
+    jobs = [plan_row(i, row, catalog, forced, protocol, pool_stacks) for i, row in enumerate(frame.to_dict("records"))]
     _CATALOG = catalog  # forked workers inherit it
     with WorkerPool(workers) as pool:
         results = pool.map(_run_task, [(job,) for job in jobs], on_done=on_done)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from splitplan.apps.benchmark import measured_mask, request_sizes
+from splitplan.apps.benchmark import Protocol, measured_mask, request_sizes
 from splitplan.apps.benchmark_rows import INFERENCEX, RowJob, plan_row
 from splitplan.apps.serving_features import row_features
 from splitplan.apps.serving_fit import FIT_PARAMS, FitData, FitRow, errors, fit, grouped_cv
@@ -29,6 +29,10 @@ from splitplan.serving.kernels import arch_kernels, gpu_arch
 from splitplan.serving.stack import Stack, closest_stack, get_stack
 
 CV_KEYS = ("config", "tp", "isl_osl")
+# The rows do not record the benchmark client's length distribution; these are the two in use (InferenceX's
+# client: lengths uniform in [0.8 L, L]; fixed-length sweeps), and calibration keeps the one under which
+# the engine's held-out error is lowest.
+PROTOCOLS = {"inferencex": Protocol(range_ratio=0.8, warmup=0), "exact": Protocol(range_ratio=1.0, warmup=0)}
 
 
 @dataclass
@@ -42,13 +46,15 @@ class EngineCalibration:
     in_sample: dict[str, dict[str, float]]
     cv: dict[str, dict[str, dict[str, float]]]  # key -> metric -> errors
     refused: int
+    protocol: str = "inferencex"
+    protocol_scores: dict[str, float] | None = None  # held-out score of each candidate client protocol
 
 
 def _groups(row: dict[str, Any]) -> dict[str, str]:
     tp = str(row.get("tp", ""))
     shape = f"{row.get('isl')}/{row.get('osl')}"
     return {"config": f"{row.get('model')}|{row.get('weights')}|tp{tp}|{shape}", "tp": tp, "isl_osl": shape,
-            "model": str(row.get("model"))}
+            "model": str(row.get("model")), "concurrency": str(row.get("concurrency"))}
 
 
 def _simulate(job: RowJob, catalog: Catalog):
@@ -98,32 +104,21 @@ def prepare(frame: pd.DataFrame, catalog: Catalog, stack: Stack, protocol=INFERE
 
 
 def calibrate_engine(frame: pd.DataFrame, catalog: Catalog, engine: str, *, base_stack: Stack | None = None,
-                     protocol=INFERENCEX, workers: int | None = None, cv: bool = True,
+                     protocols: dict[str, Protocol] | None = None, workers: int | None = None, cv: bool = True,
                      rounds: int = 1) -> EngineCalibration:
-    """Fit one engine's stack on its rows and cross-validate it. With client delays the iteration
-    sequence depends a little on iteration times, so `rounds` > 1 re-simulates with the fitted values."""
+    """Fit one engine's stack on its rows, under the client protocol its held-out error prefers, and
+    cross-validate it. With client delays the iteration sequence depends a little on iteration times, so
+    `rounds` > 1 re-simulates with the fitted values."""
     engine_rows = frame[frame["engine"].astype(str).str.strip().str.lower() == engine]
     if engine_rows.empty:
         raise SplitplanError(f"no rows for engine '{engine}'", field="engine")
     stack = base_stack or closest_stack(engine, "")[0]
-    rows, refused = prepare(engine_rows, catalog, stack, protocol, workers)
-    if len(rows) < len(FIT_PARAMS) + 2:
-        raise SplitplanError(f"only {len(rows)} modelable rows with measured TTFT and TPOT for '{engine}'; "
-                             f"a fit of {len(FIT_PARAMS)} parameters needs more", field="engine")
-    archs = {gpu_arch(r.instance.gpu) for r in rows}
-    if len(archs) != 1:
-        raise SplitplanError(f"rows of '{engine}' mix GPU architectures ({', '.join(sorted(archs))}); "
-                             "calibrate one architecture at a time", field="gpu")
-    arch = archs.pop()
-    kernels, _ = arch_kernels(arch)
-    base = kernels.with_values(stack.params)
-    data = FitData(rows)
-    result = fit(data, base, prior=kernels)
-    for _ in range(rounds - 1):
-        trial = replace(stack, arch_params={**stack.arch_params, arch: result.values})
-        rows, refused = prepare(engine_rows, catalog, trial, protocol, workers)
-        data = FitData(rows)
-        result = fit(data, replace(base, **result.values), prior=kernels)
+    candidates = protocols or PROTOCOLS
+    fits = {name: _fit_under(engine_rows, catalog, engine, stack, protocol, workers, rounds)
+            for name, protocol in candidates.items()}
+    scores = {name: _held_out_score(f) for name, f in fits.items()} if len(fits) > 1 else {n: 0.0 for n in fits}
+    chosen = min(scores, key=scores.get)
+    data, base, kernels, result, arch, refused = fits[chosen]
     params = replace(base, **result.values)
     ttft, tpot = data.predict(lambda _instance: params)
     in_sample = {"ttft": errors(ttft, data.ttft), "tpot": errors(tpot, data.tpot)}
@@ -132,28 +127,78 @@ def calibrate_engine(frame: pd.DataFrame, catalog: Catalog, engine: str, *, base
         for key in CV_KEYS:
             t, p = grouped_cv(data, key, base, prior=kernels)
             cv_errors[key] = {"ttft": errors(t, data.ttft), "tpot": errors(p, data.tpot)}
-    return EngineCalibration(engine, stack, arch, result.values, result.at_bound, data, in_sample, cv_errors, refused)
+    return EngineCalibration(engine, stack, arch, result.values, result.at_bound, data, in_sample, cv_errors, refused,
+                             chosen, scores)
 
 
-def write_stack_file(path: str | Path, cal: EngineCalibration, source: str, date: str | None = None) -> None:
-    """The engine's stack YAML with the fitted values under arch: and the fit's provenance and accuracy."""
+def _fit_under(rows: pd.DataFrame, catalog: Catalog, engine: str, stack: Stack, protocol: Protocol,
+               workers: int | None, rounds: int):
+    fit_rows, refused = prepare(rows, catalog, stack, protocol, workers)
+    if len(fit_rows) < len(FIT_PARAMS) + 2:
+        raise SplitplanError(f"only {len(fit_rows)} modelable rows with measured TTFT and TPOT for '{engine}'; "
+                             f"a fit of {len(FIT_PARAMS)} parameters needs more", field="engine")
+    archs = {gpu_arch(r.instance.gpu) for r in fit_rows}
+    if len(archs) != 1:
+        raise SplitplanError(f"rows of '{engine}' mix GPU architectures ({', '.join(sorted(archs))}); "
+                             "calibrate one architecture at a time", field="gpu")
+    arch = archs.pop()
+    kernels, _ = arch_kernels(arch)
+    base = kernels.with_values(stack.params)
+    data = FitData(fit_rows)
+    result = fit(data, base, prior=kernels)
+    for _ in range(rounds - 1):
+        trial = replace(stack, arch_params={**stack.arch_params, arch: result.values})
+        fit_rows, refused = prepare(rows, catalog, trial, protocol, workers)
+        data = FitData(fit_rows)
+        result = fit(data, replace(base, **result.values), prior=kernels)
+    return data, base, kernels, result, arch, refused
+
+
+def _held_out_score(fitted) -> float:
+    """Mean absolute log error of whole-configuration held-out predictions (TPOT + weighted TTFT)."""
+    from splitplan.apps.serving_fit import TTFT_WEIGHT
+
+    data, base, kernels, _, _, _ = fitted
+    ttft, tpot = grouped_cv(data, "config", base, prior=kernels)
+    good = np.isfinite(ttft) & np.isfinite(tpot)
+    return float(np.mean(np.abs(np.log(tpot[good] / data.tpot[good])))
+                 + TTFT_WEIGHT * np.mean(np.abs(np.log(ttft[good] / data.ttft[good]))))
+
+
+def stack_doc(cal: EngineCalibration, source: str, date: str | None = None) -> dict[str, Any]:
+    """The engine's stack as a YAML mapping: its base file's content with the fitted values under arch:
+    and the fit's provenance, ranges, client protocol and accuracy under fitted:."""
     date = date or _dt.date.today().isoformat()
     stack = cal.stack
-    data = yaml.safe_load(Path(stack.source).read_text()) if Path(stack.source).is_file() else {}
-    rows = [r.instance for r in cal.data.rows]
-    tps = [i.tp for i in rows]
-    ranges = {"tp": [min(tps), max(tps)]}
+    data = yaml.safe_load(Path(stack.source).read_text()) if Path(stack.source).is_file() else {
+        "name": stack.name, "engine": stack.engine, "versions": stack.versions, "description": stack.description}
+    tps = [r.instance.tp for r in cal.data.rows]
+    concurrency = [float(r.groups["concurrency"]) for r in cal.data.rows]
+    protocol = PROTOCOLS.get(cal.protocol, PROTOCOLS["inferencex"])
     data["arch"] = {**(data.get("arch") or {}), cal.arch: cal.values}
     data["fitted"] = {
         "data": source, "date": date, "archs": sorted({*stack.fitted.archs, cal.arch}),
-        "ranges": ranges | _ranges(cal),
+        "protocol": {"range_ratio": protocol.range_ratio, "warmup": protocol.warmup},
+        "ranges": {"tp": [min(tps), max(tps)], "concurrency": [min(concurrency), max(concurrency)]} | _ranges(cal),
         "accuracy": {"rows": len(cal.data.rows), "in_sample": _round(cal.in_sample),
-                     "held_out": {k: _round(v) for k, v in cal.cv.items()},
-                     "at_bound": list(cal.at_bound)},
+                     "held_out": {k: _round(v) for k, v in cal.cv.items()}, "at_bound": list(cal.at_bound),
+                     "protocol_scores": {k: round(v, 4) for k, v in (cal.protocol_scores or {}).items()}},
     }
-    header = "".join(line + "\n" for line in Path(stack.source).read_text().splitlines() if line.startswith("#")) \
-        if Path(stack.source).is_file() else ""
-    Path(path).write_text(header + yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120))
+    return data
+
+
+def write_stacks(path: str | Path, cals: list[EngineCalibration], source: str, header: str = "") -> None:
+    """One stack file per calibration set: a single stack mapping, or `stacks: [...]` for several."""
+    docs = [stack_doc(cal, source) for cal in cals]
+    body = docs[0] if len(docs) == 1 else {"stacks": docs}
+    Path(path).write_text(header + yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=120))
+
+
+def base_header(stack: Stack) -> str:
+    """The comment lines at the top of a stack's bundled file (its sources), kept when it is rewritten."""
+    if not Path(stack.source).is_file():
+        return ""
+    return "".join(line + "\n" for line in Path(stack.source).read_text().splitlines() if line.startswith("#"))
 
 
 def _ranges(cal: EngineCalibration) -> dict[str, list[float]]:

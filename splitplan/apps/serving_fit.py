@@ -129,8 +129,9 @@ def fit(data: FitData, base: StackParams, fit_params: tuple[str, ...] = FIT_PARA
     result = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=F_SCALE, x_scale="jac",
                            diff_step=1e-3, max_nfev=200)
     values = {k: float(f"{v:.5g}") for k, v in zip(fit_params, result.x)}
-    at_bound = tuple(k for k, v in zip(fit_params, result.x)
-                     if np.isclose(v, SPECS[k].lo, rtol=1e-3, atol=1e-9) or np.isclose(v, SPECS[k].hi, rtol=1e-3))
+    span = hi - lo
+    at_bound = tuple(k for k, v, a, b, w in zip(fit_params, result.x, lo, hi, span)
+                     if v - a <= 1e-4 * w or b - v <= 1e-4 * w)
     return FitResult(values, at_bound, float(result.cost))
 
 

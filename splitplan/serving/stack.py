@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,7 @@ class Fitted:
     archs: tuple[str, ...] = ()  # architectures with fitted values
     ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     accuracy: Mapping[str, Any] = field(default_factory=dict)
+    protocol: Mapping[str, float] = field(default_factory=dict)  # the benchmark client the data was fitted under
 
 
 @dataclass(frozen=True)
@@ -249,8 +250,13 @@ def _fitted(data: Any, source: str) -> Fitted:
     archs = f.raw("archs", [])
     if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
         raise f.error("archs", "must be a list of architecture names")
+    protocol = f.raw("protocol", {}) or {}
+    known = ("num_prompts", "range_ratio", "warmup", "client_delay_ms", "seed")
+    if not isinstance(protocol, Mapping) or any(k not in known for k in protocol):
+        raise f.error("protocol", f"must map some of {', '.join(known)} to numbers")
     fitted = Fitted(data=str(f.raw("data", "") or ""), date=str(f.raw("date", "") or ""), archs=tuple(archs),
-                    ranges=ranges, accuracy=dict(f.raw("accuracy", {}) or {}))
+                    ranges=ranges, accuracy=dict(f.raw("accuracy", {}) or {}),
+                    protocol={str(k): float(v) for k, v in protocol.items()})
     f.done()
     return fitted
 
@@ -283,7 +289,30 @@ def parse_stack(data: Any, source: str) -> Stack:
 
 
 def load_stack_file(path: str | Path) -> Stack:
-    return parse_stack(read_yaml(path), str(path))
+    """The one stack of a file (a file of several stacks needs `load_stacks`)."""
+    stacks = load_stacks(path)
+    if len(stacks) != 1:
+        raise SplitplanError(f"holds {len(stacks)} stacks ({', '.join(stacks)}); name one of them", source=str(path))
+    return next(iter(stacks.values()))
+
+
+def load_stacks(path: str | Path) -> dict[str, Stack]:
+    """Every stack of a file: one stack mapping, or `stacks: [...]` (what calibrate --serving writes)."""
+    data = read_yaml(path)
+    source = str(path)
+    if isinstance(data, Mapping) and "stacks" in data:
+        if set(data) - {"stacks"} or not isinstance(data["stacks"], list) or not data["stacks"]:
+            raise SplitplanError("'stacks' must be the only key, a non-empty list of stacks", source=source,
+                                 field="stacks")
+        out: dict[str, Stack] = {}
+        for i, spec in enumerate(data["stacks"]):
+            stack = parse_stack(spec, f"{source}: stacks[{i}]")
+            if stack.name in out:
+                raise SplitplanError(f"stack name '{stack.name}' appears twice", source=source, field=f"stacks[{i}]")
+            out[stack.name] = replace(stack, source=source)
+        return out
+    stack = parse_stack(data, source)
+    return {stack.name: stack}
 
 
 def bundled_stack_paths() -> list[Path]:
