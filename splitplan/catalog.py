@@ -11,7 +11,6 @@ Units: all `*_gbps` fields are gigabytes per second (GB/s), `*_tflops` dense ter
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -20,13 +19,9 @@ from typing import Any
 import yaml
 
 from splitplan.errors import SplitplanError, nearest_names
+from splitplan.resources import bundled_profiles_dir, profiles_dir  # profiles_dir: re-exported
 
-BUNDLED_PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
-
-
-def profiles_dir() -> Path:
-    """Where the bundled catalogs and calibrations live (overridable with SPLITPLAN_PROFILES)."""
-    return Path(os.environ.get("SPLITPLAN_PROFILES", BUNDLED_PROFILES_DIR))
+BUNDLED_PROFILES_DIR = bundled_profiles_dir()
 
 
 @dataclass(frozen=True)

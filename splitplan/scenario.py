@@ -18,10 +18,10 @@ from splitplan.catalog import BUNDLED_PROFILES_DIR, read_yaml
 from splitplan.errors import SplitplanError, nearest_names
 from splitplan.fields import FieldReader
 from splitplan.fields import describe_kind
+from splitplan.resources import locate_bundled, scenarios_dir, traces_dir
 
-BUNDLED_SCENARIOS_DIR = BUNDLED_PROFILES_DIR.parent / "scenarios"
-BUNDLED_DATA_DIRS = (BUNDLED_SCENARIOS_DIR / "traces", BUNDLED_SCENARIOS_DIR, BUNDLED_PROFILES_DIR / "measured",
-                     BUNDLED_PROFILES_DIR)
+BUNDLED_SCENARIOS_DIR = scenarios_dir()
+BUNDLED_DATA_DIRS = (traces_dir(), BUNDLED_SCENARIOS_DIR, BUNDLED_PROFILES_DIR / "measured", BUNDLED_PROFILES_DIR)
 OBJECTIVES = ("max_throughput", "min_cost", "min_power")
 METHODS = ("ilp", "grid", "both")
 GENERATORS = ("poisson", "replay", "trace")
@@ -399,8 +399,10 @@ def check_names(scenario: Scenario, catalog: Any) -> None:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario YAML file; paths inside resolve against its folder."""
-    path = Path(path)
+    """Read and validate a scenario YAML file; paths inside resolve against its folder.
+
+    A relative path that does not exist may name a bundled scenario ("quickstart.yaml")."""
+    path = locate_bundled(path)
     return parse_scenario(read_yaml(path), source=str(path), base_dir=path.resolve().parent)
 
 

@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from splitplan.errors import SplitplanError, nearest_names
+from splitplan.resources import traces_dir
 
-BUNDLED_TRACES_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "traces"
+BUNDLED_TRACES_DIR = traces_dir()
 
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 SPLITWISESIM_COLUMNS = ("request_id", "request_type", "application_id", "arrival_timestamp", "batch_size",
