@@ -70,6 +70,13 @@ def test_every_code_package_is_listed_in_pyproject() -> None:
     assert listed - code == {"splitplan.profiles", "splitplan.scenarios"}
 
 
+def test_version_comes_from_the_package_metadata() -> None:
+    """One number, in pyproject.toml: --version and the report footer read it from the installed metadata."""
+    import splitplan
+
+    assert splitplan.__version__ == importlib.metadata.version("splitplan") == _project()["version"]
+
+
 def test_editable_checkout_reads_the_repository_folders() -> None:
     """In the development install the data packages are the repository's own folders (edits take effect)."""
     assert resources.bundled_profiles_dir() == ROOT / "profiles"
