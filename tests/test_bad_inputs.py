@@ -196,6 +196,18 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     # ---- report
     ("report-missing-dir", ["report", bad("no_such_dir")], ("no_such_dir", "no such directory")),
     ("report-not-an-output", ["report", str(BAD)], ("bad_inputs", "plan.json")),
+    # ---- hostile YAML: refused while reading, before anything walks the value
+    ("scenario-alias-bomb", ["optimize", bad("scenario_alias_bomb.yaml")],
+     ("scenario_alias_bomb.yaml", "aliases expand", "926,177,")),
+    ("catalog-alias-bomb", ["catalog", "gpus", "--catalog", bad("catalog_alias_bomb.yaml")],
+     ("catalog_alias_bomb.yaml", "aliases expand")),
+    ("scenario-recursive-alias", ["optimize", bad("scenario_recursive_alias.yaml")],
+     ("scenario_recursive_alias.yaml", "refers to itself")),
+    ("scenario-deep-nesting", ["optimize", bad("scenario_deep_nesting.yaml")],
+     ("scenario_deep_nesting.yaml", "nested too deeply")),
+    ("scenario-binary", ["optimize", bad("scenario_binary.yaml")], ("scenario_binary.yaml", "not UTF-8 text")),
+    ("catalog-binary", ["catalog", "gpus", "--catalog", bad("catalog_binary.yaml")],
+     ("catalog_binary.yaml", "malformed YAML")),
 ]
 
 def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -249,3 +261,15 @@ def test_installed_entry_point_answers_with_one_line(argv: list[str], fragment: 
                           cwd=tmp_path, timeout=60)
     assert_one_error_line(proc.returncode, proc.stderr, (fragment,))
     assert proc.stdout == ""
+
+
+def test_oversized_yaml_is_refused_before_parsing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A million explicit seeds (a 7.5 MiB list): refused by size in milliseconds, not parsed for a minute."""
+    import time
+
+    path = tmp_path / "million_seed_list.yaml"
+    path.write_text("workload: {seeds: [" + ", ".join(map(str, range(1_000_000))) + "]}\n")
+    start = time.perf_counter()
+    code, _, err = run_main(["optimize", str(path)], capsys)
+    assert time.perf_counter() - start < 5
+    assert_one_error_line(code, err, ("million_seed_list.yaml", "7.5 MiB", "at most 512 KiB"))
