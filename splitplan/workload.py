@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from splitplan.errors import SplitplanError, nearest_names
+from splitplan.limits import MAX_GENERATED_REQUESTS, MAX_TOKENS_PER_REQUEST  # enforced here; limits.py says why
 from splitplan.resources import traces_dir
 
 BUNDLED_TRACES_DIR = traces_dir()
@@ -36,9 +37,6 @@ _FORMAT_COLUMNS = (AZURE_COLUMNS, ("arrival_timestamp", "prompt_size", "token_si
 GENERATORS = ("trace", "poisson", "replay", "synthetic")
 ARRIVAL_PROCESSES = ("poisson", "uniform", "gamma")
 SIZE_KINDS = {"fixed": 1, "uniform": 2, "normal": 2, "lognormal": 2}  # kind -> number of params
-# Bounds that keep a typo (rate 1e9, fixed:1e30) an error instead of a memory blow-up or int64 overflow.
-MAX_TOKENS_PER_REQUEST = 100_000_000
-MAX_GENERATED_REQUESTS = 20_000_000
 
 
 @dataclass(frozen=True)

@@ -208,6 +208,37 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("scenario-binary", ["optimize", bad("scenario_binary.yaml")], ("scenario_binary.yaml", "not UTF-8 text")),
     ("catalog-binary", ["catalog", "gpus", "--catalog", bad("catalog_binary.yaml")],
      ("catalog_binary.yaml", "malformed YAML")),
+    # ---- NaN and infinities in numeric fields
+    ("simulate-infinite-duration", SIM + ["--machines", "dgx-h100:4", "--duration", "inf"], ("--duration", "inf")),
+    # ---- absurd sizes: refused before any workload is generated or simulated
+    ("scenario-million-seeds", ["optimize", bad("scenario_million_seeds.yaml")],
+     ("scenario_million_seeds.yaml", "search.seeds", "1,000,000", "<= 100")),
+    ("scenario-seed-list-too-long", ["optimize", bad("scenario_seed_list_too_long.yaml")],
+     ("scenario_seed_list_too_long.yaml", "workload.seeds", "101 seeds")),
+    ("scenario-huge-duration", ["optimize", bad("scenario_huge_duration.yaml")],  # 1e9: a number (YAML 1.2)
+     ("scenario_huge_duration.yaml", "workload.duration_s", "<= 86,400", "1,000,000,000")),
+    ("scenario-huge-max-per-pool", ["optimize", bad("scenario_huge_max_per_pool.yaml")],
+     ("scenario_huge_max_per_pool.yaml", "search.max_per_pool", "<= 10,000")),
+    ("scenario-huge-verify-top", ["optimize", bad("scenario_huge_verify_top.yaml")],
+     ("scenario_huge_verify_top.yaml", "search.verify_top", "<= 100")),
+    ("scenario-huge-workers", ["optimize", bad("scenario_huge_workers.yaml")],
+     ("scenario_huge_workers.yaml", "search.workers", "<= 256")),
+    ("scenario-absurd-request-count", ["optimize", bad("scenario_absurd_request_count.yaml")],
+     ("scenario_absurd_request_count.yaml", "constraints.min_throughput_rps", "6e+07 requests")),
+    ("optimize-million-seeds", ["optimize", "scenarios/quickstart.yaml", "--seeds", "1000000"],
+     ("command line", "--seeds", "1000000")),
+    ("optimize-huge-workers", ["optimize", "scenarios/quickstart.yaml", "--workers", "100000"],
+     ("command line", "--workers", "100000")),
+    ("simulate-absurd-rate", SIM + ["--machines", "dgx-h100:4", "--rate", "1e12"],
+     ("command line", "--rate", "1.2e+14 requests")),
+    ("simulate-huge-duration", SIM + ["--machines", "dgx-h100:4", "--rate", "1", "--duration", "1e9"],
+     ("command line", "--duration", "86,400")),
+    ("simulate-million-seeds", SIM + ["--machines", "dgx-h100:4", "--rate", "1", "--seeds", "1000000"],
+     ("command line", "--seeds", "1000000")),
+    ("simulate-negative-seed", SIM + ["--machines", "dgx-h100:4", "--rate", "1", "--seed", "-1"],
+     ("command line", "--seed", "-1")),
+    ("check-huge-workers", ["check", bad("scenario_typo_field.yaml"), "--workers", "100000"],
+     ("command line", "--workers")),
 ]
 
 def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
