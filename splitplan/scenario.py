@@ -197,6 +197,9 @@ def resolve_data_path(raw: str, base_dir: Path | None, source: str, field_name: 
     for candidate in candidates:
         if candidate.is_file():
             return str(candidate)
+    folder = next((c for c in candidates if c.is_dir()), None)
+    if folder is not None:
+        raise SplitplanError(f"'{raw}' is a directory ({folder}), expected a file", source=source, field=field_name)
     raise SplitplanError(f"file '{raw}' not found (looked next to the scenario and in the bundled "
                          "scenarios/traces and profiles folders)", source=source, field=field_name)
 
