@@ -3,4 +3,9 @@
 The library is usable from Python; the `splitplan` command is a thin layer over it.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:  # the installed distribution's version (pyproject.toml), so the code never repeats the number
+    __version__ = version("splitplan")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"

@@ -14,23 +14,17 @@ loader and its validation.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from splitplan.catalog_model import ATTENTION_KINDS, WEIGHT_FORMATS, Model, model_problems
 from splitplan.errors import SplitplanError, nearest_names
+from splitplan.resources import bundled_profiles_dir, profiles_dir  # profiles_dir: re-exported
+from splitplan.yaml_io import read_yaml  # re-exported: scenario, check and calibration loaders use it
 
-BUNDLED_PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
-
-
-def profiles_dir() -> Path:
-    """Where the bundled catalogs and calibrations live (overridable with SPLITPLAN_PROFILES)."""
-    return Path(os.environ.get("SPLITPLAN_PROFILES", BUNDLED_PROFILES_DIR))
+BUNDLED_PROFILES_DIR = bundled_profiles_dir()
 
 
 ARCHES = ("ampere", "ada", "hopper", "blackwell", "cdna3")
@@ -218,27 +212,6 @@ def _coerce_value(cls: type, fld: Any, raw: Any, source: str, where: str) -> Any
     if fld.name == "power_cap_fraction" and raw > 1:
         raise SplitplanError(f"is a fraction of TDP in (0, 1], got {raw!r}", source=source, field=where)
     return raw
-
-
-def read_yaml(path: str | Path) -> Any:
-    """Read a YAML file, turning every I/O or syntax problem into a one-line SplitplanError."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise SplitplanError("file not found", source=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SplitplanError(f"cannot read file ({exc.__class__.__name__})", source=str(path)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid syntax"
-        raise SplitplanError(f"malformed YAML{at}: {problem}", source=str(path)) from None
-    if data is None:
-        raise SplitplanError("file is empty", source=str(path))
-    return data
 
 
 def parse_catalog_file(path: str | Path) -> dict[str, list[Any]]:

@@ -35,6 +35,7 @@ from splitplan.plan.parallel import WorkerPool
 from splitplan.plan.problem import make_problem
 from splitplan.plan.result import PlanResult
 from splitplan.plan.verify import verify_cluster
+from splitplan.resources import locate_bundled
 from splitplan.fields import FieldReader
 from splitplan.scenario import (Expectation, ExpectationResult, PerfSection, Scenario, evaluate_expectations,
                                 perf_settings_of_section,
@@ -142,7 +143,7 @@ def discover(paths: Sequence[str | Path], require_expect: bool = True) -> list[C
     """Scenario files under `paths` (files or folders, recursively) that have expectations, sorted."""
     files: list[Path] = []
     for raw in paths:
-        p = Path(raw)
+        p = locate_bundled(raw)  # the default "scenarios" is the bundled folder outside a checkout
         if p.is_dir():
             files += sorted(q for q in p.rglob("*.yaml") if "traces" not in q.parts)
         elif p.is_file():

@@ -48,7 +48,7 @@ class FieldReader:
         return value
 
     def number(self, name: str, default: float | None = None, *, positive: bool = False, integer: bool = False,
-               lo: float | None = None, hi: float | None = None) -> Any:
+               lo: float | None = None, hi: float | None = None, hi_why: str = "") -> Any:
         value = self.raw(name, default)
         if value is None:
             return None
@@ -60,7 +60,7 @@ class FieldReader:
         if lo is not None and value < lo:
             raise self.error(name, f"must be >= {lo}, got {value}")
         if hi is not None and value > hi:
-            raise self.error(name, f"must be <= {hi}, got {value}")
+            raise self.error(name, f"must be <= {hi:,}, got {value:,}{f' ({hi_why})' if hi_why else ''}")
         return value
 
     def names(self, name: str, required: bool = False) -> tuple[str, ...]:

@@ -18,10 +18,12 @@ from splitplan.catalog import BUNDLED_PROFILES_DIR, read_yaml
 from splitplan.errors import SplitplanError, nearest_names
 from splitplan.fields import FieldReader
 from splitplan.fields import describe_kind
+from splitplan.limits import (MAX_DURATION_S, MAX_PER_POOL, MAX_SEEDS, MAX_VERIFY_TOP, MAX_WORKERS,
+                              check_request_estimate)
+from splitplan.resources import locate_bundled, scenarios_dir, traces_dir
 
-BUNDLED_SCENARIOS_DIR = BUNDLED_PROFILES_DIR.parent / "scenarios"
-BUNDLED_DATA_DIRS = (BUNDLED_SCENARIOS_DIR / "traces", BUNDLED_SCENARIOS_DIR, BUNDLED_PROFILES_DIR / "measured",
-                     BUNDLED_PROFILES_DIR)
+BUNDLED_SCENARIOS_DIR = scenarios_dir()
+BUNDLED_DATA_DIRS = (traces_dir(), BUNDLED_SCENARIOS_DIR, BUNDLED_PROFILES_DIR / "measured", BUNDLED_PROFILES_DIR)
 OBJECTIVES = ("max_throughput", "min_cost", "min_power")
 METHODS = ("ilp", "grid", "both")
 GENERATORS = ("poisson", "replay", "trace")
@@ -196,6 +198,9 @@ def resolve_data_path(raw: str, base_dir: Path | None, source: str, field_name: 
     for candidate in candidates:
         if candidate.is_file():
             return str(candidate)
+    folder = next((c for c in candidates if c.is_dir()), None)
+    if folder is not None:
+        raise SplitplanError(f"'{raw}' is a directory ({folder}), expected a file", source=source, field=field_name)
     raise SplitplanError(f"file '{raw}' not found (looked next to the scenario and in the bundled "
                          "scenarios/traces and profiles folders)", source=source, field=field_name)
 
@@ -206,6 +211,9 @@ def _workload(data: Any, source: str, base_dir: Path | None) -> WorkloadSection:
     seeds_raw = f.raw("seeds")
     seeds: tuple[int, ...] = ()
     if seeds_raw is not None:
+        if isinstance(seeds_raw, list) and len(seeds_raw) > MAX_SEEDS:
+            raise f.error("seeds", f"lists {len(seeds_raw):,} seeds; at most {MAX_SEEDS} (each one multiplies "
+                                   "the simulation time)")
         if not isinstance(seeds_raw, list) or not seeds_raw or not all(
                 isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds_raw):
             raise f.error("seeds", "must be a non-empty list of non-negative integers (or use search.seeds: N)")
@@ -215,7 +223,8 @@ def _workload(data: Any, source: str, base_dir: Path | None) -> WorkloadSection:
     section = WorkloadSection(
         trace=trace,
         generator=f.string("generator", "poisson", choices=GENERATORS),
-        duration_s=float(f.number("duration_s", 60.0, positive=True)),
+        duration_s=float(f.number("duration_s", 60.0, positive=True, hi=MAX_DURATION_S,
+                                  hi_why="one simulated day; seconds, not milliseconds")),
         seed=int(f.number("seed", 0, integer=True, lo=0)),
         seeds=seeds,
     )
@@ -262,12 +271,15 @@ def _search(data: Any, source: str) -> SearchSettings:
     f = FieldReader(data or {}, source, "search")
     s = SearchSettings(
         method=f.string("method", "ilp", choices=METHODS),
-        max_per_pool=int(f.number("max_per_pool", 40, integer=True, positive=True)),
-        seeds=int(f.number("seeds", 3, integer=True, positive=True)),
+        max_per_pool=int(f.number("max_per_pool", 40, integer=True, positive=True, hi=MAX_PER_POOL,
+                                  hi_why="machines in one pool")),
+        seeds=int(f.number("seeds", 3, integer=True, positive=True, hi=MAX_SEEDS,
+                           hi_why="each seed multiplies the simulation time")),
         require_fraction=float(f.number("require_fraction", 1.0, positive=True, hi=1.0)),
-        verify_top=int(f.number("verify_top", 3, integer=True, positive=True)),
+        verify_top=int(f.number("verify_top", 3, integer=True, positive=True, hi=MAX_VERIFY_TOP,
+                                hi_why="each verified solution is a rate bisection")),
         local_radius=int(f.number("local_radius", 1, integer=True, lo=0, hi=5)),
-        workers=f.number("workers", None, integer=True, positive=True),
+        workers=f.number("workers", None, integer=True, positive=True, hi=MAX_WORKERS, hi_why="processes"),
         rate_tol_rps=float(f.number("rate_tol_rps", 0.25, positive=True)),
         solver=f.string("solver", "cbc", choices=("cbc", "highs")),
     )
@@ -401,6 +413,8 @@ def _check_consistency(s: Scenario) -> None:
     if c.max_machines is not None and c.max_machines < needed and all(d.kind == "splitwise" for d in s.designs):
         raise SplitplanError(f"{c.max_machines} machine(s) cannot hold a prompt and a token pool (needs 2)",
                              source=src, field="constraints.max_machines")
+    if c.min_throughput_rps is not None:  # the target rate is simulated: its request count is known now
+        check_request_estimate(c.min_throughput_rps, s.workload.duration_s, src, "constraints.min_throughput_rps")
     if s.search.seeds < 1:
         raise SplitplanError(f"must be >= 1, got {s.search.seeds}", source=src, field="search.seeds")
     if s.search.workers is not None and s.search.workers < 1:
@@ -423,8 +437,10 @@ def check_names(scenario: Scenario, catalog: Any) -> None:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario YAML file; paths inside resolve against its folder."""
-    path = Path(path)
+    """Read and validate a scenario YAML file; paths inside resolve against its folder.
+
+    A relative path that does not exist may name a bundled scenario ("quickstart.yaml")."""
+    path = locate_bundled(path)
     return parse_scenario(read_yaml(path), source=str(path), base_dir=path.resolve().parent)
 
 

@@ -21,8 +21,10 @@ import numpy as np
 import pandas as pd
 
 from splitplan.errors import SplitplanError, nearest_names
+from splitplan.limits import MAX_GENERATED_REQUESTS, MAX_TOKENS_PER_REQUEST  # enforced here; limits.py says why
+from splitplan.resources import traces_dir
 
-BUNDLED_TRACES_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "traces"
+BUNDLED_TRACES_DIR = traces_dir()
 
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 SPLITWISESIM_COLUMNS = ("request_id", "request_type", "application_id", "arrival_timestamp", "batch_size",
@@ -35,9 +37,6 @@ _FORMAT_COLUMNS = (AZURE_COLUMNS, ("arrival_timestamp", "prompt_size", "token_si
 GENERATORS = ("trace", "poisson", "replay", "synthetic")
 ARRIVAL_PROCESSES = ("poisson", "uniform", "gamma")
 SIZE_KINDS = {"fixed": 1, "uniform": 2, "normal": 2, "lognormal": 2}  # kind -> number of params
-# Bounds that keep a typo (rate 1e9, fixed:1e30) an error instead of a memory blow-up or int64 overflow.
-MAX_TOKENS_PER_REQUEST = 100_000_000
-MAX_GENERATED_REQUESTS = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -89,6 +88,7 @@ def _load_trace_cached(resolved: str, shown: str, mtime_ns: int, size: int) -> W
     frame.columns = [str(c).strip() for c in frame.columns]
     detected = [fmt for fmt in _FORMAT_COLUMNS if set(fmt) <= set(frame.columns)]
     if not detected:
+        _missing_columns(frame.columns, shown)
         raise SplitplanError(f"header '{','.join(frame.columns)[:120]}' not recognised; accepted formats: "
                              f"{ACCEPTED_FORMATS}", source=shown, field="header")
     arrival_col, prompt_col, output_col = detected[0]
@@ -107,12 +107,22 @@ def _load_trace_cached(resolved: str, shown: str, mtime_ns: int, size: int) -> W
     return workload
 
 
+def _missing_columns(columns: list[str], source: str) -> None:
+    """A header with some of one format's columns but not all: name the first missing one."""
+    for fmt in _FORMAT_COLUMNS:
+        if have := [c for c in fmt if c in set(columns)]:
+            missing = next(c for c in fmt if c not in have)
+            raise SplitplanError(f"missing column '{missing}' (header has {', '.join(have)}; this format needs "
+                                 f"{', '.join(fmt)})", source=source, field="header")
+
+
 def _line_of(row: int) -> str:
     return f"line {row + 2}"  # header is line 1
 
 
 def _azure_arrivals(frame: pd.DataFrame, source: str) -> np.ndarray:
-    """Azure timestamps ('2023-11-16 18:15:46.6805900') -> seconds from the first request."""
+    """Azure timestamps ('2023-11-16 18:15:46.6805900') -> seconds from the earliest request (not the first:
+    an unsorted file must be reported as unsorted, not as negative times)."""
     stamps = pd.to_datetime(frame["TIMESTAMP"].str.strip(), format="ISO8601", errors="coerce")
     bad = np.flatnonzero(stamps.isna().to_numpy())
     if bad.size:
@@ -120,7 +130,7 @@ def _azure_arrivals(frame: pd.DataFrame, source: str) -> np.ndarray:
         raise SplitplanError(f"'{value}' is not a timestamp (expected YYYY-MM-DD HH:MM:SS.fffffff)",
                              source=source, field=f"{_line_of(bad[0])}: TIMESTAMP")
     nanos = stamps.to_numpy().astype("datetime64[ns]").astype(np.int64)
-    return (nanos - nanos[0]).astype(np.float64) / 1e9 if nanos.size else nanos.astype(np.float64)
+    return (nanos - nanos.min()).astype(np.float64) / 1e9 if nanos.size else nanos.astype(np.float64)
 
 
 def _numeric_column(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
@@ -421,6 +431,8 @@ def resolve_trace_path(trace: str | Path, base_dir: str | Path | None = None) ->
     for candidate in candidates:
         if candidate.is_file():
             return candidate
+    if any(c.is_dir() for c in candidates):
+        raise SplitplanError("is a directory, expected a trace CSV", source=str(trace), field="trace")
     bundled = sorted(p.name for p in BUNDLED_TRACES_DIR.glob("*.csv"))
     raise SplitplanError("trace file not found" + nearest_names(path.name, bundled), source=str(trace),
                          field="trace")

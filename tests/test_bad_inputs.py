@@ -202,7 +202,96 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     # ---- report
     ("report-missing-dir", ["report", bad("no_such_dir")], ("no_such_dir", "no such directory")),
     ("report-not-an-output", ["report", str(BAD)], ("bad_inputs", "plan.json")),
+    # ---- hostile YAML: refused while reading, before anything walks the value
+    ("scenario-alias-bomb", ["optimize", bad("scenario_alias_bomb.yaml")],
+     ("scenario_alias_bomb.yaml", "aliases expand", "926,177,")),
+    ("catalog-alias-bomb", ["catalog", "gpus", "--catalog", bad("catalog_alias_bomb.yaml")],
+     ("catalog_alias_bomb.yaml", "aliases expand")),
+    ("scenario-recursive-alias", ["optimize", bad("scenario_recursive_alias.yaml")],
+     ("scenario_recursive_alias.yaml", "refers to itself")),
+    ("scenario-deep-nesting", ["optimize", bad("scenario_deep_nesting.yaml")],
+     ("scenario_deep_nesting.yaml", "nested too deeply")),
+    ("scenario-binary", ["optimize", bad("scenario_binary.yaml")], ("scenario_binary.yaml", "not UTF-8 text")),
+    ("catalog-binary", ["catalog", "gpus", "--catalog", bad("catalog_binary.yaml")],
+     ("catalog_binary.yaml", "malformed YAML")),
+    ("scenario-is-directory", ["optimize", str(BAD)], ("command line", "bad_inputs", "is a directory")),
+    ("scenario-trace-is-directory", ["optimize", bad("scenario_trace_is_directory.yaml")],
+     ("scenario_trace_is_directory.yaml", "workload.trace", "'traces' is a directory")),
+    # ---- NaN and infinities in numeric fields
+    ("scenario-nan-duration", ["optimize", bad("scenario_nan_duration.yaml")],
+     ("scenario_nan_duration.yaml", "workload.duration_s", "nan")),
+    ("scenario-inf-budget", ["optimize", bad("scenario_inf_budget.yaml")],
+     ("scenario_inf_budget.yaml", "constraints.cost_usd_per_h", "inf")),
+    ("scenario-neg-inf-power", ["optimize", bad("scenario_neg_inf_power.yaml")],
+     ("scenario_neg_inf_power.yaml", "constraints.power_kw", "-inf")),
+    ("scenario-nan-rate", ["optimize", bad("scenario_nan_rate.yaml")],
+     ("scenario_nan_rate.yaml", "constraints.min_throughput_rps", "nan")),
+    ("scenario-inf-slo-limit", ["optimize", bad("scenario_inf_slo_limit.yaml")],
+     ("scenario_inf_slo_limit.yaml", "slos[0].limit_ms", "inf")),
+    ("scenario-nan-slowdown", ["optimize", bad("scenario_nan_slowdown.yaml")],
+     ("scenario_nan_slowdown.yaml", "slos[0].slowdown", "nan")),
+    ("simulate-infinite-duration", SIM + ["--machines", "dgx-h100:4", "--duration", "inf"], ("--duration", "inf")),
+    # ---- absurd sizes: refused before any workload is generated or simulated
+    ("scenario-million-seeds", ["optimize", bad("scenario_million_seeds.yaml")],
+     ("scenario_million_seeds.yaml", "search.seeds", "1,000,000", "<= 100")),
+    ("scenario-seed-list-too-long", ["optimize", bad("scenario_seed_list_too_long.yaml")],
+     ("scenario_seed_list_too_long.yaml", "workload.seeds", "101 seeds")),
+    ("scenario-huge-duration", ["optimize", bad("scenario_huge_duration.yaml")],  # 1e9: a number (YAML 1.2)
+     ("scenario_huge_duration.yaml", "workload.duration_s", "<= 86,400", "1,000,000,000")),
+    ("scenario-huge-max-per-pool", ["optimize", bad("scenario_huge_max_per_pool.yaml")],
+     ("scenario_huge_max_per_pool.yaml", "search.max_per_pool", "<= 10,000")),
+    ("scenario-huge-verify-top", ["optimize", bad("scenario_huge_verify_top.yaml")],
+     ("scenario_huge_verify_top.yaml", "search.verify_top", "<= 100")),
+    ("scenario-huge-workers", ["optimize", bad("scenario_huge_workers.yaml")],
+     ("scenario_huge_workers.yaml", "search.workers", "<= 256")),
+    ("scenario-absurd-request-count", ["optimize", bad("scenario_absurd_request_count.yaml")],
+     ("scenario_absurd_request_count.yaml", "constraints.min_throughput_rps", "6e+07 requests")),
+    ("optimize-million-seeds", ["optimize", "scenarios/quickstart.yaml", "--seeds", "1000000"],
+     ("command line", "--seeds", "1000000")),
+    ("optimize-huge-workers", ["optimize", "scenarios/quickstart.yaml", "--workers", "100000"],
+     ("command line", "--workers", "100000")),
+    ("simulate-absurd-rate", SIM + ["--machines", "dgx-h100:4", "--rate", "1e12"],
+     ("command line", "--rate", "1.2e+14 requests")),
+    ("simulate-huge-duration", SIM + ["--machines", "dgx-h100:4", "--rate", "1", "--duration", "1e9"],
+     ("command line", "--duration", "86,400")),
+    ("simulate-million-seeds", SIM + ["--machines", "dgx-h100:4", "--rate", "1", "--seeds", "1000000"],
+     ("command line", "--seeds", "1000000")),
+    ("simulate-negative-seed", SIM + ["--machines", "dgx-h100:4", "--rate", "1", "--seed", "-1"],
+     ("command line", "--seed", "-1")),
+    ("check-huge-workers", ["check", bad("scenario_typo_field.yaml"), "--workers", "100000"],
+     ("command line", "--workers")),
+    # ---- traces and profiles: bad rows and headers
+    ("trace-zero-tokens", ["trace", "stats", bad("trace_zero_tokens.csv")],
+     ("trace_zero_tokens.csv", "line 3", "output_tokens", "'0'")),
+    ("scenario-zero-tokens", ["optimize", bad("scenario_zero_tokens.yaml")],
+     ("trace_zero_tokens.csv", "output_tokens", "'0'")),
+    ("trace-azure-unsorted", ["trace", "stats", bad("trace_azure_unsorted.csv")],
+     ("trace_azure_unsorted.csv", "line 3", "TIMESTAMP", "sorted")),
+    ("trace-missing-column", ["trace", "stats", bad("trace_missing_column.csv")],
+     ("trace_missing_column.csv", "missing column 'output_tokens'")),
+    ("trace-is-directory", ["trace", "stats", str(BAD)], ("bad_inputs", "is a directory")),
+    ("profile-missing-column", ["predict", bad("profile_missing_column.csv"), "--out", "unused.csv"],
+     ("profile_missing_column.csv", "missing column 'token_time'")),
+    ("profile-empty", ["predict", bad("profile_empty.csv"), "--out", "unused.csv"], ("profile_empty.csv", "empty")),
+    ("profile-binary", ["calibrate", bad("profile_binary.csv"), "--out", "unused.yaml"],
+     ("profile_binary.csv", "malformed CSV")),
+    ("scenario-typo-nested", ["optimize", bad("scenario_typo_nested.yaml")],
+     ("scenario_typo_nested.yaml", "constraints.powr_kw", "did you mean power_kw")),
 ]
+
+# Spreadsheet and Windows-editor exports that must be ACCEPTED (exit 0): UTF-8 byte-order mark, CRLF line
+# ends. (id, argv, a fragment stdout must contain)
+ACCEPTED: list[tuple[str, list[str], str]] = [
+    ("trace-bom", ["trace", "stats", bad("ok_trace_bom.csv")], "ok_trace_bom"),
+    ("trace-crlf", ["trace", "stats", bad("ok_trace_crlf.csv")], "ok_trace_crlf"),
+    ("scenario-bom-crlf", ["simulate", "--scenario", bad("ok_scenario_bom_crlf.yaml"), "--machines", "dgx-h100:2",
+                           "--rate", "1", "--duration", "5", "--json"], '"all_slos_met"'),
+    ("catalog-bom-crlf", ["catalog", "gpus", "--catalog", bad("ok_catalog_bom_crlf.yaml")], "bom-gpu"),
+    ("profile-bom-crlf-predict", ["predict", bad("ok_profile_bom_crlf.csv"), "--out", "pred.csv"], "wrote pred.csv"),
+    ("profile-bom-crlf-calibrate", ["calibrate", bad("ok_profile_bom_crlf.csv"), "--out", "cal.yaml"],
+     "wrote cal.yaml"),
+]
+
 
 def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as exit_info:
@@ -229,7 +318,9 @@ def test_corpus_is_large_and_ids_are_unique() -> None:
     files = sorted(p.name for p in BAD.iterdir())
     assert len(files) >= 30
     used = " ".join(" ".join(argv) for _, argv, _ in CASES)
-    assert [f for f in files if f.startswith(("catalog_", "scenario_")) and f not in used] == []
+    assert [f for f in files if f.startswith(("catalog_", "scenario_", "profile_")) and f not in used] == []
+    accepted = " ".join(" ".join(argv) for _, argv, _ in ACCEPTED)
+    assert [f for f in files if f.startswith("ok_") and f not in accepted] == []
 
 
 @pytest.mark.parametrize("case_id, argv, fragments", CASES, ids=[c[0] for c in CASES])
@@ -255,3 +346,57 @@ def test_installed_entry_point_answers_with_one_line(argv: list[str], fragment: 
                           cwd=tmp_path, timeout=60)
     assert_one_error_line(proc.returncode, proc.stderr, (fragment,))
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("case_id, argv, fragment", ACCEPTED, ids=[c[0] for c in ACCEPTED])
+def test_spreadsheet_exports_are_accepted(case_id: str, argv: list[str], fragment: str,
+                                          capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_main(argv, capsys)
+    assert code == 0, err
+    assert "error" not in err and fragment in out
+
+
+def _plain_copy(name: str, folder: Path) -> Path:
+    """The same file without byte-order mark and with LF line ends."""
+    text = (BAD / name).read_bytes().removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n")
+    (folder / name).write_bytes(text)
+    return folder / name
+
+
+def test_spreadsheet_exports_read_exactly_like_plain_files(tmp_path: Path) -> None:
+    """Accepted is not enough: the BOM and CR must not leak into a column name, a value or a field."""
+    from dataclasses import replace
+
+    from splitplan.catalog import parse_catalog_file
+    from splitplan.perf.profile_io import read_profile
+    from splitplan.scenario import load_scenario
+    from splitplan.workload import load_trace
+
+    for name in ("ok_trace_bom.csv", "ok_trace_crlf.csv"):
+        assert b"\xef\xbb\xbf" in (BAD / name).read_bytes()[:3] or b"\r\n" in (BAD / name).read_bytes()
+        ours, plain = load_trace(BAD / name), load_trace(_plain_copy(name, tmp_path))
+        assert len(ours) == 30
+        for field in ("arrival_s", "prompt_tokens", "output_tokens"):
+            assert (getattr(ours, field) == getattr(plain, field)).all()
+    ours, plain = (load_scenario(p) for p in (BAD / "ok_scenario_bom_crlf.yaml",
+                                             _plain_copy("ok_scenario_bom_crlf.yaml", tmp_path)))
+    assert ours.name == "bom_crlf" and replace(ours, source="") == replace(plain, source="")
+    assert parse_catalog_file(BAD / "ok_catalog_bom_crlf.yaml") == parse_catalog_file(
+        _plain_copy("ok_catalog_bom_crlf.yaml", tmp_path))
+    ours, plain = (read_profile(p) for p in (BAD / "ok_profile_bom_crlf.csv",
+                                            _plain_copy("ok_profile_bom_crlf.csv", tmp_path)))
+    assert list(ours.raw.columns) == list(plain.raw.columns) and ours.rows.equals(plain.rows)
+
+
+def test_oversized_yaml_is_refused_before_parsing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A million explicit seeds (a 7.5 MiB list): refused by size in milliseconds, not parsed for a minute."""
+    import time
+
+    path = tmp_path / "million_seed_list.yaml"
+    path.write_text("workload: {seeds: [" + ", ".join(map(str, range(1_000_000))) + "]}\n")
+    start = time.perf_counter()
+    code, _, err = run_main(["optimize", str(path)], capsys)
+    assert time.perf_counter() - start < 5
+    assert_one_error_line(code, err, ("million_seed_list.yaml", "7.5 MiB", "at most 512 KiB"))

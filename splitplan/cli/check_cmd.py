@@ -11,6 +11,7 @@ from rich.table import Table
 
 from splitplan.check import MODES, CheckReport, CheckSpec, ModeOutcome, PerfFlags, _same, run_check, update_file
 from splitplan.cli.common import catalog_option, console, err_console, perf_options
+from splitplan.limits import MAX_WORKERS
 from splitplan.scenario import ExpectationResult
 
 
@@ -91,7 +92,8 @@ def _update(outcomes: Sequence[ModeOutcome]) -> None:
 @click.option("--mode", "modes", multiple=True, type=click.Choice(MODES),
               help="Run only this mode (default: every mode with expectations); repeatable.")
 @click.option("--show-all", is_flag=True, help="List every expectation, not only those that moved.")
-@click.option("--workers", type=int, default=None, help="Parallel simulation processes (default min(2, cpus)).")
+@click.option("--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=None,
+              help="Parallel simulation processes (default min(2, cpus)).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 @catalog_option
 @perf_options
@@ -139,7 +141,8 @@ def check_command(paths: tuple[str, ...], include_slow: bool, update: bool, mode
 @click.option("--from-results", type=click.Path(dir_okay=False), default=None,
               help="Render from results saved by --save-results instead of running the studies.")
 @click.option("--update", is_flag=True, help="Also write the measured values into the files' expect: entries.")
-@click.option("--workers", type=int, default=None, help="Parallel simulation processes (default min(2, cpus)).")
+@click.option("--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=None,
+              help="Parallel simulation processes (default min(2, cpus)).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 @catalog_option
 @perf_options

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from splitplan.cli.common import catalog_option, console, err_console, load_catalog_from, perf_options, perf_settings_from
 from splitplan.errors import SplitplanError
+from splitplan.limits import MAX_SEEDS, MAX_WORKERS
 from splitplan.plan.optimize import ProgressHooks, optimize
 from splitplan.plan.problem import perf_settings_of
 from splitplan.plan.result import PlanResult
@@ -33,7 +34,7 @@ INFEASIBLE_EXIT_CODE = 1
               help="Write plan.json, candidates.csv and pareto.csv here (atomically).")
 @click.option("--json", "as_json", is_flag=True, help="Print plan.json to stdout instead of tables.")
 @click.option("--quiet", is_flag=True, help="No tables or progress bar (errors and --json output only).")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
+@click.option("--workers", type=click.IntRange(min=1, max=MAX_WORKERS), default=None,
               help="Parallel simulation processes (default: scenario, else min(2, cpus)).")
 @click.option("--objective", type=click.Choice(["max_throughput", "min_cost", "min_power"]), default=None,
               help="Override the scenario's objective.")
@@ -43,7 +44,7 @@ INFEASIBLE_EXIT_CODE = 1
               help="Power budget in kW (overrides constraints.power_kw).")
 @click.option("--min-throughput-rps", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Throughput target in requests/s (for min_cost / min_power).")
-@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Simulated seeds per candidate.")
+@click.option("--seeds", type=click.IntRange(min=1, max=MAX_SEEDS), default=None, help="Simulated seeds per candidate.")
 @click.option("--method", type=click.Choice(["ilp", "grid", "both"]), default=None,
               help="ilp: capacity model + ILP + simulated local search; grid: simulate every plan; both.")
 @perf_options

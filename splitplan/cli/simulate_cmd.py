@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -14,12 +15,15 @@ from splitplan.catalog import profiles_dir
 from splitplan.cli.common import catalog_option, console, err_console, load_catalog_from, perf_options, perf_settings_from
 from splitplan.cluster import ClusterSpec, parse_pool_arg, pools_from_args
 from splitplan.errors import SplitplanError
+from splitplan.limits import MAX_DURATION_S, MAX_SEEDS, check_request_estimate
 from splitplan.scenario import load_scenario
 from splitplan.sim import SimConfig, find_max_rps, simulate
 from splitplan.sim.result import SeedFolders, clean, summary_json
 from splitplan.perf import build_perf_model
 from splitplan.slo import format_seconds, paper_slos, parse_slo, reference_latencies, unmeetable_slos
 from splitplan.workload import Workload, load_trace, poisson_workload, replay_workload, resolve_trace_path
+
+DEFAULT_DURATION_S = 120.0  # seconds of arrivals generated for --rate without --duration
 
 
 def cluster_from_args(model: str, design: str | None, machines: tuple[str, ...], prompt: tuple[str, ...],
@@ -50,7 +54,8 @@ def cluster_from_args(model: str, design: str | None, machines: tuple[str, ...],
 
 def _check_flags(catalog, model: str, pool_flags: dict[str, tuple[str, ...]], rate: float | None,
                  duration: float | None) -> None:
-    """Name the flag at fault: unknown model or machine names, a --rate or --duration that is not > 0."""
+    """Name the flag at fault: unknown model or machine names, a --rate or --duration that is not a finite
+    number > 0, a duration past a simulated day, or a rate x duration of absurdly many requests."""
     lookups = [("--model", model, catalog.model)]
     for flag, args in pool_flags.items():
         for arg in args:
@@ -62,8 +67,13 @@ def _check_flags(catalog, model: str, pool_flags: dict[str, tuple[str, ...]], ra
         except SplitplanError as exc:
             raise SplitplanError(exc.problem, source="command line", field=flag) from None
     for flag, value in (("--rate", rate), ("--duration", duration)):
-        if value is not None and not value > 0:  # NaN too
-            raise SplitplanError(f"must be > 0, got {value:g}", source="command line", field=flag)
+        if value is not None and not 0 < value < math.inf:  # NaN too
+            raise SplitplanError(f"must be a finite number > 0, got {value:g}", source="command line", field=flag)
+    if duration is not None and duration > MAX_DURATION_S:
+        raise SplitplanError(f"must be <= {MAX_DURATION_S:,} s (one simulated day), got {duration:g}",
+                             source="command line", field="--duration")
+    if rate is not None:
+        check_request_estimate(rate, DEFAULT_DURATION_S if duration is None else duration, "command line", "--rate")
 
 
 def _reject_unmeetable(slos: tuple, cluster: ClusterSpec, trace: str, settings, catalog) -> None:
@@ -101,7 +111,7 @@ def workload_from_args(trace: str, rate: float | None, duration: float | None, s
         return Workload(base.arrival_s[keep], base.prompt_tokens[keep], base.output_tokens[keep], base.name)
     if replay:
         return replay_workload(base, rate_rps=rate, duration_s=duration)
-    return poisson_workload(base, rate, 120.0 if duration is None else duration, seed)
+    return poisson_workload(base, rate, DEFAULT_DURATION_S if duration is None else duration, seed)
 
 
 @click.command("simulate")
@@ -119,8 +129,9 @@ def workload_from_args(trace: str, rate: float | None, duration: float | None, s
                    "flags given here win.")
 @click.option("--rate", type=float, default=None, help="Poisson arrivals at this rate (sizes drawn from the trace).")
 @click.option("--duration", type=float, default=None, help="Seconds of arrivals (default 120 with --rate).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated workload.")
-@click.option("--seeds", type=int, default=1, show_default=True, help="Repeat over this many seeds (seed, seed+1, ...).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the generated workload.")
+@click.option("--seeds", type=click.IntRange(min=1, max=MAX_SEEDS), default=1, show_default=True,
+              help="Repeat over this many seeds (seed, seed+1, ...).")
 @click.option("--replay", is_flag=True, help="With --rate: replay the trace's real arrivals time-compressed.")
 @click.option("--slo", "slo_texts", multiple=True, help="SLO like ttft:p99:6x or tbt:p90:200ms (default: the paper's nine).")
 @click.option("--transfer", type=click.Choice(["layerwise", "serialized"]), default="layerwise", show_default=True,
@@ -169,8 +180,6 @@ def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, s
     settings = perf_settings_from(perf_backend, resolve_profile(profile_path), stack, compat, base=base_perf)
     slos = tuple(parse_slo(text) for text in slo_texts) or paper_slos()
     config = SimConfig(transfer=transfer, reference_machine=catalog.machine(reference).name)
-    if seeds < 1:
-        raise SplitplanError("must be >= 1", source="command line", field="--seeds")
     if seeds > 1 and rate is None and not find_max_rps:
         raise SplitplanError("--seeds needs --rate: a trace replayed as is is the same for every seed",
                              source="command line", field="--seeds")
@@ -206,7 +215,7 @@ def _max_rps(cluster, trace, duration, seed, seeds, settings, catalog, config, s
         def progress(s: int, rate: float, ok: bool) -> None:
             bar.update(task, advance=1, description=f"seed {s}: {rate:.2f} req/s {'pass' if ok else 'fail'}")
 
-        result = find_max_rps(cluster, sizes, duration_s=120.0 if duration is None else duration,
+        result = find_max_rps(cluster, sizes, duration_s=DEFAULT_DURATION_S if duration is None else duration,
                               seeds=range(seed, seed + seeds),
                               perf=settings, catalog=catalog, config=config, slos=slos, progress=progress)
     if as_json:

@@ -1,0 +1,4 @@
+"""Data folder, not code: pyproject.toml maps it to the package `splitplan.profiles`, so the catalogs,
+calibrations and measured profiles ship inside the wheel and `splitplan.resources` finds them through
+importlib.resources in a wheel and in an editable install alike (a regular package, as the editable
+install's import hook does not resolve a data folder without this file)."""
