@@ -57,6 +57,3 @@ def catalog_command(kind: str, as_json: bool, catalog_files: tuple[str, ...]) ->
         table.add_row(*(", ".join(row[c]) if c == "aliases" else str(row[c]) for c in columns))
     console.print(table)
     console.print("Sources: splitplan catalog " + kind + " --json (field 'sources').", style="dim")
-
-
-COMMANDS = [catalog_command]

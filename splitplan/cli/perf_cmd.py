@@ -134,6 +134,3 @@ def perf_command(model: str, machine: str, tp: int, phase: str, batch: int, prom
     for key, value in result.items():
         table.add_row(key, f"{value:,.4g}" if isinstance(value, float) else str(value))
     console.print(table)
-
-
-COMMANDS = [perf_command, calibrate_command, predict_command]
