@@ -212,6 +212,18 @@ def _coerce_value(cls: type, fld: Any, raw: Any, source: str, where: str) -> Any
     return raw
 
 
+# libyaml's parser where PyYAML has it: the bundled catalog parses in about 1 ms instead of 28 ms
+# (`splitplan catalog` reads it on every run). Values are built by the same SafeConstructor either way.
+_FAST_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse_yaml(text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_FAST_SAFE_LOADER)
+    except yaml.YAMLError:  # reparse so errors keep the pure-Python parser's wording and line numbers
+        return yaml.safe_load(text)
+
+
 def read_yaml(path: str | Path) -> Any:
     """Read a YAML file, turning every I/O or syntax problem into a one-line SplitplanError."""
     path = Path(path)
@@ -222,7 +234,7 @@ def read_yaml(path: str | Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise SplitplanError(f"cannot read file ({exc.__class__.__name__})", source=str(path)) from None
     try:
-        data = yaml.safe_load(text)
+        data = _parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
