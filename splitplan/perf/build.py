@@ -2,11 +2,14 @@
 
 Models are cached per (model, machine, tp, settings, catalog) because the optimizer asks for the same
 few instances thousands of times; profiles and calibrations are read once per file.
+The profile backend (perf/table.py, perf/profile_io.py, which need pandas) is imported only when a
+profile is used, so the analytic backend, the default, costs numpy alone (docs/startup.md).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from splitplan.catalog import Catalog, Machine, Model, default_catalog, profiles_dir
 from splitplan.errors import SplitplanError
@@ -14,8 +17,9 @@ from splitplan.perf.analytic import AnalyticPerfModel
 from splitplan.perf.base import Instance, PerfModel, PerfSettings
 from splitplan.perf.memory import check_fit, splitwisesim_kv_bytes_per_token, splitwisesim_kv_capacity_tokens
 from splitplan.perf.params import resolve_params
-from splitplan.perf.profile_io import Profile, read_profile
-from splitplan.perf.table import ProfilePerfModel
+
+if TYPE_CHECKING:
+    from splitplan.perf.profile_io import Profile
 
 BACKENDS = ("analytic", "profile")
 COMPAT_MODES = (None, "splitwisesim")
@@ -37,6 +41,8 @@ def load_profile(path: str | Path) -> Profile:
     except OSError:
         raise SplitplanError("file not found", source=str(path)) from None
     if key not in _PROFILES:
+        from splitplan.perf.profile_io import read_profile
+
         _PROFILES[key] = read_profile(path)
     return _PROFILES[key]
 
@@ -98,6 +104,8 @@ def build_perf_model(model: Model | str, machine: Machine | str, tp: int = 8,
     if settings.compat != "splitwisesim":
         check_fit(instance)
     if settings.backend == "profile":
+        from splitplan.perf.table import ProfilePerfModel
+
         profile = load_profile(settings.profile_path or default_profile_path())
         perf: PerfModel = ProfilePerfModel(instance, profile, catalog, compat=settings.compat)
     else:
