@@ -64,6 +64,13 @@ def test_group_help_imports_no_command_module() -> None:
     assert not any(m.split(".")[0] == "rich" for m in modules)  # click prints the group's help
 
 
+def test_analytic_perf_query_needs_numpy_only() -> None:
+    """`splitplan perf` on the default analytic model loads neither pandas (profile backend, calibrate)
+    nor scipy (calibrate's fitting)."""
+    modules = loaded_modules(["perf", "--model", "llama2-70b", "--machine", "dgx-h100", "--json"])
+    assert heavy_in(modules) and {m.split(".")[0] for m in heavy_in(modules)} == {"numpy"}, heavy_in(modules)[:8]
+
+
 def test_a_heavy_command_still_loads_its_libraries() -> None:
     """The probe can see heavy imports: `optimize --help` imports the optimizer and with it numpy."""
     assert "numpy" in loaded_modules(["optimize", "--help"])

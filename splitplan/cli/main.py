@@ -16,7 +16,7 @@ from splitplan.errors import USAGE_EXIT_CODE, SplitplanError
 # and light commands start fast (docs/startup.md). Adding a command is one line here;
 # tests/test_startup.py checks each summary against the command's docstring.
 COMMANDS: dict[str, LazyCommand] = {
-    "calibrate": LazyCommand("splitplan.cli.perf_cmd:calibrate_command",
+    "calibrate": LazyCommand("splitplan.cli.calibrate_cmd:calibrate_command",
                              "Fit the analytic model's stack parameters per GPU to a measured profile."),
     "catalog": LazyCommand("splitplan.cli.catalog_cmd:catalog_command",
                            "List the GPUs, machines or models splitplan knows, with their numbers."),
@@ -28,7 +28,7 @@ COMMANDS: dict[str, LazyCommand] = {
                             "reported plan is confirmed by the simulator on several seeds."),
     "perf": LazyCommand("splitplan.cli.perf_cmd:perf_command",
                         "Predict one iteration: its time, throughput, KV cache and power."),
-    "predict": LazyCommand("splitplan.cli.perf_cmd:predict_command",
+    "predict": LazyCommand("splitplan.cli.calibrate_cmd:predict_command",
                            "Predict every row of a measured profile and report the errors per (hardware, phase)."),
     "report": LazyCommand("splitplan.cli.report_cmd:report_command", "HTML report of an optimize or simulate output."),
     "reproduce": LazyCommand("splitplan.cli.check_cmd:reproduce_command",
