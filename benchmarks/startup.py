@@ -1,5 +1,5 @@
-"""CLI start-up time: wall clock of `splitplan --help`, `splitplan catalog ...` and the bare import,
-each a fresh interpreter, N repetitions, median (and fastest) per command.
+"""CLI start-up time: wall clock of `splitplan --help`, `splitplan catalog ...`, the bare import and a
+one-iteration `splitplan perf` query, each a fresh interpreter, N repetitions, median (and fastest).
 
 With `--baseline DIR` (another source tree of splitplan, e.g. `git archive <commit> | tar -x -C DIR`)
 both trees are measured side by side: runs alternate between the two trees command by command, so a
@@ -33,6 +33,7 @@ COMMANDS: dict[str, list[str]] = {
     "splitplan catalog gpus": ["-c", ENTRY, "catalog", "gpus"],
     "splitplan catalog machines": ["-c", ENTRY, "catalog", "machines"],
     "splitplan catalog models": ["-c", ENTRY, "catalog", "models"],
+    "splitplan perf (analytic)": ["-c", ENTRY, "perf", "--model", "llama2-70b", "--machine", "dgx-h100"],
     "splitplan optimize --help": ["-c", ENTRY, "optimize", "--help"],
 }
 
