@@ -13,7 +13,7 @@ from splitplan.errors import USAGE_EXIT_CODE, SplitplanError
 
 # Every top-level command: name -> LazyCommand("module:attribute", "first sentence of its docstring").
 # A command's module is imported only when that command runs or shows its help, so `splitplan --help`
-# and light commands start fast (docs/startup.md). Adding a command is one line here;
+# and light commands start fast (docs/startup.md). Adding a command is one entry here;
 # tests/test_startup.py checks each summary against the command's docstring.
 COMMANDS: dict[str, LazyCommand] = {
     "calibrate": LazyCommand("splitplan.cli.calibrate_cmd:calibrate_command",
