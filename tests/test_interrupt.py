@@ -124,7 +124,7 @@ def test_interrupted_simulate_leaves_no_partial_output(tmp_path: Path) -> None:
     out = tmp_path / "results" / "sim"
     out.parent.mkdir()
     previous = fake_previous_output(out, ("summary.json", "requests.csv", "machines.csv", "timeline.csv"))
-    run = interrupt(SIM + ["--duration", "1200", "--out", str(out)], tmp_path, cpu_s=2.5)
+    run = interrupt(SIM + ["--duration", "3600", "--out", str(out)], tmp_path, cpu_s=2.5)
     assert_clean_interrupt(run, out.parent, out, previous)
 
 

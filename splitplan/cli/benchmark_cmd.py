@@ -146,6 +146,3 @@ def _rows(rows_path: str, out_path: str, catalog, stack: str | None, workers: in
         for record in errors.itertuples(index=False):
             table.add_row(*(f"{v:.1f}" if isinstance(v, float) else str(v) for v in record))
         console.print(table)
-
-
-COMMANDS = [benchmark_command]

@@ -102,6 +102,3 @@ def catalog_command(kind: str, as_json: bool, catalog_files: tuple[str, ...]) ->
         table.add_row(*row_cells)
     console.print(table)
     console.print("Sources: splitplan catalog " + kind + " --json (field 'sources').", style="dim")
-
-
-COMMANDS = [catalog_command]

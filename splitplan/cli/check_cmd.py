@@ -180,6 +180,3 @@ def reproduce_command(out: str, paths: tuple[str, ...], save_results: str | None
         _update(result.report.outcomes)
         return 0
     return 0 if result.report.passed else 1
-
-
-COMMANDS = [check_command, reproduce_command]

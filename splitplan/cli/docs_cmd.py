@@ -103,6 +103,3 @@ def docs_cli_command(out_path: str | None, check_path: str | None) -> None:
         click.echo(f"wrote {out_path}")
         return
     click.echo(text, nl=False)
-
-
-COMMANDS = [docs_group]

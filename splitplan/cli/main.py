@@ -2,17 +2,50 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 
 import click
 
 from splitplan import __version__
+from splitplan.cli.lazy import LazyCommand, LazyGroup
 from splitplan.errors import USAGE_EXIT_CODE, SplitplanError
 
+# Every top-level command: name -> LazyCommand("module:attribute", "first sentence of its docstring").
+# A command's module is imported only when that command runs or shows its help, so `splitplan --help`
+# and light commands start fast (docs/startup.md). Adding a command is one entry here;
+# tests/test_startup.py checks each summary against the command's docstring.
+COMMANDS: dict[str, LazyCommand] = {
+    "benchmark": LazyCommand("splitplan.cli.benchmark_cmd:benchmark_command",
+                             "Simulate the closed-loop benchmark: C clients, each sending ISL tokens and receiving "
+                             "exactly OSL tokens, the next request as soon as one finishes."),
+    "calibrate": LazyCommand("splitplan.cli.calibrate_cmd:calibrate_command",
+                             "Fit a stack's parameters, per GPU architecture, to a measured step-time profile."),
+    "catalog": LazyCommand("splitplan.cli.catalog_cmd:catalog_command",
+                           "List the GPUs, machines or models splitplan knows, with their numbers."),
+    "check": LazyCommand("splitplan.cli.check_cmd:check_command",
+                         "Re-run scenario files that have an expect: block and compare with their expectations."),
+    "docs": LazyCommand("splitplan.cli.docs_cmd:docs_group", "Generate documentation from the code."),
+    "optimize": LazyCommand("splitplan.cli.optimize_cmd:optimize_command",
+                            "Optimize the cluster designs of a scenario file under its budgets and SLOs; every "
+                            "reported plan is confirmed by the simulator on several seeds."),
+    "perf": LazyCommand("splitplan.cli.perf_cmd:perf_command",
+                        "Predict one iteration: its time, throughput, KV cache and power."),
+    "predict": LazyCommand("splitplan.cli.calibrate_cmd:predict_command",
+                           "Predict every row of a measured profile and report the errors per (hardware, phase)."),
+    "report": LazyCommand("splitplan.cli.report_cmd:report_command", "HTML report of an optimize or simulate output."),
+    "reproduce": LazyCommand("splitplan.cli.check_cmd:reproduce_command",
+                             "Reproduce the Splitwise paper's design study and write docs/reproduction.md."),
+    "simulate": LazyCommand("splitplan.cli.simulate_cmd:simulate_command",
+                            "Simulate a baseline or Splitwise cluster serving a trace: latency percentiles, SLOs, "
+                            "saturation, throughput, cost and power."),
+    "trace": LazyCommand("splitplan.cli.trace_cmd:trace_group",
+                         "Generate workloads from traces or distributions, and summarise trace files."),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="splitplan")
 def cli() -> None:
     """Plan LLM inference clusters: split prompt and token phases (Splitwise) or not, on which GPUs,
@@ -24,25 +57,13 @@ def cli() -> None:
     """
 
 
-def _register_commands() -> None:
-    from splitplan.cli import (benchmark_cmd, catalog_cmd, check_cmd, docs_cmd, optimize_cmd, perf_cmd, report_cmd,
-                               simulate_cmd, trace_cmd)
-
-    for module in (catalog_cmd, trace_cmd, report_cmd, docs_cmd, simulate_cmd, perf_cmd, benchmark_cmd, optimize_cmd,
-                   check_cmd):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register_commands()
-
-
 def _exit_interrupted(word: str) -> None:
     """Ctrl-C: outputs were already rolled back on the way up (atomic writers, worker pools closed);
     leave at once so interpreter shutdown cannot block joining a broken process pool's threads.
     Worker processes ignore SIGINT, so any still alive are terminated first (they would otherwise
-    outlive us holding our stdout/stderr)."""
-    for child in multiprocessing.active_children():
+    outlive us holding our stdout/stderr). No worker exists unless multiprocessing was imported."""
+    multiprocessing = sys.modules.get("multiprocessing")
+    for child in multiprocessing.active_children() if multiprocessing is not None else ():
         child.terminate()
     click.echo(word, err=True)
     sys.stdout.flush()

@@ -157,6 +157,3 @@ def _why(result: PlanResult) -> str:
             lines.append(f"{best.design} draws {gain:.0%} less power than {o.design} at the same target")
     lines += [f"{d.name} has no plan: {d.binding}" for d in result.designs if d.best is None]
     return "\n".join(f"why: {line}" for line in lines)
-
-
-COMMANDS = [optimize_command]

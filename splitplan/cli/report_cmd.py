@@ -32,6 +32,3 @@ def report_command(out_dir: str, html_path: str | None, no_simulate: bool) -> No
     """
     path = build_report(out_dir, html_path, simulate_best=not no_simulate)
     console.print(f"report: {path}" + ("" if plots_available() else "  (tables only: pip install 'splitplan[plot]' for plots)"))
-
-
-COMMANDS = [report_command]

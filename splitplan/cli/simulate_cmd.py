@@ -256,6 +256,3 @@ def _print_summary(summary: dict, slo_results: list, seed: int | None) -> None:
                   f"provisioned power {summary['power_kw']:.1f} kW; mean power {summary['mean_power_kw']:.1f} kW; "
                   f"energy {summary['energy_kwh']:.2f} kWh; mixed pool: {summary['mixed_pool']['requests']} requests, "
                   f"{summary['mixed_pool']['borrowed_machines']} borrows")
-
-
-COMMANDS = [simulate_command]

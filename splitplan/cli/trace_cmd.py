@@ -130,6 +130,3 @@ def stats_command(files: tuple[str, ...], as_json: bool) -> None:
     for key, label, fmt in _ROWS:
         table.add_row(label, *(_cell(s.get(key, math.nan), fmt) for s in summaries))
     console.print(table)
-
-
-COMMANDS = [trace_group]

@@ -2,21 +2,25 @@
 
 Models are cached per (instance, settings, catalog) because the optimizer asks for the same few
 instances thousands of times; profiles and stacks are read once per file.
+The profile backend (perf/table.py, perf/profile_io.py, which need pandas) is imported only when a
+profile is used, so the analytic backend, the default, costs numpy alone (docs/startup.md).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from splitplan.catalog import Catalog, Machine, Model, default_catalog, profiles_dir
 from splitplan.errors import SplitplanError
 from splitplan.perf.analytic import AnalyticPerfModel
 from splitplan.perf.base import Instance, PerfModel, PerfSettings
 from splitplan.perf.memory import check_fit, splitwisesim_kv_bytes_per_token, splitwisesim_kv_capacity_tokens
-from splitplan.perf.profile_io import Profile, read_profile
-from splitplan.perf.table import ProfilePerfModel
 from splitplan.serving.quant import BF16, Quant
 from splitplan.serving.stack import Stack, get_stack
+
+if TYPE_CHECKING:
+    from splitplan.perf.profile_io import Profile
 
 BACKENDS = ("analytic", "profile")
 COMPAT_MODES = (None, "splitwisesim")
@@ -37,6 +41,8 @@ def load_profile(path: str | Path) -> Profile:
     except OSError:
         raise SplitplanError("file not found", source=str(path)) from None
     if key not in _PROFILES:
+        from splitplan.perf.profile_io import read_profile
+
         _PROFILES[key] = read_profile(path)
     return _PROFILES[key]
 
@@ -113,6 +119,8 @@ def build_perf_model(model: Model | str, machine: Machine | str, tp: int | None 
     if settings.compat != "splitwisesim":
         check_fit(instance, scheduling)
     if settings.backend == "profile":
+        from splitplan.perf.table import ProfilePerfModel
+
         profile = load_profile(settings.profile_path or default_profile_path())
         perf: PerfModel = ProfilePerfModel(instance, profile, catalog, compat=settings.compat)
     else:

@@ -1,0 +1,132 @@
+"""CLI start-up stays light: `--help` and `catalog` import no heavy library, commands load lazily, and
+the lazy table in cli/main.py agrees with the commands it names (docs/startup.md)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import pytest
+
+from splitplan.cli.lazy import load_command
+from splitplan.cli.main import COMMANDS, cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Top-level packages no light command may import: the numeric, optimisation and plotting stacks.
+HEAVY = ("numpy", "pandas", "scipy", "pulp", "highspy", "matplotlib")
+
+# Run the CLI as the console script does, then report every module the interpreter loaded.
+PROBE = """
+import json, sys
+from splitplan.cli.main import main
+sys.argv = ["splitplan", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exc:
+    status = exc.code or 0
+print("\\nMODULES " + json.dumps({"status": status, "modules": sorted(sys.modules)}))
+"""
+
+
+def loaded_modules(argv: list[str]) -> set[str]:
+    """Modules a fresh interpreter holds after running `splitplan ARGV` (which must succeed)."""
+    proc = subprocess.run([sys.executable, "-c", PROBE, *argv], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.rsplit("\nMODULES ", 1)[1])
+    assert report["status"] == 0, proc.stdout + proc.stderr
+    return set(report["modules"])
+
+
+def heavy_in(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in HEAVY)
+
+
+@pytest.mark.parametrize("argv", [["--help"], [], ["--version"], ["catalog", "--help"], ["catalog", "gpus"],
+                                  ["catalog", "machines"], ["catalog", "models", "--json"]],
+                         ids=lambda argv: " ".join(argv) or "bare")
+def test_light_commands_import_no_heavy_library(argv: list[str]) -> None:
+    modules = loaded_modules(argv)
+    assert not heavy_in(modules), f"splitplan {' '.join(argv)} imported {heavy_in(modules)[:8]}"
+    assert "splitplan.perf.build" not in modules  # the performance backends are not needed to list a catalog
+
+
+def test_group_help_imports_no_command_module() -> None:
+    modules = loaded_modules(["--help"])
+    commands = sorted(m for m in modules if m.startswith("splitplan.cli.") and m.endswith("_cmd"))
+    assert not commands, f"splitplan --help imported {commands}: list the command in cli/main.py COMMANDS"
+    assert not any(m.split(".")[0] == "rich" for m in modules)  # click prints the group's help
+
+
+def test_analytic_perf_query_needs_numpy_only() -> None:
+    """`splitplan perf` on the default analytic model loads neither pandas (profile backend, calibrate)
+    nor scipy (calibrate's fitting)."""
+    modules = loaded_modules(["perf", "--model", "llama2-70b", "--machine", "dgx-h100", "--json"])
+    assert heavy_in(modules) and {m.split(".")[0] for m in heavy_in(modules)} == {"numpy"}, heavy_in(modules)[:8]
+
+
+def test_a_heavy_command_still_loads_its_libraries() -> None:
+    """The probe can see heavy imports: `optimize --help` imports the optimizer and with it numpy."""
+    assert "numpy" in loaded_modules(["optimize", "--help"])
+
+
+def test_help_starts_fast() -> None:
+    """A generous bound (the target is 0.2 s; it took about 1 s with eager imports): fastest of 3."""
+    fastest = min(_wall_s(["--help"]) for _ in range(3))
+    assert fastest < 0.5, f"splitplan --help took {fastest:.3f} s"
+
+
+def _wall_s(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "splitplan.cli.main", *argv], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL, timeout=120)
+    return time.perf_counter() - start
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_lazy_entry_matches_its_command(name: str) -> None:
+    command = load_command(COMMANDS[name].target)
+    assert command.name == name
+    assert not command.hidden
+    assert command.get_short_help_str(limit=10**6) == COMMANDS[name].summary, (
+        f"update the summary of {name!r} in splitplan/cli/main.py COMMANDS to the docstring's first sentence")
+
+
+def test_group_listing_is_clicks_own() -> None:
+    """The lazy listing equals what click prints for the same commands imported, at several widths."""
+    eager = click.Group("splitplan", commands={name: load_command(entry.target) for name, entry in COMMANDS.items()})
+    for width in (60, 80, 100, 160):
+        lazy_out, eager_out = click.HelpFormatter(width=width), click.HelpFormatter(width=width)
+        cli.format_commands(click.Context(cli), lazy_out)
+        eager.format_commands(click.Context(eager), eager_out)
+        assert lazy_out.getvalue() == eager_out.getvalue()
+
+
+def test_every_command_module_command_is_registered() -> None:
+    """A click command defined in splitplan/cli/*_cmd.py, and not a subcommand of a group there, has an
+    entry in COMMANDS (else it would silently be missing from the CLI)."""
+    targets = {entry.target for entry in COMMANDS.values()}
+    missing = []
+    for path in sorted((ROOT / "splitplan" / "cli").glob("*_cmd.py")):
+        module = importlib.import_module(f"splitplan.cli.{path.stem}")
+        found = {name: obj for name, obj in vars(module).items() if isinstance(obj, click.Command)}
+        subcommands = {id(sub) for obj in found.values() if isinstance(obj, click.Group) for sub in obj.commands.values()}
+        missing += [f"{module.__name__}:{name}" for name, obj in found.items()
+                    if id(obj) not in subcommands and f"{module.__name__}:{name}" not in targets]
+    assert not missing, f"add to splitplan/cli/main.py COMMANDS: {missing}"
+
+
+def test_unknown_command_suggests_from_all_commands() -> None:
+    """click suggests close names from the commands it holds; the lazy group offers all of them."""
+    if not hasattr(click.exceptions, "NoSuchCommand"):  # click < 8.4 makes no suggestion at all
+        pytest.skip("this click has no NoSuchCommand")
+    proc = subprocess.run([sys.executable, "-m", "splitplan.cli.main", "simulat"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Did you mean 'simulate'?" in proc.stderr
