@@ -89,7 +89,7 @@ def test_profiles_override_replaces_the_bundled_catalog(tmp_path: Path, monkeypa
     for name in ("gpus.yaml", "machines.yaml", "models.yaml"):
         shutil.copy(ROOT / "profiles" / name, tmp_path / name)
     with (tmp_path / "gpus.yaml").open("a") as handle:
-        handle.write("\n  - {name: override-gpu, bf16_tflops: 1, hbm_gb: 1, hbm_gbps: 1, tdp_w: 1}\n")
+        handle.write("\n  - {name: override-gpu, arch: hopper, bf16_tflops: 1, hbm_gb: 1, hbm_gbps: 1, tdp_w: 1}\n")
     assert "override-gpu" not in load_catalog().gpus
     monkeypatch.setenv(resources.PROFILES_ENV, str(tmp_path))
     assert resources.profiles_dir() == tmp_path
