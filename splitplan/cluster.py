@@ -39,6 +39,7 @@ class ClusterSpec:
     model: str
     design: str
     pools: tuple[PoolSpec, ...]
+    stack: str | None = None  # serving stack (None: the simulation's perf settings decide)
 
     def machine_count(self) -> int:
         return sum(pool.count for pool in self.pools)
@@ -65,7 +66,8 @@ class ClusterSpec:
         return f"{self.design.capitalize()}: " + " + ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "design": self.design, "pools": [pool.to_dict() for pool in self.pools]}
+        out = {"model": self.model, "design": self.design, "pools": [pool.to_dict() for pool in self.pools]}
+        return out | ({"stack": self.stack} if self.stack else {})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "cluster") -> ClusterSpec:
@@ -84,7 +86,7 @@ class ClusterSpec:
                                       int(pool.get("tp", 8))))
             except (TypeError, ValueError) as exc:
                 raise SplitplanError(f"bad number: {exc}", source=source, field=where) from None
-        return cls(str(data["model"]), str(data["design"]), tuple(pools))
+        return cls(str(data["model"]), str(data["design"]), tuple(pools), data.get("stack"))
 
     def validate(self, catalog: Catalog | None = None, source: str = "cluster") -> ClusterSpec:
         """Check names, counts and fit; return the spec with canonical machine/model names."""
@@ -111,7 +113,7 @@ class ClusterSpec:
                     f"{model.name} weights ({model.weight_bytes / 1e9:.0f} GB) do not fit {pool.tp} x "
                     f"{gpu.name} ({pool.tp * gpu.hbm_gb:.0f} GB); use a larger tp", source=source, field=where)
             pools.append(PoolSpec(pool.role, machine.name, pool.count, pool.tp))
-        spec = ClusterSpec(model.name, self.design, tuple(pools))
+        spec = ClusterSpec(model.name, self.design, tuple(pools), self.stack)
         if spec.machine_count() == 0:
             raise SplitplanError("the cluster has no machines", source=source, field="pools")
         if spec.machine_count() > MAX_MACHINES:

@@ -51,6 +51,7 @@ class Design:
     prompt: tuple[str, ...] = ()  # splitwise: machine types allowed in the prompt pool
     token: tuple[str, ...] = ()  # splitwise: machine types allowed in the token pool
     tp: int = 8
+    stack: str | None = None  # serving stack of this design (None: the scenario's perf.stack)
 
     def pools(self) -> dict[str, tuple[str, ...]]:
         """Role -> allowed machine types."""
@@ -127,6 +128,7 @@ class Scenario:
     designs: tuple[Design, ...]
     slos: tuple = ()  # splitplan.slo.SLO objects ("paper" expands to the paper's nine)
     reference_machine: str = "dgx-a100"
+    reference_tp: int | None = None  # GPUs of the SLO reference instance (None: all of the machine's)
     constraints: Constraints = field(default_factory=Constraints)
     objective: str = "max_throughput"
     search: SearchSettings = field(default_factory=SearchSettings)
@@ -144,6 +146,7 @@ class Scenario:
         """What `splitplan simulate --scenario` takes from the file (flags given on the command line win)."""
         return {"model": self.model, "trace": self.workload.trace, "duration_s": self.workload.duration_s,
                 "seed": self.seed_list()[0], "slos": tuple(self.slos), "reference_machine": self.reference_machine,
+                "reference_tp": self.reference_tp,
                 "perf": self.perf_settings(), "catalog_files": self.catalog_files}
 
     def seed_list(self) -> tuple[int, ...]:
@@ -232,7 +235,7 @@ def _workload(data: Any, source: str, base_dir: Path | None) -> WorkloadSection:
     return section
 
 
-def _design(data: Any, source: str, index: int) -> Design:
+def _design(data: Any, source: str, index: int, base_dir: Path | None = None) -> Design:
     f = FieldReader(data, source, f"designs[{index}]")
     kind = f.string("kind", required=True, choices=DESIGN_KINDS)
     name = f.string("name", required=True)
@@ -240,14 +243,15 @@ def _design(data: Any, source: str, index: int) -> Design:
     tp = int(f.number("tp", 8, integer=True, positive=True))
     if tp & (tp - 1):
         raise f.error("tp", f"must be a power of two (1, 2, 4, 8), got {tp}")
+    stack = resolve_stack_name(f.string("stack"), base_dir, source, f"designs.{name}.stack")
     if kind == "baseline":
-        design = Design(name=name, kind=kind, machines=f.names("machines", required=True), tp=tp)
+        design = Design(name=name, kind=kind, machines=f.names("machines", required=True), tp=tp, stack=stack)
         for other in ("prompt", "token"):
             if f.raw(other) is not None:
                 raise f.error(other, "only splitwise designs have prompt/token pools; use 'machines'")
     else:
         design = Design(name=name, kind=kind, prompt=f.names("prompt", required=True),
-                        token=f.names("token", required=True), tp=tp)
+                        token=f.names("token", required=True), tp=tp, stack=stack)
         if f.raw("machines") is not None:
             raise f.error("machines", "a splitwise design lists 'prompt' and 'token' machines instead")
     f.done()
@@ -361,7 +365,7 @@ def parse_scenario(data: Any, source: str = "<scenario>", base_dir: Path | None 
     designs_raw = f.raw("designs", required=True)
     if not isinstance(designs_raw, list) or not designs_raw:
         raise f.error("designs", "must be a non-empty list of designs")
-    designs = tuple(_design(d, source, i) for i, d in enumerate(designs_raw))
+    designs = tuple(_design(d, source, i, base_dir) for i, d in enumerate(designs_raw))
     names = [d.name for d in designs]
     if len(set(names)) != len(names):
         raise f.error("designs", f"design name '{next(n for n in names if names.count(n) > 1)}' is used twice")
@@ -382,6 +386,7 @@ def parse_scenario(data: Any, source: str = "<scenario>", base_dir: Path | None 
         designs=designs,
         slos=_slos(f.raw("slos", "paper"), source),
         reference_machine=f.string("reference_machine", "dgx-a100"),
+        reference_tp=f.number("reference_tp", None, integer=True, positive=True),
         constraints=_constraints(f.raw("constraints"), source),
         objective=f.string("objective", "max_throughput", choices=OBJECTIVES),
         search=_search(f.raw("search"), source),

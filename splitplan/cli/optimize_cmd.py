@@ -96,6 +96,8 @@ def print_plan(result: PlanResult) -> None:
     sc = result.scenario
     console.print(f"[bold]{sc.name}[/bold]: {sc.model}, objective {result.objective}, "
                   f"{len(sc.seed_list())} seeds x {sc.workload.duration_s:g} s per simulated run")
+    for line in result.warnings:
+        console.print(f"[yellow]warning[/yellow]: {line}")
     best = result.best
     if best is None:
         console.print(f"[bold red]infeasible[/bold red]: {result.binding}")

@@ -162,13 +162,13 @@ def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, s
           --trace AzureLLMInferenceTrace_conv.csv --find-max-rps --seeds 3
       splitplan simulate --scenario scenarios/quickstart.yaml --prompt dgx-h100:4 --token dgx-a100:14 --rate 40
     """
-    base_perf, reference = None, SimConfig().reference_machine
+    base_perf, reference, reference_tp = None, SimConfig().reference_machine, None
     if scenario_path:  # the scenario supplies what the flags leave out
         inputs = load_scenario(scenario_path).simulation_inputs()
         model, trace = model or inputs["model"], trace or inputs["trace"]
         duration = duration if duration is not None else inputs["duration_s"]
         slo_texts = slo_texts or tuple(slo.to_text() for slo in inputs["slos"])
-        base_perf, reference = inputs["perf"], inputs["reference_machine"]
+        base_perf, reference, reference_tp = inputs["perf"], inputs["reference_machine"], inputs["reference_tp"]
         catalog_files = tuple(inputs["catalog_files"]) + tuple(catalog_files)
     for flag, value in (("--model", model), ("--trace", trace)):
         if value is None:
@@ -179,7 +179,7 @@ def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, s
     cluster = cluster_from_args(model, design, machines, prompt, token, mixed, tp).validate(catalog, "command line")
     settings = perf_settings_from(perf_backend, resolve_profile(profile_path), stack, compat, base=base_perf)
     slos = tuple(parse_slo(text) for text in slo_texts) or paper_slos()
-    config = SimConfig(transfer=transfer, reference_machine=catalog.machine(reference).name)
+    config = SimConfig(transfer=transfer, reference_machine=catalog.machine(reference).name, reference_tp=reference_tp)
     if seeds > 1 and rate is None and not find_max_rps:
         raise SplitplanError("--seeds needs --rate: a trace replayed as is is the same for every seed",
                              source="command line", field="--seeds")

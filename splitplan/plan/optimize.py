@@ -15,6 +15,7 @@ from typing import Any
 from splitplan.catalog import Catalog, get_catalog
 from splitplan.errors import SplitplanError
 from splitplan.perf import PerfSettings, build_perf_model
+from splitplan.plan.trust import stack_warnings
 from splitplan.plan.capacity import CapacityParams, RequestSample
 from splitplan.plan.ilp import solve_ilp
 from splitplan.plan.diagnose import what_binds, why_no_ilp_solution, why_unverified
@@ -74,6 +75,7 @@ def optimize(scenario: Scenario | str | Path, *, catalog: Catalog | None = None,
         binding = "; ".join(f"{d.name}: {d.binding}" for d in results)
     return PlanResult(scenario=scenario, objective=scenario.objective, designs=results, best=best, status=status,
                       binding=binding, provenance=_provenance(problem), comparisons=comparisons(results),
+                      warnings=tuple(stack_warnings(problem)),
                       method=scenario.search.method)
 
 
@@ -167,12 +169,14 @@ def _unfit_roles(problem: Problem, design: Design) -> str:
 
 
 def _provenance(problem: Problem) -> dict[str, str]:
+    """Provenance line of every (machine, tp) the scenario uses: its designs' instances and the SLO reference."""
+    sc = problem.scenario
+    uses = [(sc.reference_machine, sc.reference_tp, None)] + [(m, d.tp, d) for d in sc.designs
+                                                             for ms in d.pools().values() for m in ms]
     out = {}
-    names = {problem.scenario.reference_machine} | {m for d in problem.scenario.designs
-                                                     for ms in d.pools().values() for m in ms}
-    for name in sorted(names):
+    for name, tp, design in uses:
         machine = problem.catalog.machine(name).name
-        if fits(problem, machine, 8) is None:
-            out[machine] = build_perf_model(problem.scenario.model, machine, 8, problem.perf,
-                                            problem.catalog).provenance
-    return out
+        if fits(problem, machine, tp, design) is None:
+            perf = build_perf_model(sc.model, machine, tp, problem.perf_for(design), problem.catalog)
+            out.setdefault(f"{machine}/tp{perf.instance.tp}/{perf.stack.name}", perf.provenance)
+    return dict(sorted(out.items()))

@@ -29,7 +29,7 @@ def _fitting_instances(problem: Problem) -> dict[tuple[str, int], object]:
     out: dict[tuple[str, int], object] = {}
     for design in sc.designs:
         for role, machines in design.pools().items():
-            reasons = {m: fits(problem, m, design.tp) for m in machines}
+            reasons = {m: fits(problem, m, design.tp, design) for m in machines}
             if all(reasons.values()):
                 m = machines[0]
                 field = f"designs.{design.name}.{'machines' if role == 'mixed' else role}"
@@ -37,7 +37,8 @@ def _fitting_instances(problem: Problem) -> dict[tuple[str, int], object]:
                                      f"({m}: {reasons[m]})", source=sc.source, field=field)
             for m in machines:
                 if not reasons[m] and (m, design.tp) not in out:
-                    out[m, design.tp] = build_perf_model(sc.model, m, design.tp, problem.perf, problem.catalog)
+                    out[m, design.tp] = build_perf_model(sc.model, m, design.tp, problem.perf_for(design),
+                                                         problem.catalog)
     return out
 
 

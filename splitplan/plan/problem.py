@@ -6,7 +6,7 @@ processes receive the same inputs and results do not depend on the worker count.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -28,6 +28,12 @@ class Problem:
     sizes: Workload  # the trace whose prompt/output sizes the generators resample
     slos: tuple[SLO, ...]
     params: CapacityParams = field(default_factory=CapacityParams)
+
+    def perf_for(self, design: Design | None) -> PerfSettings:
+        """The perf settings a design runs with: its own stack where it names one."""
+        if design is None or not design.stack or design.stack == self.perf.stack:
+            return self.perf
+        return replace(self.perf, stack=design.stack)
 
     def limits(self) -> Limits:
         c, s = self.scenario.constraints, self.scenario.search
@@ -57,7 +63,7 @@ def slo_targets(slos: tuple[SLO, ...]) -> list[SloTarget]:
 def request_sample(problem: Problem) -> RequestSample:
     """A fixed subsample of the trace with reference latencies on the scenario's reference machine."""
     sc = problem.scenario
-    ref_perf = build_perf_model(sc.model, sc.reference_machine, 8, problem.perf, problem.catalog)
+    ref_perf = build_perf_model(sc.model, sc.reference_machine, sc.reference_tp, problem.perf, problem.catalog)
     refs = reference_latencies(problem.sizes.prompt_tokens, problem.sizes.output_tokens, ref_perf,
                                compat=problem.perf.compat == "splitwisesim")
     return RequestSample.draw(problem.sizes.prompt_tokens, problem.sizes.output_tokens, refs.ttft_s * 1e3,
@@ -65,10 +71,10 @@ def request_sample(problem: Problem) -> RequestSample:
                               seed=sc.workload.seed)
 
 
-def fits(problem: Problem, machine: str, tp: int) -> str | None:
-    """None if the model fits `tp` GPUs of the machine, else the one-line reason."""
+def fits(problem: Problem, machine: str, tp: int | None, design: Design | None = None) -> str | None:
+    """None if the model fits `tp` GPUs of the machine (with the design's stack), else the one-line reason."""
     try:
-        build_perf_model(problem.scenario.model, machine, tp, problem.perf, problem.catalog)
+        build_perf_model(problem.scenario.model, machine, tp, problem.perf_for(design), problem.catalog)
     except SplitplanError as exc:
         return exc.problem
     return None
@@ -83,9 +89,10 @@ def design_capacities(problem: Problem, design: Design, sample: RequestSample,
     caps = []
     for role, machines in design.pools().items():
         for machine in machines:
-            if fits(problem, machine, design.tp):
+            if fits(problem, machine, design.tp, design):
                 continue
-            perf = build_perf_model(problem.scenario.model, machine, design.tp, problem.perf, problem.catalog)
+            perf = build_perf_model(problem.scenario.model, machine, design.tp, problem.perf_for(design),
+                                    problem.catalog)
             nic, transfer = None, None
             if role in ("prompt", "token"):
                 nic = problem.catalog.machine(machine).nic_gbps if role == "prompt" else None

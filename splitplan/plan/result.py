@@ -86,8 +86,19 @@ class Candidate:
             "n_simulations": v.n_simulations,
         }
         if provenance is not None:
-            out["perf_provenance"] = {p.machine: provenance.get(p.machine, "") for p in self.cluster.pools}
+            out["perf_provenance"] = {p.machine: provenance_of(provenance, p.machine, p.tp, self.cluster.stack)
+                                      for p in self.cluster.pools}
         return out
+
+
+def provenance_of(provenance: dict[str, str], machine: str, tp: int, stack: str | None) -> str:
+    """The provenance line recorded for (machine, tp, stack) (keys 'machine/tpN/stack'), else the
+    machine's first."""
+    for key, line in provenance.items():
+        m, t, s = (key.split("/") + ["", ""])[:3]
+        if m == machine and t == f"tp{tp}" and (stack is None or s == stack):
+            return line
+    return next((line for key, line in provenance.items() if key.split("/")[0] == machine), "")
 
 
 @dataclass(frozen=True)
@@ -116,6 +127,7 @@ class PlanResult:
     provenance: dict[str, str] = field(default_factory=dict)  # machine -> perf-model provenance
     comparisons: tuple[dict[str, Any], ...] = ()
     method: str = "ilp"
+    warnings: tuple[str, ...] = ()  # what the comparison rests on (plan/trust.py), one line each
 
     @property
     def feasible(self) -> bool:
@@ -135,6 +147,7 @@ class PlanResult:
             "method": self.method,
             "status": self.status,
             "binding": self.binding,
+            "warnings": list(self.warnings),
             "best": self.best.to_dict(prov) if self.best else None,
             "designs": {d.name: _design_dict(d, prov) for d in self.designs},
             "comparisons": [dict(c) for c in self.comparisons],
@@ -218,6 +231,7 @@ def scenario_echo(s: Scenario) -> dict[str, Any]:
         "workload": {"trace": Path(w.trace).name, "generator": w.generator, "duration_s": w.duration_s,
                      "seeds": list(s.seed_list())},
         "slos": [slo.to_text() for slo in s.slos], "reference_machine": s.reference_machine,
+        "reference_tp": s.reference_tp,
         "designs": [{"name": d.name, "kind": d.kind, "tp": d.tp, **{r: list(m) for r, m in d.pools().items()}}
                     for d in s.designs],
         "constraints": {k: getattr(c, k) for k in c.__dataclass_fields__},

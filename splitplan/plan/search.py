@@ -47,7 +47,7 @@ class DesignSpace:
 
     def cluster(self, v: Vector) -> ClusterSpec:
         pools = tuple(PoolSpec(o.role, o.machine, n, self.design.tp) for o, n in zip(self.options, v) if n > 0)
-        return ClusterSpec(self.model, self.design.kind, pools)
+        return ClusterSpec(self.model, self.design.kind, pools, self.design.stack)
 
     def cost(self, v: Vector) -> float:
         return sum(o.cost_usd_per_h * n for o, n in zip(self.options, v))

@@ -36,7 +36,8 @@ CONFIRM_STEPS = 6  # at most this many lattice steps down when the seeds disagre
 
 
 def sim_config(problem: Problem) -> SimConfig:
-    return SimConfig(reference_machine=problem.catalog.machine(problem.scenario.reference_machine).name)
+    return SimConfig(reference_machine=problem.catalog.machine(problem.scenario.reference_machine).name,
+                     reference_tp=problem.scenario.reference_tp)
 
 
 def lattice_rate(k: int) -> float:

@@ -65,7 +65,8 @@ def _replay(plan: dict[str, Any], out_dir: Path) -> Replay:
     cluster = ClusterSpec.from_dict({"model": scenario["model"], "design": best.get("kind") or "splitwise",
                                      "pools": best["pools"]}, source=str(out_dir / "plan.json"))
     slos = parse_slos(scenario["slos"], source=str(out_dir / "plan.json")) if scenario.get("slos") else None
-    config = SimConfig(reference_machine=scenario.get("reference_machine") or "dgx-a100")
+    config = SimConfig(reference_machine=scenario.get("reference_machine") or "dgx-a100",
+                       reference_tp=scenario.get("reference_tp"))
     result = simulate(cluster, poisson_workload(sizes, float(rate_rps), duration_s, seed), perf=settings,
                       catalog=_catalog(source), config=config, slos=slos)
     sim = SimOutput(path=out_dir, summary=result.summary, requests=result.requests, machines=result.machines,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,8 @@ def simulate(cluster: ClusterSpec, workload: Workload, *, perf: PerfSettings = P
     """Simulate `workload` on `cluster`; deterministic (no randomness inside the simulator)."""
     catalog = catalog or get_catalog()
     cluster = cluster.validate(catalog)
+    if cluster.stack and cluster.stack != perf.stack:
+        perf = replace(perf, stack=cluster.stack)
     if len(workload) == 0:
         raise SplitplanError("the workload has no requests", source=workload.name)
     compat = perf.compat == "splitwisesim"
@@ -112,7 +115,7 @@ def _assemble(eng: Engine, cluster: ClusterSpec, workload: Workload, arrival, pr
     reason = saturation(eng, arrival, lat, config)
     saturated = reason is not None
     ref_machine = catalog.machine(config.reference_machine)
-    ref_perf = _build_perf(catalog.model(cluster.model), ref_machine, 8, perf, catalog)
+    ref_perf = _build_perf(catalog.model(cluster.model), ref_machine, config.reference_tp, perf, catalog)
     refs = reference_latencies(prompt, output, ref_perf, compat=compat)
     tbt_eval = np.where(output <= 1, np.where(lat.completed, 0.0, np.nan), lat.tbt_s) if not compat else lat.tbt_s
     itl_s, itl_w = itl_samples(eng) if any(s.metric == "itl" for s in slos) else (None, None)
@@ -152,7 +155,7 @@ def _assemble(eng: Engine, cluster: ClusterSpec, workload: Workload, arrival, pr
         "mean_power_kw": energy_j / window_s / 1000.0,
         "perf": {"backend": perf.backend, "compat": perf.compat,
                  "provenance": {f"{m}/tp{tp}": p.provenance for (m, tp), p in sorted(perfs.items())},
-                 "reference_machine": config.reference_machine},
+                 "reference_machine": config.reference_machine, "reference_tp": ref_perf.instance.tp},
         "config": config.to_dict(),
         "mixed_pool": {"requests": eng.router.mixed_requests, "borrowed_machines": eng.router.borrows,
                        "max_borrowed_at_once": eng.router.max_borrowed},

@@ -28,7 +28,8 @@ class SimConfig:
     transfer: KV transfer, "layerwise" (overlapped with prefill; the paper's choice) or "serialized";
         prompts under `layerwise_min_prompt_tokens` always use serialized, as the paper does.
     compat_transfer_gibps: SplitwiseSim's fixed KV transfer bandwidth (GiB/s) used under compat.
-    reference_machine: machine whose unloaded latencies define the SLO slowdowns.
+    reference_machine, reference_tp: the instance (machine, GPUs; default all of them) whose unloaded
+        latencies define the SLO slowdowns; it runs the simulation's serving stack.
     drain_limit_factor, drain_min_s, drain_longest_factor: after the last arrival keep simulating for
         max(drain_min_s, drain_limit_factor x trace span, drain_longest_factor x the longest request's
         unloaded latency on the slowest instance); work left then means the cluster is saturated.
@@ -63,6 +64,7 @@ class SimConfig:
     layerwise_min_prompt_tokens: int = 512
     compat_transfer_gibps: float = 200.0
     reference_machine: str = "dgx-a100"
+    reference_tp: int | None = None  # None: all of the reference machine's GPUs
     drain_limit_factor: float = 1.0
     drain_min_s: float = 60.0
     drain_longest_factor: float = 3.0

@@ -1,0 +1,48 @@
+"""What a comparison of designs rests on: one line per reason a reader should weigh the answer.
+
+A recommendation between designs means what it says only when the designs' numbers come from the same
+software and from fitted data: a plan that compares an H100 on a calibrated stack with a B200 on an
+architecture the stack never saw is comparing a measurement with a guess. Each line names the designs
+and the cause; optimize and simulate print them, plan.json keeps them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from splitplan.serving.kernels import gpu_arch
+from splitplan.serving.stack import get_stack
+
+if TYPE_CHECKING:
+    from splitplan.plan.problem import Problem
+
+
+def stack_warnings(problem: Problem) -> list[str]:
+    """Mixed stacks, uncalibrated stacks, and architectures a stack was not fitted on."""
+    sc = problem.scenario
+    stacks = {d.name: get_stack(problem.perf_for(d).stack) for d in sc.designs}
+    lines = []
+    if problem.perf.backend == "profile":
+        return lines
+    names = sorted({s.name for s in stacks.values()})
+    if len(names) > 1:
+        per = ", ".join(f"{d} on {s.name}" for d, s in stacks.items())
+        lines.append(f"designs rest on different serving stacks ({per}): they differ in software, not only hardware")
+    for stack in {s.name: s for s in stacks.values()}.values():
+        if not stack.calibrated:
+            users = ", ".join(d for d, s in stacks.items() if s.name == stack.name)
+            lines.append(f"stack {stack.name} is not calibrated (spec defaults) for {users}")
+    extrapolated: dict[str, set[str]] = {}
+    for design in sc.designs:
+        stack = stacks[design.name]
+        if not stack.calibrated:
+            continue
+        for machines in design.pools().values():
+            for name in machines:
+                arch = gpu_arch(problem.catalog.gpu_of(name))
+                if arch not in stack.fitted.archs:
+                    extrapolated.setdefault(f"{stack.name} on {arch or 'unknown'} ({name})", set()).add(design.name)
+    for what, designs in sorted(extrapolated.items()):
+        lines.append(f"extrapolated: stack {what} was fitted on "
+                     f"{', '.join(stacks[next(iter(designs))].fitted.archs)} only (used by {', '.join(sorted(designs))})")
+    return lines
