@@ -175,7 +175,11 @@ def stack_doc(cal: EngineCalibration, source: str, date: str | None = None) -> d
     tps = [r.instance.tp for r in cal.data.rows]
     concurrency = [float(r.groups["concurrency"]) for r in cal.data.rows]
     protocol = PROTOCOLS.get(cal.protocol, PROTOCOLS["inferencex"])
-    data["arch"] = {**(data.get("arch") or {}), cal.arch: cal.values}
+    from splitplan.apps.serving_fit import HOST_PARAMS
+
+    # host-side costs are the engine's on any GPU; kernel efficiencies belong to the architecture fitted
+    data["params"] = {**(data.get("params") or {}), **{k: v for k, v in cal.values.items() if k in HOST_PARAMS}}
+    data["arch"] = {**(data.get("arch") or {}), cal.arch: {k: v for k, v in cal.values.items() if k not in HOST_PARAMS}}
     data["fitted"] = {
         "data": source, "date": date, "archs": sorted({*stack.fitted.archs, cal.arch}),
         "protocol": {"range_ratio": protocol.range_ratio, "warmup": protocol.warmup},

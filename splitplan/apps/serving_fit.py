@@ -128,8 +128,10 @@ def fit(data: FitData, base: StackParams, fit_params: tuple[str, ...] = FIT_PARA
 
     result = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=F_SCALE, x_scale="jac",
                            diff_step=1e-3, max_nfev=200)
-    values = {k: float(f"{v:.5g}") for k, v in zip(fit_params, result.x)}
     span = hi - lo
+    snapped = [a if v - a <= 1e-6 * w else (b if b - v <= 1e-6 * w else v)
+               for v, a, b, w in zip(result.x, lo, hi, span)]  # 4e-8 ms means 0: say so
+    values = {k: float(f"{v:.5g}") for k, v in zip(fit_params, snapped)}
     at_bound = tuple(k for k, v, a, b, w in zip(fit_params, result.x, lo, hi, span)
                      if v - a <= 1e-4 * w or b - v <= 1e-4 * w)
     return FitResult(values, at_bound, float(result.cost))

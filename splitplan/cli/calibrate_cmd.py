@@ -25,17 +25,29 @@ def _errors_table(title: str, errors: dict[tuple[str, str], Errors]) -> Table:
 
 
 @click.command("calibrate")
-@click.argument("profile", type=click.Path(dir_okay=False))
+@click.argument("profile", type=click.Path(dir_okay=False), required=False)
+@click.option("--serving", "serving_rows", type=click.Path(dir_okay=False), default=None,
+              help="Fit serving stacks on measured end-to-end benchmarks (the measured-serving CSV columns) instead.")
+@click.option("--engine", "engines", multiple=True, help="--serving: fit only this engine (repeatable).")
+@click.option("--no-cv", is_flag=True, help="--serving: skip the grouped cross-validation (faster).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Stack YAML to write.")
 @click.option("--gpu", "gpus", multiple=True, help="Fit only this GPU (repeatable; default: every GPU in the profile).")
 @click.option("--name", default=None, help="Stack name recorded in provenance (default: the output file stem).")
-@click.option("--base-stack", default="vllm-2023", show_default=True,
-              help="Stack whose engine, versions and scheduling the fitted stack keeps.")
+@click.option("--base-stack", default=None,
+              help="Stack whose engine, versions and scheduling the fitted stack keeps (profile: vllm-2023; "
+                   "--serving: the bundled stack of each engine).")
 @click.option("--description", default=None, help="One line saying which engine and data the fit describes.")
 @catalog_option
-def calibrate_command(profile: str, out_path: str, gpus: tuple[str, ...], name: str | None, base_stack: str,
+def calibrate_command(profile: str | None, serving_rows: str | None, engines: tuple[str, ...], no_cv: bool,
+                      out_path: str, gpus: tuple[str, ...], name: str | None, base_stack: str | None,
                       description: str | None, catalog_files: tuple[str, ...]) -> None:
     """Fit a stack's parameters, per GPU architecture, to a measured step-time profile.
+
+    With --serving ROWS.csv instead: fit one stack per engine on measured end-to-end serving
+    benchmarks (closed-loop TTFT and TPOT per model, engine, quantization, parallelism, lengths and
+    concurrency: the columns of profiles/measured/serving/h100.csv). Each row is simulated as the
+    benchmark it describes; the fit and a grouped cross-validation (whole configurations, one TP,
+    one (isl, osl) held out at a time) follow, and the stacks are written to --out.
 
     PROFILE is a SplitwiseSim perf_model.csv or a long-format CSV (model,gpu,tp,phase,batch_size,
     prompt_tokens,context_tokens,time_ms). Power-capped rows are left out (the cap is modelled);
@@ -46,10 +58,18 @@ def calibrate_command(profile: str, out_path: str, gpus: tuple[str, ...], name: 
       splitplan calibrate profiles/measured/splitwisesim_perf_model.csv --out my-stack.yaml
       splitplan calibrate my_h100_runs.csv --gpu h100-80gb --name trtllm-2024 --out trtllm-h100.yaml
       splitplan perf --model llama2-70b --machine dgx-h100 --phase decode --stack my-stack.yaml
+      splitplan calibrate --serving profiles/measured/serving/h100.csv --engine sglang --out my-sglang.yaml
+      splitplan benchmark --rows my_runs.csv --stack my-sglang.yaml --out predicted.csv
     """
     from splitplan.serving.stack import get_stack
 
     catalog = load_catalog_from(catalog_files)
+    if serving_rows:
+        _calibrate_serving(serving_rows, engines, base_stack, no_cv, out_path, catalog)
+        return
+    if not profile:
+        raise SplitplanError("give a step-time PROFILE, or --serving ROWS.csv", field="profile")
+    base_stack = base_stack or "vllm-2023"
     table = read_profile(profile)
     wanted = tuple(catalog.gpu(g).name for g in gpus)
     fits = calibrate(table, catalog, gpus=wanted)
@@ -96,3 +116,49 @@ def predict_command(profile: str, out_path: str, perf_backend: str | None, profi
     for key in sorted(set(summary.provenance.values())):
         console.print(f"model: {key}", style="dim")
     console.print(f"wrote {out_path} ({len(out)} rows)")
+
+
+def _calibrate_serving(rows_path: str, engines: tuple[str, ...], base_stack: str | None, no_cv: bool,
+                       out_path: str, catalog) -> None:
+    """One stack per engine of the rows (or the --engine ones), written to one file."""
+    from splitplan.apps.benchmark_rows import read_rows
+    from splitplan.apps.calibrate_serving import base_header, calibrate_engine, write_stacks
+    from splitplan.serving.stack import get_stack
+
+    frame = read_rows(rows_path)
+    if "engine" not in frame.columns:
+        raise SplitplanError("missing column 'engine'", source=rows_path, field="engine")
+    present = sorted({e.strip().lower() for e in frame["engine"].astype(str) if e.strip()})
+    wanted = [e.lower() for e in engines] or present
+    missing = [e for e in wanted if e not in present]
+    if missing:
+        raise SplitplanError(f"no rows for engine '{missing[0]}' (the file has {', '.join(present)})",
+                             source=rows_path, field="engine")
+    base = get_stack(base_stack) if base_stack else None
+    cals = []
+    for engine in wanted:
+        stack = base if base is not None and base.engine == engine else None
+        try:
+            cals.append(calibrate_engine(frame, catalog, engine, base_stack=stack, cv=not no_cv))
+        except SplitplanError as exc:
+            if engines:
+                raise
+            console.print(f"skipped {engine}: {exc.problem}", style="yellow")
+    if not cals:
+        raise SplitplanError("no engine had enough modelable rows to fit", source=rows_path)
+    write_stacks(out_path, cals, source=Path(rows_path).name, header=base_header(cals[0].stack) if len(cals) == 1 else
+                 f"# Serving stacks fitted by `splitplan calibrate --serving {Path(rows_path).name}`.\n")
+    table = Table(title=f"serving calibration on {Path(rows_path).name} (errors in %: MAPE / median)")
+    for column in ("engine", "protocol", "rows", "grouping", "TTFT", "TPOT"):
+        table.add_column(column)
+    for cal in cals:
+        for key, errs in [("in-sample", cal.in_sample), *cal.cv.items()]:
+            t, p = errs["ttft"], errs["tpot"]
+            table.add_row(cal.engine, cal.protocol, str(t["rows"]), key, f"{t['mape']:.1f} / {t['median']:.1f}",
+                          f"{p['mape']:.1f} / {p['median']:.1f}")
+        if cal.at_bound:
+            console.print(f"{cal.engine}: fitted at a bound of their physical range: {', '.join(cal.at_bound)}",
+                          style="yellow")
+    console.print(table)
+    console.print(f"wrote {out_path}")
+

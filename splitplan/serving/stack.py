@@ -121,13 +121,34 @@ class Stack:
 
     def params_for(self, gpu: GPU) -> tuple[StackParams, str]:
         """(parameters, provenance line) of this stack on `gpu`: kernel defaults of its architecture, the
-        stack's neutral values, then the stack's values fitted on that architecture."""
+        stack's neutral values (host side: the same CPU work on any GPU), then its values fitted on that
+        architecture. On an architecture it was not fitted on, its fitted kernel efficiencies carry over as
+        ratios to the kernels they were fitted against (the engine's kernels reach the same share of a
+        cuBLAS/FlashAttention measurement), applied to that architecture's kernels, within bounds."""
         from splitplan.serving.kernels import arch_kernels, gpu_arch
 
         arch = gpu_arch(gpu)
         kernels, kernel_note = arch_kernels(arch)
-        params = kernels.with_values(self.params).with_values(self.arch_params.get(arch, {}))
-        return params, self.provenance(arch, kernel_note)
+        params = kernels.with_values(self.params)
+        if arch in self.arch_params:
+            return params.with_values(self.arch_params[arch]), self.provenance(arch, kernel_note)
+        source = next((a for a in self.fitted.archs if a in self.arch_params), None)
+        if source is None:
+            return params, self.provenance(arch, kernel_note)
+        return params.with_values(self._carried(source, kernels)), self.provenance(arch, kernel_note)
+
+    def _carried(self, source_arch: str, target: StackParams) -> dict[str, float]:
+        """Fitted values of `source_arch` as ratios to its kernels, applied to `target`'s (bounded)."""
+        from splitplan.serving.kernels import arch_kernels
+        from splitplan.serving.params import SPECS
+
+        reference, _ = arch_kernels(source_arch)
+        out = {}
+        for key, value in self.arch_params[source_arch].items():
+            base = getattr(reference, key)
+            scaled = value if base <= 0 else getattr(target, key) * value / base
+            out[key] = min(max(scaled, SPECS[key].lo), SPECS[key].hi)
+        return out
 
     def provenance(self, arch: str, kernel_note: str = "") -> str:
         if not self.calibrated:
