@@ -74,7 +74,8 @@ def calibrate_command(profile: str, out_path: str, gpus: tuple[str, ...], name: 
     console.print(_errors_table(f"calibration fit errors (in-sample), {name}", errors))
     for result in validations:
         held = {key: e for key, e in result.errors().items()}
-        console.print(_errors_table(f"held-out errors, {SCHEME_TITLES[result.scheme]}", held))
+        if held:  # a scheme with one value (one model, one TP) has no folds
+            console.print(_errors_table(f"held-out errors, {SCHEME_TITLES[result.scheme]}", held))
     for gpu, fit in fits.items():
         for note in fit.at_bound:
             console.print(f"{gpu}: {note} (the data wanted a value the physics does not allow)")
