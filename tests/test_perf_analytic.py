@@ -143,6 +143,19 @@ def test_launch_stream_only_matters_when_it_exceeds_the_gpu():
     assert launch_bound.prefill_ms(1, 8192, 8192**2) == pytest.approx(long_prompt, rel=1e-6)  # GPU-bound
 
 
+def test_new_parameters_at_their_defaults_change_nothing():
+    """launch_us = prompt_layer_us = ar_big_bw_fraction = 0 (every stack but vllm-2023): the GPU time alone,
+    whatever ar_big_tokens is, and smooth_max(0, x) is exactly x."""
+    from splitplan.perf.analytic import smooth_max
+
+    assert smooth_max(0.0, 37.5) == 37.5 and list(smooth_max(np.zeros(2), np.array([1.0, 2.0]))) == [1.0, 2.0]
+    plain = AnalyticPerfModel(inst(tp=8), StackParams(), "x")
+    moved = AnalyticPerfModel(inst(tp=8), replace(StackParams(), ar_big_tokens=256.0), "x")
+    assert moved.prefill_ms(1, 16384, 16384**2) == plain.prefill_ms(1, 16384, 16384**2)
+    gemms = plain._linear_ms(64.0, 64.0) + 80 * plain._attn_t0
+    assert plain.decode_ms(64, 0.0) == pytest.approx(gemms + plain._host_ms(64.0, 0.0, 0.0), rel=1e-12)
+
+
 def test_big_iteration_all_reduce_regime_needs_tp_and_big_iterations():
     params = replace(StackParams(), ar_big_tokens=4096.0, ar_big_bw_fraction=0.05)
     slow, plain = AnalyticPerfModel(inst(tp=8), params, "x"), AnalyticPerfModel(inst(tp=8), StackParams(), "x")
