@@ -179,8 +179,15 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
                                         bad("no_such_profile.csv")], ("no_such_profile.csv", "not found")),
     ("simulate-bad-profile", SIM + ["--machines", "dgx-h100:4", "--perf", "profile", "--profile",
                                     bad("trace_bad_header.csv")], ("trace_bad_header.csv", "columns")),
-    ("simulate-bad-calibration", SIM + ["--machines", "dgx-h100:4", "--calibration", bad("catalog_malformed.yaml")],
+    ("simulate-malformed-stack", SIM + ["--machines", "dgx-h100:4", "--stack", bad("catalog_malformed.yaml")],
      ("catalog_malformed.yaml", "malformed YAML")),
+    ("simulate-stack-param-out-of-bounds", SIM + ["--machines", "dgx-h100:4", "--stack",
+                                                  bad("stack_param_out_of_bounds.yaml")],
+     ("stack_param_out_of_bounds.yaml", "arch.hopper.eta_m", "outside its physical range [0.3, 1]")),
+    ("perf-stack-unknown-param", PERF + ["--stack", bad("stack_unknown_param.yaml")],
+     ("stack_unknown_param.yaml", "params", "unknown parameter 'lauch_us'", "launch_us")),
+    ("perf-stack-not-a-number", PERF + ["--stack", bad("stack_not_a_number.yaml")],
+     ("stack_not_a_number.yaml", "arch.ampere.seq_us", "must be a finite number")),
     ("simulate-unwritable-out", SIM + ["--machines", "dgx-h100:2", "--duration", "5", "--out", "/proc/no/out"],
      ("/proc/no", "No such file")),
     ("simulate-out-under-a-file", SIM + ["--machines", "dgx-h100:2", "--duration", "5", "--out",
@@ -318,7 +325,7 @@ def test_corpus_is_large_and_ids_are_unique() -> None:
     files = sorted(p.name for p in BAD.iterdir())
     assert len(files) >= 30
     used = " ".join(" ".join(argv) for _, argv, _ in CASES)
-    assert [f for f in files if f.startswith(("catalog_", "scenario_", "profile_")) and f not in used] == []
+    assert [f for f in files if f.startswith(("catalog_", "scenario_", "profile_", "stack_")) and f not in used] == []
     accepted = " ".join(" ".join(argv) for _, argv, _ in ACCEPTED)
     assert [f for f in files if f.startswith("ok_") and f not in accepted] == []
 

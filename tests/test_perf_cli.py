@@ -27,16 +27,19 @@ def test_perf_json_has_time_kv_power_and_provenance(capsys):
                         "--batch", "16", "--json"], capsys)
     assert code == 0
     result = json.loads(out)
-    assert result["provenance"].startswith("calibrated: vllm-2023")
+    assert result["provenance"].startswith("stack vllm-2023 (vllm 0.1 - 0.2): calibrated on hopper")
     assert result["kv_bytes_per_token"] == 327_680 and result["kv_capacity_tokens"] > 0
     assert result["time_ms"] == pytest.approx(result["decode_base_ms"] + result["decode_ms_per_context_token"] * 16 * 1024)
     assert 8 * 75 < result["gpu_power_w"] <= 8 * 700
 
 
-def test_perf_table_says_spec_defaults_when_uncalibrated(capsys):
-    code, out, _ = run(["perf", "--model", "llama3-70b", "--machine", "dgx-h200", "--tp", "4",
+def test_perf_table_says_when_the_stack_is_extrapolated(capsys):
+    # vllm-2023 is fitted on ampere and hopper; a Blackwell GPU gets its neutral values, and is told so
+    code, out, _ = run(["perf", "--model", "llama3-70b", "--machine", "dgx-b200", "--tp", "4",
                         "--phase", "mixed", "--batch", "8"], capsys)
-    assert code == 0 and "spec defaults (uncalibrated)" in out and "time_ms" in out
+    assert code == 0 and "extrapolated to blackwell" in " ".join(out.split()) and "time_ms" in out
+    code, out, _ = run(["perf", "--model", "llama3-70b", "--machine", "dgx-h200", "--tp", "4", "--json"], capsys)
+    assert code == 0 and "calibrated on hopper" in json.loads(out)["provenance"]  # H200: same architecture
 
 
 def test_perf_profile_compat(capsys):
@@ -106,7 +109,7 @@ def test_predict_and_calibrate_reject_malformed_profiles(tmp_path, capsys, text,
         assert code == 2 and expected in err and err.count("\n") == 1
 
 
-def test_calibrate_writes_a_loadable_calibration(tmp_path, capsys):
+def test_calibrate_writes_a_loadable_stack(tmp_path, capsys):
     path = tmp_path / "long.csv"
     rows = ["model,gpu,tp,phase,batch_size,prompt_tokens,context_tokens,time_ms"]
     for tp, scale in ((4, 1.0), (8, 0.7)):
@@ -120,8 +123,8 @@ def test_calibrate_writes_a_loadable_calibration(tmp_path, capsys):
     code, stdout, _ = run(["calibrate", str(path), "--out", str(out), "--name", "mine"], capsys)
     assert code == 0 and "h100-80gb" in stdout and out.exists()
     clear_caches()
-    code, stdout, _ = run(["perf", "--model", "llama2-70b", "--machine", "dgx-h100", "--tp", "4", "--calibration",
+    code, stdout, _ = run(["perf", "--model", "llama2-70b", "--machine", "dgx-h100", "--tp", "4", "--stack",
                            str(out), "--json", "--prompt-tokens", "1024"], capsys)
     result = json.loads(stdout)
-    assert result["provenance"] == "calibrated: mine (mine.yaml)"
+    assert result["provenance"].startswith("stack mine (vllm 0.1 - 0.2): calibrated on hopper (long.csv)")
     assert result["time_ms"] == pytest.approx(20 + 0.1 * 1024, rel=0.1)

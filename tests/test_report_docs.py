@@ -35,7 +35,7 @@ def test_example_catalog_machines_run_the_example_model():
     cluster = splitwise_cluster("qwen2-72b", [("dgx-h100", 1)], [("hgx-h20", 1)]).validate(catalog)
     assert cluster.machine_count() == 2
     perf = build_perf_model("qwen2-72b", "hgx-h20", catalog=catalog)
-    assert "uncalibrated" in perf.provenance  # the doc tells users to expect this
+    assert "extrapolated to unknown architecture" in perf.provenance  # the doc tells users to expect this
     assert perf.prefill_ms(1, 1024, 1024 ** 2) > 0 and perf.kv_capacity_tokens() > 100_000
 
 
@@ -70,7 +70,7 @@ def test_python_api_page_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     exec(compile("\n".join(blocks), "docs/python-api.md", "exec"), {"__name__": "__docs__"})
     printed = capsys.readouterr().out
-    assert "calibrated: vllm-2023" in printed and "KV cache: 320 KiB/token" in printed
+    assert "stack vllm-2023 (vllm 0.1 - 0.2): calibrated on hopper" in printed and "KV cache: 320 KiB/token" in printed
     assert "all SLOs met: True" in printed and "max rate meeting every SLO" in printed
     assert printed.count("limited by") == 2
     assert (tmp_path / "out" / "api-demo" / "report.html").is_file()

@@ -191,25 +191,24 @@ def test_random_trace_files_raise_only_splitplan_error(header: str, rows: list[l
         assert (w.arrival_s >= 0).all() and (w.arrival_s[1:] >= w.arrival_s[:-1]).all()
 
 
-_CALIBRATION = yaml.safe_load((Path(__file__).resolve().parent.parent / "profiles" / "calibrations" /
-                               "vllm-2023-h100.yaml").read_text())
-_CALIBRATION_COUNTER = itertools.count()
+_STACK = yaml.safe_load((Path(__file__).resolve().parent.parent / "profiles" / "stacks" / "vllm-2023.yaml").read_text())
+_STACK["name"] = "fuzzed"  # never confused with the bundled vllm-2023 in provenance or caches
+_STACK_COUNTER = itertools.count()
 
 
 @FUZZ
 @given(MUTATIONS)
-def test_mutated_calibrations_raise_only_splitplan_error(choices: list[tuple[int, str, Any]]) -> None:
-    """A user's calibration YAML (from `splitplan calibrate`, then hand-edited) feeds every perf model."""
+def test_mutated_stack_files_raise_only_splitplan_error(choices: list[tuple[int, str, Any]]) -> None:
+    """A user's stack YAML (from `splitplan calibrate`, then hand-edited) feeds every perf model."""
     from splitplan.perf import build_perf_model
     from splitplan.perf.base import PerfSettings
 
-    data = mutate(_CALIBRATION, choices)
+    data = mutate(_STACK, choices)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"calibration{next(_CALIBRATION_COUNTER)}.yaml"  # fresh name: models are cached
+        path = Path(tmp) / f"stack{next(_STACK_COUNTER)}.yaml"  # fresh name: models and stacks are cached by path
         path.write_text(yaml.safe_dump(data, allow_unicode=True))
         try:
-            perf = build_perf_model("llama2-70b", "dgx-h100", 8, PerfSettings(calibration_paths=(str(path),)),
-                                    default_catalog())
+            perf = build_perf_model("llama2-70b", "dgx-h100", 8, PerfSettings(stack=str(path)), default_catalog())
         except SplitplanError as exc:
             assert_one_line(exc)
             return
@@ -217,16 +216,24 @@ def test_mutated_calibrations_raise_only_splitplan_error(choices: list[tuple[int
         assert math.isfinite(float(perf.decode_ms(8, 8000))) and perf.decode_ms(8, 8000) > 0
 
 
-@pytest.mark.parametrize("key, value", [("eta_m", -0.85), ("eta_c", 0.0), ("step_ms", -1.0)])
-def test_impossible_calibration_parameter_is_an_input_error(key: str, value: float, tmp_path: Path) -> None:
+@pytest.mark.parametrize("key, value, expected", [
+    ("eta_m", -0.85, "-0.85 is outside its physical range [0.3, 1]"),   # a negative efficiency: complex times
+    ("eta_c_bf16", 0.0, "0.0 is outside its physical range [0.2, 1]"),  # zero efficiency: division by zero
+    ("launch_us", -1.0, "-1.0 is outside its physical range [0, 200]"),
+    ("eta_cm", 0.5, "unknown parameter 'eta_cm'"),
+    ("seq_us", "0.3 ms", "must be a finite number, got '0.3 ms'"),
+    ("ar_big_tokens", float("nan"), "must be a finite number, got nan"),
+])
+def test_impossible_stack_parameter_is_an_input_error(key: str, value: Any, expected: str, tmp_path: Path) -> None:
     """Found by the property above: a negative efficiency made prefill times complex numbers (TypeError)."""
     from splitplan.perf import build_perf_model
     from splitplan.perf.base import PerfSettings
 
-    data = copy.deepcopy(_CALIBRATION)
-    data["gpus"]["h100-80gb"][key] = value
-    path = tmp_path / f"calibration-{key}.yaml"
+    data = copy.deepcopy(_STACK)
+    data["arch"]["hopper"][key] = value
+    path = tmp_path / f"stack-{key}.yaml"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(SplitplanError, match=key) as info:
-        build_perf_model("llama2-70b", "dgx-h100", 8, PerfSettings(calibration_paths=(str(path),)), default_catalog())
+        build_perf_model("llama2-70b", "dgx-h100", 8, PerfSettings(stack=str(path)), default_catalog())
+    assert expected in str(info.value)
     assert_one_line(info.value, str(path))

@@ -17,10 +17,10 @@ from splitplan.perf.profile_io import read_profile
 
 def _errors_table(title: str, errors: dict[tuple[str, str], Errors]) -> Table:
     table = Table(title=title)
-    for column in ("hardware/gpu", "phase", "rows", "MAPE %", "P90 %", "max %"):
+    for column in ("hardware/gpu", "phase", "rows", "MAPE %", "median %", "P90 %", "max %"):
         table.add_column(column, justify="left" if column in ("hardware/gpu", "phase") else "right")
     for (name, phase), e in errors.items():
-        table.add_row(name, phase, str(e.n), f"{e.mape:.2f}", f"{e.p90:.2f}", f"{e.max:.1f}")
+        table.add_row(name, phase, str(e.n), f"{e.mape:.2f}", f"{e.median:.2f}", f"{e.p90:.2f}", f"{e.max:.1f}")
     return table
 
 
@@ -37,10 +37,13 @@ def _errors_table(title: str, errors: dict[tuple[str, str], Errors]) -> Table:
               help="Stack whose engine, versions and scheduling the fitted stack keeps (profile: vllm-2023; "
                    "--serving: the bundled stack of each engine).")
 @click.option("--description", default=None, help="One line saying which engine and data the fit describes.")
+@click.option("--cv", "with_cv", is_flag=True,
+              help="Profile: also cross-validate (whole-configuration groups, leave one TP out, leave one model out) "
+                   "and record the held-out errors in the stack file (tens of seconds).")
 @catalog_option
 def calibrate_command(profile: str | None, serving_rows: str | None, engines: tuple[str, ...], no_cv: bool,
                       out_path: str, gpus: tuple[str, ...], name: str | None, base_stack: str | None,
-                      description: str | None, catalog_files: tuple[str, ...]) -> None:
+                      description: str | None, with_cv: bool, catalog_files: tuple[str, ...]) -> None:
     """Fit a stack's parameters, per GPU architecture, to a measured step-time profile.
 
     With --serving ROWS.csv instead: fit one stack per engine on measured end-to-end serving
@@ -51,11 +54,12 @@ def calibrate_command(profile: str | None, serving_rows: str | None, engines: tu
 
     PROFILE is a SplitwiseSim perf_model.csv or a long-format CSV (model,gpu,tp,phase,batch_size,
     prompt_tokens,context_tokens,time_ms). Power-capped rows are left out (the cap is modelled);
-    failed measurements (a batch faster than half of a smaller one) are flagged and skipped.
+    failed measurements (a batch faster than half of a smaller one) are flagged and skipped. A fitted
+    parameter that ends at a bound of its physical range is reported.
 
     \b
     Examples:
-      splitplan calibrate profiles/measured/splitwisesim_perf_model.csv --out my-stack.yaml
+      splitplan calibrate profiles/measured/splitwisesim_perf_model.csv --out my-stack.yaml --cv
       splitplan calibrate my_h100_runs.csv --gpu h100-80gb --name trtllm-2024 --out trtllm-h100.yaml
       splitplan perf --model llama2-70b --machine dgx-h100 --phase decode --stack my-stack.yaml
       splitplan calibrate --serving profiles/measured/serving/h100.csv --engine sglang --out my-sglang.yaml
@@ -70,15 +74,30 @@ def calibrate_command(profile: str | None, serving_rows: str | None, engines: tu
     if not profile:
         raise SplitplanError("give a step-time PROFILE, or --serving ROWS.csv", field="profile")
     base_stack = base_stack or "vllm-2023"
+    from splitplan.perf.profile_cv import SCHEME_TITLES, SCHEMES, cross_validate, validation_summary
+    from splitplan.perf.profile_rows import fit_rows
+
     table = read_profile(profile)
     wanted = tuple(catalog.gpu(g).name for g in gpus)
-    fits = calibrate(table, catalog, gpus=wanted)
+    rows = fit_rows(table, catalog)
+    if wanted:
+        rows = rows[rows["gpu"].isin(wanted)].reset_index(drop=True)
+    fits = calibrate(table, catalog, gpus=wanted, rows=rows)
+    validations = [cross_validate(rows, catalog, scheme) for scheme in SCHEMES] if with_cv else []
     name = name or Path(out_path).stem
     write_stack(out_path, fits, catalog, base=get_stack(base_stack), name=name, source=Path(profile).name,
-                description=description or f"{name}: fitted on {Path(profile).name}")
+                description=description or f"{name}: fitted on {Path(profile).name}", rows=rows,
+                validation=validation_summary(validations))
     errors = {(gpu, phase): e for gpu, fit in fits.items()
               for phase, e in (("prefill", fit.prefill), ("decode", fit.decode), ("request power", fit.power)) if e}
     console.print(_errors_table(f"calibration fit errors (in-sample), {name}", errors))
+    for result in validations:
+        held = {key: e for key, e in result.errors().items()}
+        if held:  # a scheme with one value (one model, one TP) has no folds
+            console.print(_errors_table(f"held-out errors, {SCHEME_TITLES[result.scheme]}", held))
+    for gpu, fit in fits.items():
+        for note in fit.at_bound:
+            console.print(f"{gpu}: {note} (the data wanted a value the physics does not allow)")
     skipped = flagged_lines(table, catalog)
     if skipped:
         console.print(f"skipped {len(skipped)} failed measurement line(s) (a batch faster than half of a smaller one): "

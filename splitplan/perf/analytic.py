@@ -13,6 +13,15 @@ Decode attention is memory-bound (~8 FLOP/B for GQA against a ridge of 150-300),
 exactly linear in the summed context for a given batch size; this is what lets the simulator advance
 many decode steps in closed form (`decode_coeffs`).
 
+Host and GPU run as two streams (eager execution, performance-model.md §7.1): the host launches every
+kernel (`launch_us` each, plus `prompt_layer_us` per layer when prompts are in the iteration) while
+the GPU works through them, so the iteration takes the smooth max of the two streams; the scheduler,
+sampler and input-preparation costs (per iteration, sequence, prompt, prompt token) are serial and
+add. The decode KV read is added outside the max, so a decode step stays exactly linear in the summed
+context. With `launch_us` = `prompt_layer_us` = 0 (stacks with CUDA graphs) the max is the GPU time.
+Iterations above `ar_big_tokens` tokens run their all-reduces at `ar_big_bw_fraction` (a second,
+slower regime that the 2023 vLLM profile shows; 0 disables it).
+
 All per-instance constants are precomputed in __init__, so one scalar call is a few dozen float
 operations (plain Python); numpy arrays go through the same arithmetic element-wise.
 """
@@ -28,6 +37,8 @@ from splitplan.perf.power import cap_stretch
 from splitplan.serving.params import StackParams
 from splitplan.serving.stack import Scheduling
 
+STREAM_SHARPNESS = 20.0  # exponent of the smooth max of the host launch and GPU streams (within 3.5% of max at a tie)
+BIG_SHARPNESS = 6.0  # logistic step in log tokens of the big-iteration all-reduce regime (10%-90% over 0.7-1.4x)
 TABLE_THRESHOLD = 4096  # decode arrays longer than this with whole batch sizes go through a lookup table
 TABLE_MAX_BATCH = 1 << 16
 
@@ -46,6 +57,23 @@ def _positive(x):
     if isinstance(x, np.ndarray):
         return (x > 0).astype(float)
     return 1.0 if x > 0 else 0.0
+
+
+def smooth_max(a, b, n: float = STREAM_SHARPNESS):
+    """(a^n + b^n)^(1/n) for a, b >= 0, computed as hi * (1 + (lo/hi)^n)^(1/n) (no overflow)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        hi, lo = np.maximum(a, b), np.minimum(a, b)
+        return np.where(hi > 0, hi * (1.0 + (lo / np.where(hi > 0, hi, 1.0)) ** n) ** (1.0 / n), 0.0)
+    hi, lo = (a, b) if a >= b else (b, a)
+    return hi * (1.0 + (lo / hi) ** n) ** (1.0 / n) if hi > 0 else 0.0
+
+
+def big_share(tokens, big_tokens: float):
+    """Smooth 0 -> 1 step of an iteration's tokens across `big_tokens` (logistic in log tokens)."""
+    if isinstance(tokens, np.ndarray):
+        safe = np.maximum(tokens, 1e-9)
+        return np.where(tokens > 0, 1.0 / (1.0 + (big_tokens / safe) ** BIG_SHARPNESS), 0.0)
+    return 1.0 / (1.0 + (big_tokens / tokens) ** BIG_SHARPNESS) if tokens > 0 else 0.0
 
 
 class AnalyticPerfModel:
@@ -84,13 +112,22 @@ class AnalyticPerfModel:
         self._elem_t0 = p.elem_kernels * p.elem_t0_us * 1e-3
         self._elem_per_token = p.elem_kernels * 2.0 * ops.ACT_BYTES * m.hidden / (p.eta_m * bw)
         # all-reduce: 2 per layer; ring bytes 2(t-1)/t x message over the bus bandwidth
+        self._ar_big_extra = 0.0  # extra ms per token of every all-reduce in iterations above ar_big_tokens
+        self._big_tokens = p.ar_big_tokens
         if t > 1:
             busbw = max(p.ar_bw_fraction * g.nvlink_gbps, 1e-9) * 1e6
+            ring = 2.0 * (t - 1) / t * m.hidden * ops.ACT_BYTES
             self._ar_alpha = p.ar_alpha_ms(t)
-            self._ar_per_token = 2.0 * (t - 1) / t * m.hidden * ops.ACT_BYTES / busbw
+            self._ar_per_token = ring / busbw
+            if 0.0 < p.ar_big_bw_fraction < p.ar_bw_fraction:
+                self._ar_big_extra = ring / (p.ar_big_bw_fraction * g.nvlink_gbps * 1e6) - self._ar_per_token
         else:
             self._ar_alpha = 0.0
             self._ar_per_token = 0.0
+        # host launch stream: every kernel of every layer (2 all-reduces when sharded), overlapping the GPU
+        kernels = len(self._gemms) + 1.0 + p.elem_kernels + (2.0 if t > 1 else 0.0)
+        self._launch = m.layers * kernels * p.launch_us * 1e-3
+        self._launch_prompt = m.layers * p.prompt_layer_us * 1e-3
         host = 1.0 - p.host_overlap
         self._step = p.step_overhead_ms(t) * host
         self._seq = p.seq_us * 1e-3 * host
@@ -119,7 +156,10 @@ class AnalyticPerfModel:
         for coeffs in self._gemms:
             per_layer = per_layer + self._gemm_ms(coeffs, tokens)
         if self._ar_per_token:
-            per_layer = per_layer + 2.0 * (self._ar_alpha + tokens * self._ar_per_token)
+            per_token = self._ar_per_token
+            if self._ar_big_extra:
+                per_token = per_token + self._ar_big_extra * big_share(tokens, self._big_tokens)
+            per_layer = per_layer + 2.0 * (self._ar_alpha + tokens * per_token)
         return self._layers * per_layer + self._gemm_ms(self._head, logit_tokens)
 
     def _prefill_attention_ms(self, new_tokens, pairs, pairs_per_len, prefix_tokens):
@@ -141,9 +181,11 @@ class AnalyticPerfModel:
         n_chunks, chunk_tokens, pairs = _as_float(n_chunks), _as_float(chunk_tokens), _as_float(pairs)
         pairs_per_len, prefix_tokens, n_last = _as_float(pairs_per_len), _as_float(prefix_tokens), _as_float(n_last)
         n_decode, sum_context = _as_float(n_decode), _as_float(sum_context)
-        return (self._linear_ms(chunk_tokens + n_decode, n_last + n_decode)
-                + self._prefill_attention_ms(chunk_tokens, pairs, pairs_per_len, prefix_tokens)
-                + (self._layers * self._attn_t0 * _positive(n_decode) + self._kv_ms_per_token * sum_context)
+        gpu = (self._linear_ms(chunk_tokens + n_decode, n_last + n_decode)
+               + self._prefill_attention_ms(chunk_tokens, pairs, pairs_per_len, prefix_tokens)
+               + self._layers * self._attn_t0 * _positive(n_decode))
+        launch = self._launch + self._launch_prompt * _positive(chunk_tokens)
+        return (smooth_max(launch, gpu) + self._kv_ms_per_token * sum_context
                 + self._host_ms(n_chunks + n_decode, n_chunks, chunk_tokens))
 
     def prefill_ms(self, n_prompts, sum_tokens, sum_sq_tokens):
@@ -156,9 +198,9 @@ class AnalyticPerfModel:
                              sum_context)
 
     def _decode_parts(self, batch_size):
-        """(base, per-context-token) of a decode step."""
-        base = (self._linear_ms(batch_size, batch_size) + self._layers * self._attn_t0
-                + self._host_ms(batch_size, 0.0, 0.0))
+        """(base, per-context-token) of a decode step: the same arithmetic as chunk_ms with no chunks."""
+        gpu = self._linear_ms(batch_size, batch_size) + self._layers * self._attn_t0
+        base = smooth_max(self._launch, gpu) + self._host_ms(batch_size, 0.0, 0.0)
         return base, self._kv_ms_per_token
 
     decode_parts = _decode_parts  # public: calibration evaluates many batch sizes at once

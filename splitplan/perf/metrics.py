@@ -16,10 +16,12 @@ class Errors:
     mape: float
     p90: float
     max: float
+    median: float = math.nan
 
     @staticmethod
     def of(pred: np.ndarray, meas: np.ndarray) -> "Errors":
         if len(meas) == 0:
             return Errors(0, math.nan, math.nan, math.nan)
         rel = np.abs(np.asarray(pred, float) / np.asarray(meas, float) - 1.0) * 100.0
-        return Errors(len(rel), float(rel.mean()), float(np.percentile(rel, 90)), float(rel.max()))
+        return Errors(len(rel), float(rel.mean()), float(np.percentile(rel, 90)), float(rel.max()),
+                      float(np.median(rel)))

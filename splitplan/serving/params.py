@@ -55,7 +55,15 @@ SPECS: dict[str, ParamSpec] = {
     "ar_alpha_us": ParamSpec(8.0, 1.0, 200.0, "us", "latency of one all-reduce at tp=2"),
     "ar_alpha_log2_us": ParamSpec(2.0, 0.0, 100.0, "us per doubling", "extra all-reduce latency per doubling of tp"),
     "ar_bw_fraction": ParamSpec(0.33, 0.05, 1.0, "of bidirectional NVLink", "all-reduce bus bandwidth"),
-    # host side: CPU time, independent of the GPU
+    "ar_big_tokens": ParamSpec(4096.0, 256.0, 65536.0, "tokens per iteration",
+                               "iteration size above which all-reduces run at ar_big_bw_fraction"),
+    "ar_big_bw_fraction": ParamSpec(0.0, 0.0, 1.0, "of bidirectional NVLink",
+                                    "all-reduce bus bandwidth in iterations above ar_big_tokens (0: no second regime)"),
+    # host side: CPU time, independent of the GPU. Launches overlap with the GPU (the iteration takes the
+    # longer of the two streams); the per-iteration, per-sequence and per-token costs below do not.
+    "launch_us": ParamSpec(0.0, 0.0, 200.0, "us per kernel", "host time to launch one kernel in eager mode (no CUDA graphs)"),
+    "prompt_layer_us": ParamSpec(0.0, 0.0, 2000.0, "us per layer",
+                                 "extra launch-stream host time per layer when an iteration holds prompt tokens"),
     "step_ms": ParamSpec(1.5, 0.0, 100.0, "ms per iteration", "scheduler, sampling and launch time of one iteration"),
     "step_log2tp_ms": ParamSpec(0.0, 0.0, 50.0, "ms per doubling", "extra per-iteration time per doubling of tp (worker sync)"),
     "seq_us": ParamSpec(0.0, 0.0, 2000.0, "us per sequence", "per-sequence host cost of one iteration (inputs, sampling)"),
@@ -93,6 +101,10 @@ class StackParams:
     ar_alpha_us: float = SPECS["ar_alpha_us"].default
     ar_alpha_log2_us: float = SPECS["ar_alpha_log2_us"].default
     ar_bw_fraction: float = SPECS["ar_bw_fraction"].default
+    ar_big_tokens: float = SPECS["ar_big_tokens"].default
+    ar_big_bw_fraction: float = SPECS["ar_big_bw_fraction"].default
+    launch_us: float = SPECS["launch_us"].default
+    prompt_layer_us: float = SPECS["prompt_layer_us"].default
     step_ms: float = SPECS["step_ms"].default
     step_log2tp_ms: float = SPECS["step_log2tp_ms"].default
     seq_us: float = SPECS["seq_us"].default
