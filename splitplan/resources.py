@@ -1,4 +1,4 @@
-"""Where the bundled data lives: catalogs and calibrations (profiles/), scenarios and traces (scenarios/).
+"""Where the bundled data lives: catalogs, kernels and serving stacks (profiles/), scenarios and traces (scenarios/).
 
 In the repository these are the top-level folders `profiles/` and `scenarios/`. pyproject.toml maps them to
 the packages `splitplan.profiles` and `splitplan.scenarios` (each folder holds an `__init__.py` for that
@@ -35,7 +35,7 @@ def _package_dir(package: str) -> Path:
 
 
 def bundled_profiles_dir() -> Path:
-    """The catalogs, calibrations and measured profiles shipped with splitplan (ignores the override)."""
+    """The catalogs, stacks and measured profiles shipped with splitplan (ignores the override)."""
     return _package_dir(PROFILES_PACKAGE)
 
 

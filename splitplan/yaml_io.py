@@ -1,4 +1,4 @@
-"""Reading the YAML files a user hands over (scenarios, catalogs, calibrations), defensively.
+"""Reading the YAML files a user hands over (scenarios, catalogs, stacks), defensively.
 
 Every problem becomes one SplitplanError line naming the file. Beyond syntax, the reader refuses what
 would turn a small file into unbounded work later: alias chains that expand exponentially ("billion

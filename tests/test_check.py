@@ -22,7 +22,7 @@ from splitplan.scenario import Expectation, ExpectationResult
 REPO = Path(__file__).resolve().parent.parent
 STUDIES = REPO / "scenarios" / "splitwise"
 SMALL = STUDIES / "isopower-coding-small.yaml"
-CALIBRATIONS = REPO / "profiles" / "calibrations"
+STACKS = REPO / "profiles" / "stacks"
 PROFILE = REPO / "profiles" / "measured" / "splitwisesim_perf_model.csv"
 
 
@@ -40,14 +40,14 @@ def test_fast_scenarios_pass_on_main(capsys):
     assert "expectations hold" in out and "slow scenario(s)" in out
 
 
-def test_perturbed_calibration_is_caught(tmp_path, capsys):
-    """H100 prompt (compute) efficiency halved: the H100 designs lose throughput, check exits 1."""
-    data = yaml.safe_load((CALIBRATIONS / "vllm-2023-h100.yaml").read_text())
-    data["gpus"]["h100-80gb"]["eta_c"] *= 0.5
-    bad = tmp_path / "h100-halved.yaml"
+def test_perturbed_stack_is_caught(tmp_path, capsys):
+    """The paper's stack with its Hopper GEMM (compute) efficiency halved: the H100 designs lose
+    throughput, check exits 1."""
+    data = yaml.safe_load((STACKS / "vllm-2023.yaml").read_text())
+    data["arch"]["hopper"]["eta_c_bf16"] *= 0.5
+    bad = tmp_path / "vllm-2023-h100-halved.yaml"
     bad.write_text(yaml.safe_dump(data))
-    code = run_cli(["check", str(SMALL), "--mode", "analytic", "--quiet",
-                    "--calibration", str(CALIBRATIONS / "vllm-2023-a100.yaml"), "--calibration", str(bad)])
+    code = run_cli(["check", str(SMALL), "--mode", "analytic", "--quiet", "--stack", str(bad)])
     out = capsys.readouterr().out
     assert code == 1
     assert "FAIL" in out and "designs.Splitwise-HH.throughput_rps" in out

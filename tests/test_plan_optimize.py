@@ -83,7 +83,7 @@ def test_infeasible_target_names_the_budget():
 
 def test_model_that_does_not_fit_is_never_planned():
     data = {"model": "bloom-176b", "workload": {"trace": "rr_conv_80_2min.csv", "duration_s": 10},
-            "designs": [{"name": "B", "kind": "baseline", "machines": ["l40s-x8"]}],
+            "designs": [{"name": "B", "kind": "baseline", "machines": ["l40s-x8"], "tp": 4}],
             "constraints": {"cost_usd_per_h": 500}, "search": {"seeds": 1, "workers": 1}}
     with pytest.raises(SplitplanError, match="designs.B.machines: bloom-176b does not fit any mixed machine"):
         optimize(parse_scenario(data, source="t.yaml"))  # an input error, before any simulation

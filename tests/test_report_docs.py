@@ -35,7 +35,7 @@ def test_example_catalog_machines_run_the_example_model():
     cluster = splitwise_cluster("qwen2-72b", [("dgx-h100", 1)], [("hgx-h20", 1)]).validate(catalog)
     assert cluster.machine_count() == 2
     perf = build_perf_model("qwen2-72b", "hgx-h20", catalog=catalog)
-    assert "extrapolated to unknown architecture" in perf.provenance  # the doc tells users to expect this
+    assert "calibrated on hopper" in perf.provenance  # an H20 is a Hopper GPU: the doc tells users to expect this
     assert perf.prefill_ms(1, 1024, 1024 ** 2) > 0 and perf.kv_capacity_tokens() > 100_000
 
 

@@ -115,7 +115,7 @@ def predict_command(profile: str, out_path: str, perf_backend: str | None, profi
     """Predict every row of a measured profile and report the errors per (hardware, phase).
 
     Adds predicted_prompt_ms and predicted_token_ms (SplitwiseSim format) or predicted_ms (long
-    format) to each input row. By default the analytic model with the bundled calibrations is used.
+    format) to each input row. By default the analytic model with the default stack (vllm-2023) is used.
 
     \b
     Examples:
