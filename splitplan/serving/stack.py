@@ -174,7 +174,7 @@ class Stack:
 
 
 # ----------------------------------------------------------------------------------------- versions
-_VERSION = re.compile(r"^\s*v?(\d+(?:\.\d+)*)(?:\.?(rc|a|b|dev)(\d*))?")
+_VERSION = re.compile(r"^\s*v?(\d+(?:\.\d+)*)(?:\.?(rc|a|b|dev|post)(\d*))?")
 
 
 def version_key(text: str) -> tuple:
@@ -184,7 +184,8 @@ def version_key(text: str) -> tuple:
         return ()
     nums = tuple(int(x) for x in m.group(1).split("."))
     nums = nums + (0,) * (4 - len(nums))
-    pre = (-1, int(m.group(3) or 0)) if m.group(2) else (0, 0)
+    tag = m.group(2)
+    pre = ((1 if tag == "post" else -1), int(m.group(3) or 0)) if tag else (0, 0)
     return nums[:4] + pre
 
 

@@ -1,0 +1,102 @@
+"""splitplan benchmark: the closed-loop benchmark simulated, its rows mode, and the features that let
+calibration fit stacks without re-simulating."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from splitplan.apps.benchmark import BenchmarkConfig, Protocol, measured_mask, request_sizes, run_benchmark
+from splitplan.apps.benchmark_rows import error_table, predict_rows, read_rows
+from splitplan.apps.serving_features import row_features
+from splitplan.catalog import default_catalog
+from splitplan.cli.main import main
+from splitplan.errors import SplitplanError
+from splitplan.serving.quant import Quant
+
+CAT = default_catalog()
+ROWS = Path(__file__).resolve().parent.parent / "profiles" / "measured" / "serving" / "h100.csv"
+
+
+def config(c, isl=1024, osl=1024, stack="vllm", **kw):
+    return BenchmarkConfig("llama3.1-70b", "dgx-h100", isl, osl, c, stack=stack, quant=Quant.parse("fp8"), tp=2,
+                           protocol=Protocol(range_ratio=0.8, warmup=0), **kw)
+
+
+def test_result_reports_the_client_metrics_and_where_they_come_from():
+    r = run_benchmark(config(8, osl=256), CAT)
+    for key in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
+        assert set(r[key]) == {"mean", "median", "p90", "p99"} and r[key]["mean"] > 0
+    assert r["tpot_ms"]["median"] < r["ttft_ms"]["mean"] < r["e2e_ms"]["mean"]
+    assert r["output_tokens_per_s_per_gpu"] == pytest.approx(r["output_tokens_per_s"] / 2)
+    assert "calibrated on hopper" in r["provenance"] and r["stack"] == "vllm" and not r["extrapolated"]
+    assert r["policy"] == "chunked" and r["kv_cache"]["policy"] == "paged"
+
+
+def test_a_full_kv_cache_makes_ttft_jump_out_of_the_simulation():
+    """Llama-3.1-70B FP8 on two H100s, 1k in / 8k out: 32 clients fit the KV cache, 64 do not; measured
+    TTFT goes from 0.29 s to 30.8 s there (profiles/measured/serving/h100.csv). Nothing is fudged: requests
+    wait for blocks, and decodes are preempted and recomputed."""
+    fits = run_benchmark(config(32, osl=8192), CAT)
+    full = run_benchmark(config(64, osl=8192), CAT)
+    assert fits["ttft_ms"]["mean"] < 1000 and fits["preemptions"] <= 5
+    assert full["ttft_ms"]["mean"] > 10_000 and full["preemptions"] > 0
+    assert full["kv_cache"]["mean_fraction"] > 0.8
+
+
+def test_features_reproduce_the_simulated_means_exactly():
+    for stack, c in (("vllm", 16), ("sglang", 16), ("trtllm", 32)):
+        cfg = config(c, isl=2048, osl=256, stack=stack)
+        r = run_benchmark(cfg, CAT, record_segments=True)
+        eng = r["_engine"]
+        _, output = request_sizes(cfg)
+        f = row_features(eng, output, measured_mask(len(output), 0))
+        ttft, tpot = f.predict_ms(eng.insts[0].perf)
+        assert ttft + eng.insts[0].perf.api_ms == pytest.approx(r["ttft_ms"]["mean"], rel=1e-9)
+        assert tpot == pytest.approx(r["tpot_ms"]["mean"], rel=1e-9)
+
+
+def test_impossible_benchmarks_are_refused():
+    with pytest.raises(SplitplanError, match="does not fit the"):
+        run_benchmark(config(1, isl=2_000_000, osl=10), CAT)
+    with pytest.raises(SplitplanError, match="concurrency"):
+        run_benchmark(config(0), CAT)
+    with pytest.raises(SplitplanError, match="range_ratio"):
+        run_benchmark(BenchmarkConfig("llama3.1-70b", "dgx-h100", 10, 10, 1, protocol=Protocol(range_ratio=0)), CAT)
+
+
+def test_rows_mode_predicts_what_it_can_and_refuses_the_rest(tmp_path):
+    frame = read_rows(ROWS)
+    sample = pd.concat([frame[frame["mode"] == "disagg"].head(2), frame[frame["model"].str.contains("gpt-oss")].head(2),
+                        frame[(frame["engine"] == "sglang") & (frame["mode"] == "agg")].head(3)])
+    out = predict_rows(sample, CAT, workers=1)
+    status = out["status"].tolist()
+    assert status[0].startswith("refused: disaggregated") and status[2].startswith("refused: mixture-of-experts")
+    assert all(s.startswith("ok") for s in status[4:])
+    assert out["stack"].tolist()[4].startswith("sglang")
+    assert list(out.columns[: len(sample.columns)]) == list(sample.columns)  # input columns kept in order
+    table = error_table(out)
+    assert len(table) == 1 and table["ttft_median_pct"].iloc[0] >= 0
+
+
+def test_rows_mode_ignores_measured_columns():
+    frame = read_rows(ROWS)
+    rows = frame[(frame["engine"] == "vllm") & (frame["mode"] == "agg") & (frame["model"] == "Qwen/Qwen3-32B")].head(2)
+    a = predict_rows(rows, CAT, workers=1)
+    b = predict_rows(rows.assign(ttft_ms="1", tpot_ms="1"), CAT, workers=1)
+    assert a["predicted_ttft_ms"].tolist() == b["predicted_ttft_ms"].tolist()
+
+
+def test_cli_prints_json_and_one_line_errors(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["benchmark", "--model", "meta-llama/Llama-3.1-70B", "--machine", "H100", "--weights", "fp8", "--tp", "2",
+              "--isl", "512", "--osl", "64", "--concurrency", "4", "--json"])
+    assert exit_info.value.code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["model"] == "llama3.1-70b" and data["machine"] == "dgx-h100" and data["quant"]["weights"] == "fp8"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["benchmark", "--model", "llama3.1-70x", "--machine", "h100", "--isl", "1", "--osl", "1", "--concurrency", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1 and "unknown model 'llama3.1-70x'" in err[0]
