@@ -73,9 +73,19 @@ def simulate(cluster: ClusterSpec, workload: Workload, *, perf: PerfSettings = P
     slos = paper_slos() if slos is None else tuple(slos)
     eng = Engine(insts, cluster.design, arrival, prompt, output, float(first_perf.kv_bytes_per_token()),
                  links, machines, config, compat, _longest_unloaded_s(perfs.values(), prompt, output),
-                 record_itl=any(s.metric == "itl" for s in slos))
+                 record_itl=any(s.metric == "itl" for s in slos),
+                 colocated_policy=colocated_policy(first_perf, config, compat))
     eng.run()
     return _assemble(eng, cluster, workload, arrival, prompt, output, perf, perfs, catalog, config, slos, compat)
+
+
+def colocated_policy(perf, config: SimConfig, compat: bool) -> str:
+    """How instances serving both phases batch: the stack's policy (vLLM v1 chunks prompts, SGLang runs
+    prefill first, ...); SplitwiseSim's mixed batching under compat or when the config names it."""
+    if compat or config.colocated_policy != "mixed":
+        return config.colocated_policy
+    stack = getattr(perf, "stack", None)
+    return stack.scheduling.policy.value if stack is not None else config.colocated_policy
 
 
 def run_closed_loop(perf, prompt_tokens: np.ndarray, output_tokens: np.ndarray, clients: int, *,
