@@ -242,9 +242,14 @@ def test_kv_capacity_is_what_is_left_after_weights_and_reserve():
 
 
 def test_bad_tp_and_unknown_names_are_one_line_errors():
-    for args in (("llama2-70b", "dgx-h100", 3), ("llama2-70b", "dgx-h100", 16)):
-        with pytest.raises(SplitplanError, match="tp="):
-            build_perf_model(*args)
+    with pytest.raises(SplitplanError, match="not divisible by tp 3"):  # 64 heads cannot split 3 ways
+        build_perf_model("llama2-70b", "dgx-h100", 3)
+    with pytest.raises(SplitplanError, match="tp=16 is not a divisor of the 8 GPUs"):
+        build_perf_model("llama2-70b", "dgx-h100", 16)
+    with pytest.raises(SplitplanError, match="must divide tp=8"):
+        build_perf_model("qwen3-235b-a22b", "dgx-h200", 8, ep=3)
+    with pytest.raises(SplitplanError, match="is dense: it has no experts"):
+        build_perf_model("llama2-70b", "dgx-h100", 8, ep=2)
     with pytest.raises(SplitplanError, match="unknown model 'llama9'"):
         build_perf_model("llama9", "dgx-h100")
     with pytest.raises(SplitplanError, match="unknown machine"):

@@ -19,13 +19,19 @@ from splitplan.serving.quant import BF16, ComputeDtype, Quant, compute_dtype
 
 @dataclass(frozen=True)
 class Instance:
-    """One model replica: `tp` GPUs of a machine running a model quantized as `quant`."""
+    """One model replica: `tp` GPUs of a machine running a model quantized as `quant`.
+
+    `ep`: the routed experts are split over `ep` of the instance's GPUs (expert parallelism; 1 = every
+    GPU holds a TP shard of every expert). `dp`: attention runs data-parallel over `dp` groups of tp/dp
+    GPUs each (attention data parallelism, for MoE and MLA models). Both divide tp."""
 
     model: Model
     machine: Machine
     gpu: GPU
     tp: int
     quant: Quant = BF16
+    ep: int = 1
+    dp: int = 1
 
     @property
     def per_machine(self) -> int:
@@ -39,7 +45,8 @@ class Instance:
 
     @property
     def label(self) -> str:
-        return f"{self.model.name} on {self.machine.name} tp={self.tp} ({self.quant.label()})"
+        shape = f"tp={self.tp}" + (f" ep={self.ep}" if self.ep > 1 else "") + (f" dp={self.dp}" if self.dp > 1 else "")
+        return f"{self.model.name} on {self.machine.name} {shape} ({self.quant.label()})"
 
 
 def gpu_supports(gpu: GPU):

@@ -47,23 +47,20 @@ def load_profile(path: str | Path) -> Profile:
     return _PROFILES[key]
 
 
-def check_tp(model: Model, tp: int) -> None:
-    """Attention heads must split evenly over tp; KV heads split evenly or are replicated evenly."""
-    if model.heads % tp:
-        raise SplitplanError(f"tp={tp} does not divide the {model.heads} attention heads of {model.name}", field="tp")
-    if model.kv_heads % tp and tp % model.kv_heads:
-        raise SplitplanError(f"tp={tp} neither divides nor is a multiple of the {model.kv_heads} KV heads of "
-                             f"{model.name}", field="tp")
-
-
-def make_instance(model: Model | str, machine: Machine | str, tp: int | None, quant: Quant, catalog: Catalog) -> Instance:
+def make_instance(model: Model | str, machine: Machine | str, tp: int | None, quant: Quant, catalog: Catalog,
+                  ep: int = 1, dp: int = 1) -> Instance:
+    """The instance a shape describes; a shape the model or the machine cannot split is a one-line error."""
     model = catalog.model(model) if isinstance(model, str) else model
     machine = catalog.machine(machine) if isinstance(machine, str) else machine
     tp = machine.gpus if tp is None else tp
-    if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
-        raise SplitplanError(f"tp must be a positive whole number, got {tp!r}", field="tp")
-    check_tp(model, tp)
-    return Instance(model=model, machine=machine, gpu=catalog.gpu_of(machine), tp=tp, quant=quant)
+    for name, value in (("tp", tp), ("ep", ep), ("dp", dp)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SplitplanError(f"{name} must be a positive whole number, got {value!r}", field=name)
+    if tp % ep or tp % dp:
+        raise SplitplanError(f"ep={ep} and dp={dp} must divide tp={tp} (they split the instance's GPUs)", field="ep")
+    model.check_tp(tp // dp)
+    model.check_ep(ep)
+    return Instance(model=model, machine=machine, gpu=catalog.gpu_of(machine), tp=tp, quant=quant, ep=ep, dp=dp)
 
 
 def _check_settings(settings: PerfSettings) -> None:
@@ -101,7 +98,7 @@ class _SplitwiseSimMemory:
 
 def build_perf_model(model: Model | str, machine: Machine | str, tp: int | None = None,
                      settings: PerfSettings = PerfSettings(), catalog: Catalog | None = None,
-                     stack: Stack | None = None) -> PerfModel:
+                     stack: Stack | None = None, ep: int = 1, dp: int = 1) -> PerfModel:
     """The PerfModel of `model` on `tp` GPUs of `machine` (default: all of them), per `settings` (cached).
 
     Unknown names, a shape tp cannot split, a model that does not fit the GPUs' HBM, or a profile
@@ -110,7 +107,7 @@ def build_perf_model(model: Model | str, machine: Machine | str, tp: int | None 
     catalog = catalog or default_catalog()
     _check_settings(settings)
     stack = stack or get_stack(settings.stack)
-    instance = make_instance(model, machine, tp, settings.quant or BF16, catalog)
+    instance = make_instance(model, machine, tp, settings.quant or BF16, catalog, ep, dp)
     key = (instance, settings, stack.name, stack.source, id(catalog))
     cached = _MODELS.get(key)
     if cached is not None:
