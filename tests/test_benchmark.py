@@ -73,7 +73,7 @@ def test_rows_mode_predicts_what_it_can_and_refuses_the_rest(tmp_path):
                         frame[(frame["engine"] == "sglang") & (frame["mode"] == "agg")].head(3)])
     out = predict_rows(sample, CAT, workers=1)
     status = out["status"].tolist()
-    assert status[0].startswith("refused: disaggregated") and status[2].startswith("refused: mixture-of-experts")
+    assert status[0].startswith("refused: a disaggregated row needs") and status[2].startswith("refused: mixture-of-experts")
     assert all(s.startswith("ok") for s in status[4:])
     assert out["stack"].tolist()[4].startswith("sglang")
     assert list(out.columns[: len(sample.columns)]) == list(sample.columns)  # input columns kept in order
@@ -100,3 +100,25 @@ def test_cli_prints_json_and_one_line_errors(capsys):
         main(["benchmark", "--model", "llama3.1-70x", "--machine", "h100", "--isl", "1", "--osl", "1", "--concurrency", "1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2 and len(err) == 1 and "unknown model 'llama3.1-70x'" in err[0]
+
+
+def test_disaggregated_workers_move_kv_and_serve_every_request():
+    from splitplan.apps.benchmark import Disagg
+
+    cfg = BenchmarkConfig("qwen3-32b", "dgx-h100", 4000, 1000, 64, stack="vllm", quant=Quant.parse("fp8"),
+                          protocol=Protocol(range_ratio=0.8, warmup=0), disagg=Disagg(8, 1, 2, 4))
+    r = run_benchmark(cfg, CAT)
+    assert r["disagg"] == "8 x prefill tp1 + 2 x decode tp4" and r["measured_requests"] == 640
+    colocated = run_benchmark(BenchmarkConfig("qwen3-32b", "dgx-h100", 4000, 1000, 64, stack="vllm",
+                                              quant=Quant.parse("fp8"), tp=4, protocol=cfg.protocol), CAT)
+    # decode workers never stall for prompts: TPOT below a co-located TP4 instance carrying the same load
+    assert r["tpot_ms"]["mean"] < colocated["tpot_ms"]["mean"]
+    assert r["output_tokens_per_s_per_gpu"] == pytest.approx(r["output_tokens_per_s"] / 16)
+
+
+def test_routers_are_registered_by_name():
+    from splitplan.sim.routers import ROUTERS, make_router
+
+    assert {"baseline", "splitwise", "disagg"} <= set(ROUTERS)
+    with pytest.raises(SplitplanError, match="unknown router 'random'"):
+        make_router("random", [], 0, None)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from splitplan.apps.benchmark import BenchmarkConfig, Protocol, run_benchmark
+from splitplan.apps.benchmark import BenchmarkConfig, Disagg, Protocol, run_benchmark
 from splitplan.catalog import Catalog, Machine
 from splitplan.errors import SplitplanError
 from splitplan.serving.quant import Quant
@@ -80,10 +80,12 @@ def machine_for(catalog: Catalog, gpu_name: str, gpus: int) -> Machine:
     except SplitplanError:
         pass
     gpu = catalog.gpu(gpu_name)
-    machines = [m for m in catalog.machines.values() if m.gpu == gpu.name and not m.is_power_capped
-                and m.gpus >= gpus]
+    candidates = [m for m in catalog.machines.values() if m.gpu == gpu.name and not m.is_power_capped]
+    machines = [m for m in candidates if m.gpus >= gpus]
     if not machines:
-        raise SplitplanError(f"no machine of the catalog holds {gpus} x {gpu.name}")
+        largest = max((m.gpus for m in candidates), default=0)
+        raise SplitplanError(f"an instance of {gpus} x {gpu.name} spans machines (the largest {gpu.name} machine "
+                             f"has {largest} GPUs): multi-machine instances are not modelled yet")
     return sorted(machines, key=lambda m: (m.gpus, m.name))[0]
 
 
@@ -106,8 +108,8 @@ def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None,
         return RowJob(index, None, note, f"refused: {reason}")
 
     mode = str(row.get("mode", "agg") or "agg").strip().lower()
-    if mode != "agg":
-        return refuse("disaggregated serving (separate prefill and decode workers) is not modelled yet")
+    if mode not in ("agg", "disagg"):
+        return refuse(f"unknown mode '{mode}' (agg or disagg)")
     try:
         tp = _int(row, "tp", 1)
         pp, ep, dp = _int(row, "pp", 1), _int(row, "ep", 1), _int(row, "attention_dp", 1)
@@ -115,7 +117,21 @@ def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None,
     except ValueError as exc:
         return refuse(str(exc))
     if None in (isl, osl, conc):
-        return refuse("isl, osl and concurrency are required")
+        return refuse("isl, osl and concurrency are required" if mode == "agg" else
+                      "a disaggregated row needs isl, osl and concurrency (the closed loop's clients)")
+    disagg = None
+    if mode == "disagg":
+        try:
+            shape = {k: _int(row, k) for k in ("prefill_workers", "prefill_tp", "decode_workers", "decode_tp")}
+            extra = [_int(row, k, 1) for k in ("prefill_ep", "prefill_attention_dp", "decode_ep", "decode_attention_dp")]
+        except ValueError as exc:
+            return refuse(str(exc))
+        if None in shape.values():
+            return refuse("a disaggregated row needs prefill/decode worker counts and TP degrees")
+        if any(e not in (0, 1) for e in extra):
+            return refuse("expert and attention-data parallel disaggregated workers are not modelled yet")
+        disagg = Disagg(**shape)
+        tp = max(disagg.prefill_tp, disagg.decode_tp)
     if pp and pp > 1:
         return refuse("pipeline parallelism is not modelled")
     try:
@@ -136,7 +152,7 @@ def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None,
         return refuse(exc.problem)
     chosen = protocol_for(row, stack) if protocol is None else (protocol(row, stack) if callable(protocol) else protocol)
     config = BenchmarkConfig(model=model.name, machine=machine.name, isl=isl, osl=osl, concurrency=conc,
-                             stack=stack, quant=quant, tp=tp, protocol=chosen)
+                             stack=stack, quant=quant, tp=None if disagg else tp, protocol=chosen, disagg=disagg)
     return RowJob(index, config, note)
 
 

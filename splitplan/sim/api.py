@@ -107,6 +107,39 @@ def run_closed_loop(perf, prompt_tokens: np.ndarray, output_tokens: np.ndarray, 
     return eng
 
 
+def run_closed_loop_disagg(prefill_perf, decode_perf, prefill_workers: int, decode_workers: int,
+                           prompt_tokens: np.ndarray, output_tokens: np.ndarray, clients: int, *, catalog: Catalog,
+                           record_itl: bool = True, client_delay_s=None) -> Engine:
+    """Disaggregated serving: `prefill_workers` instances of `prefill_perf` only prefill, `decode_workers`
+    of `decode_perf` only decode, and each prompt's KV cache moves from one to the other (over NVLink when
+    both sit in one machine, over the NICs otherwise; workers fill machines in order, prefill first).
+    Prefill batches use the prefill stack's token budget, decode batches its sequence limit."""
+    insts: list[Inst] = []
+    machines: list = []
+    free = 0
+    for role, perf, count in (("prompt", prefill_perf, prefill_workers), ("token", decode_perf, decode_workers)):
+        machine, tp = perf.instance.machine, perf.instance.tp
+        cap = int(perf.kv_capacity_tokens())
+        for _ in range(count):
+            if tp > free or machines[-1].name != machine.name:
+                machines.append(machine)
+                free = machine.gpus
+            insts.append(Inst(len(insts), role, machine.name, len(machines) - 1, perf, cap))
+            free -= tp
+    prompt = np.asarray(prompt_tokens, dtype=np.int64)
+    output = np.asarray(output_tokens, dtype=np.int64)
+    gpu = prefill_perf.instance.gpu
+    links = Links(len(machines), compat_gibps=None, layerwise=False, layerwise_min_tokens=0,
+                  layers=prefill_perf.instance.model.layers, transfer_ms=kv_transfer_ms, intra_gbps=gpu.nvlink_gbps / 2)
+    config = SimConfig(prompt_batch_tokens=prefill_perf.scheduling.max_batched_tokens,
+                       token_max_batch=decode_perf.scheduling.max_seqs, transfer="serialized")
+    eng = Engine(insts, "disagg", np.zeros(len(prompt)), prompt, output, float(decode_perf.kv_bytes_per_token()),
+                 links, machines, config, False, record_itl=record_itl, clients=clients,
+                 client_delay_s=client_delay_s)
+    eng.run()
+    return eng
+
+
 def _longest_unloaded_s(perfs, prompt: np.ndarray, output: np.ndarray) -> float:
     """The slowest request's latency alone on the slowest instance type (sets the drain limit)."""
     longest = np.argsort(prompt + output)[-64:]

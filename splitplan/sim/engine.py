@@ -25,7 +25,7 @@ from splitplan.sim.machines import (SEG_DECODE, SEG_IDLE, SEG_MIXED, SEG_PREFILL
 from splitplan.serving.stack import KvPolicy
 from splitplan.sim.policies import make_policy
 from splitplan.sim.policies.chunked import scheduling
-from splitplan.sim.scheduler import Router
+from splitplan.sim.routers import make_router
 
 EV_SEG, EV_XFER, EV_KICK, EV_ARRIVE = 0, 1, 2, 3
 NAN = math.nan
@@ -45,8 +45,8 @@ class Engine:
         self.compat = compat
         self.insts = insts
         self.machines = machines  # Machine object per physical machine index
-        self.router = Router(insts, design, config.prompt_overflow_tokens,
-                             None if compat else config.token_overflow_tokens)
+        self.router = make_router(design, insts, config.prompt_overflow_tokens,
+                                  None if compat else config.token_overflow_tokens)
         # the policy follows the instance's current role: a borrowed machine runs the co-located one
         self.policies = {role: make_policy(name) for role, name in ROLE_POLICIES.items()}
         colocated = colocated_policy or config.colocated_policy
@@ -96,6 +96,7 @@ class Engine:
         self.jseq = 0
         self.join_seq = [0] * n  # order in which requests (re)joined a decode batch
         self.t_last = [0.0] * n  # when the request's previous token (or preemption) happened
+        self.t_join0 = [NAN] * n  # when the request first joined a decode batch (disaggregated TTFT)
         self.unservable: list[int] = []
         self.max_cap = max(inst.kv_cap for inst in insts)
         self.now = 0.0
@@ -276,6 +277,8 @@ class Engine:
         if self.record_itl:
             self.gap_s.append(self.now - self.t_last[rid])
         join_batch(inst, rid, self.left[rid], self.ctx0[rid], self.ctx0, self.join_k, self.fin_k)
+        if self.t_join0[rid] != self.t_join0[rid]:  # NaN: its first join
+            self.t_join0[rid] = self.now
         if inst.paged:
             self.jseq += 1
             self.join_seq[rid] = self.jseq

@@ -1,4 +1,11 @@
-"""Cluster-level scheduling: which prompt and token instance serve a request (the paper's §4.2 policy).
+"""Routers: which prompt and token instance serve a request, chosen by name from a registry.
+
+"baseline": one pool, join-the-shortest-queue on pending work. "splitwise": the paper's §4.2 policy,
+below. "disagg": separate prefill and decode workers as disaggregated engines run them (NVIDIA Dynamo,
+SGLang PD, vLLM's disaggregated prefill): the least-loaded prefill worker and the decode worker with
+the least reserved KV, and no borrowing, because a worker's role is fixed at launch.
+
+The Splitwise policy:
 
 Both are chosen at arrival. Prompt instances: join-the-shortest-queue on pending prompt tokens; a
 prompt instance whose queue is non-empty and whose pending tokens would exceed
@@ -22,14 +29,14 @@ _memory = attrgetter("sched_mem")
 
 
 class Router:
-    """Baseline (token JSQ over all instances) or Splitwise mixed-pool routing."""
+    """The Splitwise mixed-pool routing (and the state every router keeps)."""
 
-    __slots__ = ("design", "prompt", "token", "mixed", "all", "prompt_limit", "token_wait_limit",
+    name = "splitwise"
+
+    __slots__ = ("prompt", "token", "mixed", "all", "prompt_limit", "token_wait_limit",
                  "borrows", "borrowed_now", "max_borrowed", "mixed_requests")
 
-    def __init__(self, insts: list[Inst], design: str, prompt_overflow_tokens: int,
-                 token_overflow_tokens: int | None):
-        self.design = design
+    def __init__(self, insts: list[Inst], prompt_overflow_tokens: int, token_overflow_tokens: int | None):
         self.all = list(insts)
         self.prompt = [i for i in insts if i.home == "prompt"]
         self.token = [i for i in insts if i.home == "token"]
@@ -43,9 +50,6 @@ class Router:
 
     def route(self, prompt_tokens: int, kv_tokens: int) -> tuple[Inst, Inst]:
         """(prompt instance, token instance) for a new request; the same object means no transfer."""
-        if self.design == "baseline":
-            inst = min(self.all, key=_pending)
-            return inst, inst
         p_inst = self._best_prompt(self.prompt, prompt_tokens) or self._best_prompt(self.mixed, prompt_tokens)
         t_inst = self._best_token(self.token, kv_tokens) or self._best_token(self.mixed, kv_tokens)
         if p_inst is None and self.token:
@@ -98,3 +102,42 @@ class Router:
         inst.role = inst.home
         (self.prompt if inst.home == "prompt" else self.token).append(inst)
         self.borrowed_now -= 1
+
+
+class BaselineRouter(Router):
+    """One pool: join the shortest queue (pending prompt tokens plus one per decoding request)."""
+
+    name = "baseline"
+    __slots__ = ()
+
+    def route(self, prompt_tokens: int, kv_tokens: int) -> tuple[Inst, Inst]:
+        inst = min(self.all, key=_pending)
+        return inst, inst
+
+
+class DisaggRouter(Router):
+    """Fixed prefill and decode workers: least pending prefill work, least reserved KV; never borrows.
+
+    A request whose KV does not fit any decode worker still goes to the emptiest one and waits there
+    for memory (engines queue it; nothing overflows into a pool that does not exist)."""
+
+    name = "disagg"
+    __slots__ = ()
+
+    def route(self, prompt_tokens: int, kv_tokens: int) -> tuple[Inst, Inst]:
+        return min(self.prompt, key=_pending), min(self.token, key=_memory)
+
+
+ROUTERS: dict[str, type[Router]] = {cls.name: cls for cls in (BaselineRouter, Router, DisaggRouter)}
+
+
+def make_router(name: str, insts: list[Inst], prompt_overflow_tokens: int,
+                token_overflow_tokens: int | None) -> Router:
+    """The router registered under `name` (a design kind: baseline, splitwise, disagg)."""
+    from splitplan.errors import SplitplanError, nearest_names
+
+    cls = ROUTERS.get(name)
+    if cls is None:
+        raise SplitplanError(f"unknown router '{name}'{nearest_names(name, ROUTERS)}", field="router")
+    return cls(insts, prompt_overflow_tokens, token_overflow_tokens)
+
