@@ -141,6 +141,7 @@ def test_llmd_values_parse_with_counts_and_tp(tmp_path, plan):
     base = yaml.safe_load((run(tmp_path / "b", "llm-d", design="Baseline-H100").out_dir / "llm-d-values.yaml").read_text())
     assert base["prefill"]["create"] is False and base["decode"]["replicas"] == 10
     assert base["routing"]["proxy"]["enabled"] is False
+    assert base["decode"]["containers"][0]["ports"][0]["containerPort"] == base["routing"]["servicePort"]
 
 
 def test_deploy_json_records_every_file(tmp_path):
@@ -219,3 +220,15 @@ def test_quantization_follows_the_plan(tmp_path, plan):
     nvfp4 = _write_plan(tmp_path, plan, perf={"weights": "nvfp4", "moe_weights": "nvfp4"})
     with pytest.raises(SplitplanError, match="--model-id"):
         deploy(nvfp4, "vllm", tmp_path / "n", get_catalog())
+
+
+def test_never_replaces_a_folder_it_did_not_write(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(SplitplanError, match="not a folder splitplan deploy wrote"):
+        deploy(PLAN, "vllm", mine, get_catalog())
+    assert (mine / "notes.txt").read_text() == "keep me"
+    first = run(tmp_path, "vllm")
+    again = run(tmp_path, "vllm", design="Baseline-H100")  # its own output: replaced
+    assert first.out_dir == again.out_dir and not (again.out_dir / "router.sh").exists()

@@ -12,7 +12,7 @@ from splitplan.cli.common import catalog_option, console, load_catalog_from
 @click.option("--target", required=True, type=click.Choice(["vllm", "sglang", "dynamo", "llm-d"]),
               help="vllm / sglang: launch scripts; dynamo: a DynamoGraphDeployment; llm-d: Helm chart values.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder to write (default: deploy-TARGET next to PLAN.json); replaced if it exists.")
+              help="Folder to write (default: deploy-TARGET next to PLAN.json); a previous deploy output there is replaced.")
 @click.option("--design", default=None, help="Deploy this design's verified plan instead of the recommended one.")
 @click.option("--model-id", "model_id", default=None,
               help="Hugging Face repository to serve (default: the catalog's id for the plan's model).")

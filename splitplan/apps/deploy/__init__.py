@@ -75,6 +75,9 @@ def deploy(plan_path: str | Path, target: str, out_dir: str | Path, catalog: Cat
         chosen, why = default_engine(plan)
     check_expressible(plan, target, chosen)
     out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "deploy.json").is_file())):
+        raise SplitplanError("exists and is not a folder splitplan deploy wrote (no deploy.json); choose another --out",
+                             source=str(out))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

@@ -122,7 +122,7 @@ def _llmd_role(plan: DeployPlan, pool: PoolPlan, args: EngineArgs, image: str) -
     i = flags.index("--tensor-parallel-size")  # the chart adds it from parallelism.tensor
     del flags[i:i + 2]
     container: dict[str, Any] = {"name": "vllm", "image": image, "modelCommand": "vllmServe", "args": flags}
-    port = LLMD_VLLM_PORT if pool.engine_role == "decode" else SERVICE_PORT
+    port = LLMD_VLLM_PORT if pool.engine_role == "decode" else SERVICE_PORT  # decode: behind the routing sidecar
     container["ports"] = [{"containerPort": port, "protocol": "TCP"}]
     if split:
         container["env"] = [{"name": "VLLM_NIXL_SIDE_CHANNEL_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
