@@ -47,7 +47,7 @@ marks our reading of a claim.
 
 How every number here is made (the paper's provisioning method):
 
-- Model {model} on 8-GPU machines (the paper sized its clusters for it); request sizes drawn
+- Model {model} on 8-GPU machines (the paper sized its clusters for BLOOM-176B, [P]); request sizes drawn
   from the Azure 2023 coding or conversation trace, Poisson arrivals, {duration_words(f.duration_s)} runs, {seeds} per
   verified cluster.
 - Throughput of a cluster = the highest rate at which all {n_slos} SLOs of Table VI hold ({slos}),
