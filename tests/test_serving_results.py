@@ -130,3 +130,23 @@ def test_not_a_result_is_one_line(tmp_path):
         read_results(tmp_path / "x.json")
     with pytest.raises(SplitplanError, match="no benchmark result files"):
         read_results(tmp_path / "empty*.json")
+
+
+def test_result_options_supply_what_the_file_lacks(tmp_path):
+    import click
+    from click.testing import CliRunner
+
+    from splitplan.cli.result_options import given_fields, result_options
+
+    @click.command()
+    @click.argument("path")
+    @result_options(skip=("model",))
+    def cmd(path, **kwargs):
+        frame = read_results(path, **given_fields(kwargs))
+        click.echo(",".join(frame.iloc[0][["engine", "gpu", "tp", "concurrency"]]))
+
+    runner = CliRunner()
+    ok = runner.invoke(cmd, [str(DATA / "vllm-appended.json"), "--engine", "vllm", "--gpu", "h100-80gb", "--tp", "8",
+                             "--engine-version", "0.11.0", "--weights", "bf16"])
+    assert ok.exit_code == 0 and ok.output.strip() == "vllm,h100-80gb,8,4"
+    assert runner.invoke(cmd, [str(DATA / "vllm-appended.json"), "--model", "x"]).exit_code == 2  # skipped option
