@@ -44,6 +44,10 @@ class RowJob:
 def read_rows(path: str | Path) -> pd.DataFrame:
     """The table as strings (BOM and CRLF accepted); a missing required column is a one-line error."""
     source = str(path)
+    if Path(source).suffix.lower() in (".json", ".jsonl") or Path(source).is_dir() or any(c in source for c in "*?["):
+        from splitplan.apps.serving_results import read_results  # benchmark client outputs (vLLM, AIPerf, ...)
+
+        return read_results(source)
     try:
         frame = pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except FileNotFoundError:

@@ -160,7 +160,7 @@ def reproduce_command(out: str, paths: tuple[str, ...], save_results: str | None
     Examples:
       splitplan reproduce --out docs/reproduction.md --save-results out/repro.json
       splitplan reproduce --from-results out/repro.json --out docs/reproduction.md   # no simulation
-      splitplan reproduce --scenarios scenarios/splitwise/isopower-coding.yaml --out /tmp/repro.md
+      splitplan reproduce --scenarios scenarios/splitwise/isopower-coding.yaml --out out/repro.md
     """
     from splitplan.reproduction import render_saved, reproduce
 

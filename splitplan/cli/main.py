@@ -25,6 +25,8 @@ COMMANDS: dict[str, LazyCommand] = {
                            "List the GPUs, machines or models splitplan knows, with their numbers."),
     "check": LazyCommand("splitplan.cli.check_cmd:check_command",
                          "Re-run scenario files that have an expect: block and compare with their expectations."),
+    "deploy": LazyCommand("splitplan.cli.deploy_cmd:deploy_command",
+                          "Write what a verified plan needs to run on an engine or an orchestrator."),
     "docs": LazyCommand("splitplan.cli.docs_cmd:docs_group", "Generate documentation from the code."),
     "optimize": LazyCommand("splitplan.cli.optimize_cmd:optimize_command",
                             "Optimize the cluster designs of a scenario file under its budgets and SLOs; every "
