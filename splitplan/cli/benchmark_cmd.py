@@ -7,6 +7,7 @@ import json
 import click
 
 from splitplan.cli.common import catalog_option, console, load_catalog_from
+from splitplan.cli.result_options import given_fields, result_options
 from splitplan.errors import SplitplanError
 
 
@@ -40,15 +41,16 @@ def _protocol(num_prompts: int, range_ratio: float, warmup: int | None, client_d
 @click.option("--prefill-tp", type=int, default=None, help="Disaggregated: GPUs per prefill worker.")
 @click.option("--decode-workers", type=int, default=None, help="Disaggregated: decode workers.")
 @click.option("--decode-tp", type=int, default=None, help="Disaggregated: GPUs per decode worker.")
-@click.option("--rows", "rows_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--rows", "rows_path", type=click.Path(), default=None,
               help="Predict every row of a measured-serving CSV instead (needs --out).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="CSV to write for --rows.")
 @click.option("--workers", type=int, default=None, help="Parallel processes for --rows (default min(2, cpus)).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@result_options(skip=("model", "weights", "tp", "isl", "osl", "concurrency"))
 @catalog_option
 def benchmark_command(model, machine, stack, weights, moe_weights, kv_dtype, tp, isl, osl, concurrency, num_prompts,
                       range_ratio, warmup, client_delay_ms, seed, prefill_workers, prefill_tp, decode_workers,
-                      decode_tp, rows_path, out_path, workers, as_json, catalog_files) -> None:
+                      decode_tp, rows_path, out_path, workers, as_json, catalog_files, **result_fields) -> None:
     """Simulate the closed-loop benchmark: C clients, each sending ISL tokens and receiving exactly
     OSL tokens, the next request as soon as one finishes.
 
@@ -61,7 +63,8 @@ def benchmark_command(model, machine, stack, weights, moe_weights, kv_dtype, tp,
     separate prefill and decode workers (disaggregated serving) and the KV cache moves between them.
 
     With --rows, every row of a measured-serving table (the columns of
-    shared/reference/measured-serving/h100.csv) is predicted on the closest shipped stack for its
+    profiles/measured/serving/h100.csv; or `vllm bench serve` JSON, AIPerf / GenAI-Perf exports, a
+    folder or glob of them, with --gpu, --engine, --model, --tp, ... for what they do not record) is predicted on the closest shipped stack for its
     engine and version, and written to --out with predicted_ttft_ms, predicted_tpot_ms,
     predicted_output_tokens_per_s_per_gpu, stack and status (ok, or refused: reason). Measured
     ttft_ms/tpot_ms, when present, are never used for the prediction; the errors per group are printed.
@@ -78,7 +81,10 @@ def benchmark_command(model, machine, stack, weights, moe_weights, kv_dtype, tp,
     if rows_path:
         if not out_path:
             raise SplitplanError("--rows needs --out PRED.csv", field="--out")
-        _rows(rows_path, out_path, catalog, stack, workers, as_json)
+        given = given_fields(result_fields)
+        given |= {k: v for k, v in (("model", model), ("weights", weights), ("tp", tp), ("isl", isl), ("osl", osl),
+                                    ("concurrency", concurrency)) if v is not None}
+        _rows(rows_path, out_path, catalog, stack, workers, as_json, given)
         return
     missing = [f"--{n}" for n, v in (("model", model), ("machine", machine), ("isl", isl), ("osl", osl),
                                      ("concurrency", concurrency)) if v is None]
@@ -134,10 +140,12 @@ def _print_result(r: dict) -> None:
         console.print(f"extrapolated: {note}", style="yellow")
 
 
-def _rows(rows_path: str, out_path: str, catalog, stack: str | None, workers: int | None, as_json: bool) -> None:
+def _rows(rows_path: str, out_path: str, catalog, stack: str | None, workers: int | None, as_json: bool,
+          given: dict) -> None:
     from splitplan.apps.benchmark_rows import error_table, predict_rows, read_rows
+    from splitplan.apps.serving_results import read_results
 
-    frame = read_rows(rows_path)
+    frame = read_results(rows_path, **given) if given else read_rows(rows_path)
     out = predict_rows(frame, catalog, stack=stack, workers=workers)
     try:
         out.to_csv(out_path, index=False)
