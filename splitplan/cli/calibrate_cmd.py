@@ -42,7 +42,7 @@ def _errors_table(title: str, errors: dict[tuple[str, str], Errors]) -> Table:
 @click.option("--cv", "with_cv", is_flag=True,
               help="Profile: also cross-validate (whole-configuration groups, leave one TP out, leave one model out) "
                    "and record the held-out errors in the stack file (tens of seconds).")
-@result_options(skip=("gpu",))
+@result_options(skip=("gpu", "engine"))
 @catalog_option
 def calibrate_command(profile: str | None, serving_rows: str | None, engines: tuple[str, ...], no_cv: bool,
                       out_path: str, gpus: tuple[str, ...], name: str | None, base_stack: str | None,
