@@ -52,7 +52,7 @@ def ilp_search(ev: Evaluator, objective: str, top: int, radius: int, solver: str
     for _ in range(calibration_rounds):
         sols = solve_ilp(options, space.limits, objective, solver) or _unbudgeted(options, space, objective, solver)
         if not sols:
-            return None
+            break
         v0 = space.vector(sols[0].counts)
         if v0 == previous:  # calibration no longer moves the answer
             break
