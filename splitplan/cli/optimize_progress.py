@@ -8,6 +8,7 @@ naming what is being simulated and for how long, so a log shows where the time g
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import TextIO
@@ -17,17 +18,25 @@ from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
 from splitplan.plan.progress import Event, EventKind
 
-HEARTBEAT_S = 5.0  # off a terminal: a line at least this often while a simulation runs
+# off a terminal: a line at least this often while a simulation runs (SPLITPLAN_PROGRESS_EVERY_S overrides)
+HEARTBEAT_S = 5.0
+
+
+def heartbeat_s() -> float:
+    try:
+        return max(0.1, float(os.environ.get("SPLITPLAN_PROGRESS_EVERY_S", HEARTBEAT_S)))
+    except ValueError:
+        return HEARTBEAT_S
 
 
 class OptimizeProgress:
     """Receives optimizer events (any thread) and shows them; use as a context manager."""
 
-    def __init__(self, console: Console, designs: int, *, enabled: bool = True, heartbeat_s: float = HEARTBEAT_S,
+    def __init__(self, console: Console, designs: int, *, enabled: bool = True, heartbeat_s: float | None = None,
                  stream: TextIO | None = None):
         self.console, self.designs, self.enabled = console, designs, enabled
         self.live = enabled and console.is_terminal
-        self.heartbeat_s = heartbeat_s
+        self.heartbeat_s = heartbeat_s if heartbeat_s is not None else globals()["heartbeat_s"]()
         self.stream = stream or console.file
         self.start = time.monotonic()
         self.done = 0
