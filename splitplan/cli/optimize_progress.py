@@ -40,6 +40,7 @@ class OptimizeProgress:
         self.stream = stream or console.file
         self.start = time.monotonic()
         self.done = 0
+        self.started = False  # no event yet (inputs are still being checked)
         self.now = "starting"  # what is being simulated, as last reported
         self.since = self.start  # when `now` began
         self.lock = threading.Lock()
@@ -56,8 +57,7 @@ class OptimizeProgress:
                                 transient=True)
             self.bar.__enter__()
             self.task = self.bar.add_task(self._line(), total=None)
-        else:
-            self._print(f"optimizing {self.designs} design(s)")
+        else:  # the first line waits for the first event: bad input must stay a single error line
             self.thread = threading.Thread(target=self._beat, name="splitplan-heartbeat", daemon=True)
             self.thread.start()
         return self
@@ -73,6 +73,10 @@ class OptimizeProgress:
         if not self.enabled:
             return
         with self.lock:
+            if not self.started:
+                self.started = True
+                if not self.live:
+                    self._print(f"optimizing {self.designs} design(s)")
             where = f"{event.design}: " if event.design else ""
             if event.kind is EventKind.DESIGN_DONE:
                 self.done += 1
@@ -107,5 +111,7 @@ class OptimizeProgress:
         """Off a terminal: what runs now, every heartbeat_s."""
         while not self.stop.wait(self.heartbeat_s):
             with self.lock:
+                if not self.started:
+                    continue
                 running = time.monotonic() - self.since
                 self._print(f"{self.now} ({running:.0f} s so far; {self.done}/{self.designs} designs finished)")
