@@ -6,6 +6,7 @@ processes receive the same inputs and results do not depend on the worker count.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -20,6 +21,10 @@ from splitplan.slo import SLO, reference_latencies
 from splitplan.workload import Workload, load_trace
 
 
+class TimeUp(Exception):
+    """The optimize time limit passed: a design's search stops and keeps what it verified so far."""
+
+
 @dataclass(frozen=True)
 class Problem:
     scenario: Scenario
@@ -28,6 +33,12 @@ class Problem:
     sizes: Workload  # the trace whose prompt/output sizes the generators resample
     slos: tuple[SLO, ...]
     params: CapacityParams = field(default_factory=CapacityParams)
+    deadline_monotonic: float | None = None  # --time-limit: time.monotonic() past which searches stop
+
+    def check_deadline(self) -> None:
+        """Raise TimeUp once the time limit has passed (CLOCK_MONOTONIC is shared by worker processes)."""
+        if self.deadline_monotonic is not None and time.monotonic() > self.deadline_monotonic:
+            raise TimeUp()
 
     def perf_for(self, design: Design | None) -> PerfSettings:
         """The perf settings a design runs with: its own stack where it names one."""

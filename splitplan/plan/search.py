@@ -19,6 +19,7 @@ import numpy as np
 from splitplan.cluster import ClusterSpec, PoolSpec
 from splitplan.plan.ilp import Limits, PoolOption
 from splitplan.plan.parallel import WorkerPool
+from splitplan.plan.progress import EventKind, emit
 from splitplan.plan.result import Candidate, Verification
 from splitplan.plan.verify import lattice_rate
 from splitplan.plan.studies import pick_best, sort_key
@@ -113,9 +114,19 @@ class Evaluator:
 
     def map(self, fn: VerifyFn, tasks: list[tuple]) -> list[Verification]:
         """Run simulation tasks on the worker pool, in order, reporting them to the progress hooks."""
+        self.check_deadline()
         if tasks and self.on_total:
             self.on_total(len(tasks))
+        if tasks:
+            what = "verifying" if fn is self.verify_fn else "testing" if fn is self.test_fn else "measuring"
+            emit(EventKind.STAGE, f"{what} {len(tasks)} candidate(s): " + ", ".join(
+                _short_label(task[1]) for task in tasks[:3]) + (", ..." if len(tasks) > 3 else ""))
         return self.pool.map(fn, tasks, self.on_done)
+
+    def check_deadline(self) -> None:
+        check = getattr(self.problem, "check_deadline", None)  # test doubles of Problem may have none
+        if check is not None:
+            check()
 
     def passes(self, vectors: list[Vector], k: int) -> list[bool]:
         """Does each vector meet every SLO at lattice rate k on the first seed? One simulation per new
@@ -153,6 +164,11 @@ class Evaluator:
         """Every simulated candidate (pass/fail tests of vectors never fully verified included), stable order."""
         out = dict(self.tested) | self.seen
         return sorted(out.values(), key=lambda c: c.key())
+
+
+def _short_label(cluster: ClusterSpec) -> str:
+    """'prompt 2 x dgx-h100 + token 1 x dgx-h100' without the design word."""
+    return cluster.label().split(": ", 1)[-1]
 
 
 def _target(space: DesignSpace) -> float | None:

@@ -13,11 +13,13 @@ come from the scenario, so its result does not depend on the worker that ran it.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from splitplan.cluster import ClusterSpec
 from splitplan.plan.problem import Problem
+from splitplan.plan.progress import note_simulation
 from splitplan.plan.result import Verification
 from splitplan.sim import SimConfig, simulate
 from splitplan.sim.maxrate import ci95
@@ -44,35 +46,64 @@ def lattice_rate(k: int) -> float:
     return RATE_STEP ** k
 
 
+@dataclass(frozen=True)
+class Run:
+    """One simulation's verdict: every SLO met unsaturated, the margin of each SLO, and the share of
+    requests and tokens that ran co-located (a mixed or borrowed machine)."""
+
+    passed: bool
+    margins: dict[str, float]
+    mixed_request_share: float = 0.0
+    mixed_token_share: float = 0.0
+    saturated: bool = False
+
+
 class _Runs:
     """Simulations of one cluster, memoized by (seed, lattice index): the re-check at the combined rate
     reuses whatever the per-seed bisections already ran there."""
 
     def __init__(self, problem: Problem, cluster: ClusterSpec):
         self.problem, self.cluster = problem, cluster
-        self.memo: dict[tuple[int, int], tuple[bool, dict[str, float]]] = {}
+        self.memo: dict[tuple[int, int], Run] = {}
         self.known_pass: set[tuple[int, int]] = set()  # passes established by an earlier test_cluster
 
     @property
     def sims(self) -> int:
         return len(self.memo)
 
-    def run(self, seed: int, k: int) -> tuple[bool, dict[str, float]]:
-        """(every SLO met unsaturated, margin per SLO) for one seed at lattice rate k."""
+    def run(self, seed: int, k: int) -> Run:
+        """The verdict of one seed at lattice rate k (simulated once)."""
         if (seed, k) not in self.memo:
             p = self.problem
+            p.check_deadline()
             w = workload_at(p, lattice_rate(k), seed)
             if len(w) == 0:  # a rate so low that no request arrives proves nothing
-                self.memo[seed, k] = (False, {})
+                self.memo[seed, k] = Run(False, {})
             else:
+                note_simulation(self.cluster, lattice_rate(k), seed)
                 r = simulate(self.cluster, w, perf=p.perf, catalog=p.catalog, config=sim_config(p), slos=p.slos)
                 margins = {name: (-math.inf if item["margin"] is None else float(item["margin"]))
                            for name, item in r.summary["slo"].items()}
-                self.memo[seed, k] = (bool(r.all_slos_met), margins)
+                mixed = r.summary["mixed_pool"]
+                self.memo[seed, k] = Run(bool(r.all_slos_met), margins, float(mixed["request_share"]),
+                                         float(mixed["token_share"]), bool(r.saturated))
         return self.memo[seed, k]
 
+    def worst_miss(self) -> tuple[float, str]:
+        """(rate, what failed) at the lowest rate simulated: for a plan that met the SLOs at no rate."""
+        if not self.memo:
+            return 0.0, ""
+        seed, k = min(self.memo, key=lambda sk: (sk[1], sk[0]))
+        run = self.memo[seed, k]
+        if run.saturated:
+            return lattice_rate(k), "saturated"
+        if not run.margins:
+            return lattice_rate(k), "no request arrived"
+        name, margin = min(run.margins.items(), key=lambda kv: kv[1])
+        return lattice_rate(k), f"{name} missed by {-margin:.0%}" if math.isfinite(margin) else f"{name} unfinished"
+
     def passes(self, seed: int, k: int) -> bool:
-        return (seed, k) in self.known_pass or self.run(seed, k)[0]
+        return (seed, k) in self.known_pass or self.run(seed, k).passed
 
 
 def _lattice_bounds(problem: Problem, hint_rps: float) -> tuple[int, int]:
@@ -95,20 +126,25 @@ def verify_cluster(problem: Problem, cluster: ClusterSpec, hint_rps: float,
     per_k = [_seed_max_k(runs, seed, hint_k, floor_k, known if i == 0 else None) for i, seed in enumerate(seeds)]
     need = max(1, math.ceil(problem.scenario.search.require_fraction * len(per_k)))
     k = sorted(per_k, reverse=True)[need - 1]
-    margins, ok = {}, False
+    margins, ok, results = {}, False, []
     for _ in range(CONFIRM_STEPS):
         if k < floor_k:
             break
         results = [runs.run(seed, k) for seed in seeds]
-        if sum(passed for passed, _ in results) >= need:
+        if sum(r.passed for r in results) >= need:
             ok = True
-            margins = {name: min(m[name] for _, m in results if name in m) for name in results[0][1]}
+            margins = {name: min(r.margins[name] for r in results if name in r.margins)
+                       for name in results[0].margins}
             break
         k -= 1
     per_seed = [lattice_rate(x) if x >= floor_k else 0.0 for x in per_k]
     rate = lattice_rate(k) if ok else 0.0
+    miss_rate, miss = (0.0, "") if ok else runs.worst_miss()
     return Verification(rate_rps=rate, per_seed_rps=tuple(per_seed), mean_rps=float(np.mean(per_seed)),
-                        ci95_rps=ci95(per_seed), slo_margins=margins, saturated=not ok, n_simulations=runs.sims)
+                        ci95_rps=ci95(per_seed), slo_margins=margins, saturated=not ok, n_simulations=runs.sims,
+                        mixed_request_share=max(r.mixed_request_share for r in results) if ok else None,
+                        mixed_token_share=max(r.mixed_token_share for r in results) if ok else None,
+                        miss=miss, miss_rate_rps=miss_rate)
 
 
 def screen_cluster(problem: Problem, cluster: ClusterSpec, hint_rps: float) -> Verification:
@@ -130,9 +166,13 @@ def test_cluster(problem: Problem, cluster: ClusterSpec, rate_rps: float) -> Ver
     0; like screens, tests are never reported as a plan's throughput."""
     k = lattice_index(rate_rps)
     runs = _Runs(problem, cluster)
-    rate = lattice_rate(k) if runs.passes(problem.scenario.seed_list()[0], k) else 0.0
+    run = runs.run(problem.scenario.seed_list()[0], k)
+    rate = lattice_rate(k) if run.passed else 0.0
     return Verification(rate_rps=rate, per_seed_rps=(rate,), mean_rps=rate, ci95_rps=(rate, rate), slo_margins={},
-                        saturated=rate <= 0, n_simulations=1, screened=True)
+                        saturated=rate <= 0, n_simulations=1, screened=True,
+                        mixed_request_share=run.mixed_request_share if run.passed else None,
+                        mixed_token_share=run.mixed_token_share if run.passed else None,
+                        miss="" if run.passed else runs.worst_miss()[1], miss_rate_rps=0.0 if run.passed else lattice_rate(k))
 
 
 def lattice_index(rate_rps: float) -> int:

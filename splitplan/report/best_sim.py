@@ -46,7 +46,7 @@ def _replay(plan: dict[str, Any], out_dir: Path) -> Replay:
 
     scenario = plan.get("scenario") or {}
     best = plan.get("best") or {}
-    rate_rps = pick_key(best, "throughput_rps")
+    rate_rps = pick_key(best, "max_rate_rps") if "max_rate_rps" in best else pick_key(best, "throughput_rps")
     if not best.get("pools") or not isinstance(rate_rps, (int, float)) or rate_rps <= 0:
         raise SplitplanError("plan.json has no verified best plan")
     workload = scenario.get("workload") or {}

@@ -185,8 +185,8 @@ def _assemble(eng: Engine, cluster: ClusterSpec, workload: Workload, arrival, pr
         "unfinished": int(n - lat.completed.sum()),
         "saturated": saturated,
         "saturation_reason": reason,
-        "arrival_rps": (n - 1) / span if span > 0 else None,
-        "throughput_rps": throughput_rps(arrival, np.asarray(eng.t_done, dtype=np.float64)),
+        **rates_rps(n, int(lat.completed.sum()), span),
+        "window_completed_rps": throughput_rps(arrival, np.asarray(eng.t_done, dtype=np.float64)),
         "simulated_s": eng.end_s,
         "slo": {r.slo.name: {"value": r.value, "limit": r.limit, "met": r.met, "margin": r.margin, "unit": r.unit}
                 for r in slo_results},
@@ -200,13 +200,31 @@ def _assemble(eng: Engine, cluster: ClusterSpec, workload: Workload, arrival, pr
                  "provenance": {f"{m}/tp{tp}": p.provenance for (m, tp), p in sorted(perfs.items())},
                  "reference_machine": config.reference_machine, "reference_tp": ref_perf.instance.tp},
         "config": config.to_dict(),
-        "mixed_pool": {"requests": eng.router.mixed_requests, "borrowed_machines": eng.router.borrows,
-                       "max_borrowed_at_once": eng.router.max_borrowed},
+        "mixed_pool": mixed_pool_summary(eng.router, n, int(prompt.sum() + output.sum())),
     }
     for key in ("ttft_s", "tbt_s", "e2e_s", "queue_s", "transfer_s"):
         values = getattr(lat, key)
         summary[key] = {"p50": None, "p90": None, "p99": None, "mean": None} if saturated else stats(values)
     return SimResult(summary, requests, machines, timeline, slo_results, saturated, all_met)
+
+
+def rates_rps(requests: int, completed: int, span_s: float) -> dict[str, float | None]:
+    """offered_rps: the arrival rate the run was given ((n - 1) / arrival span, the rate a Poisson
+    workload was drawn at); completed_rps: the offered requests that finished, per second of that same
+    span (offered_rps x completed / requests: equal to it when nothing was left unfinished)."""
+    if span_s <= 0 or requests < 2:
+        return {"offered_rps": None, "completed_rps": None}
+    offered = (requests - 1) / span_s
+    return {"offered_rps": offered, "completed_rps": offered * completed / requests}
+
+
+def mixed_pool_summary(router, requests: int, tokens: int) -> dict[str, float | int]:
+    """How much of the traffic ran co-located (a provisioned mixed machine or a borrowed one): what
+    tells a split plan that splits from one that only works because its machines run both phases."""
+    return {"requests": router.mixed_requests, "borrowed_machines": router.borrows,
+            "max_borrowed_at_once": router.max_borrowed,
+            "request_share": router.mixed_requests / requests if requests else 0.0,
+            "token_share": router.mixed_tokens / tokens if tokens else 0.0}
 
 
 def _machines_table(eng: Engine, catalog: Catalog) -> pd.DataFrame:

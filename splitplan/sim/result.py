@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: offered_rps / completed_rps / window_completed_rps; mixed_pool shares
 FLOAT_FORMAT = "%.9g"
 FILES = ("summary.json", "requests.csv", "machines.csv", "timeline.csv")
 

@@ -34,7 +34,7 @@ class Router:
     name = "splitwise"
 
     __slots__ = ("prompt", "token", "mixed", "all", "prompt_limit", "token_wait_limit",
-                 "borrows", "borrowed_now", "max_borrowed", "mixed_requests")
+                 "borrows", "borrowed_now", "max_borrowed", "mixed_requests", "mixed_tokens")
 
     def __init__(self, insts: list[Inst], prompt_overflow_tokens: int, token_overflow_tokens: int | None):
         self.all = list(insts)
@@ -47,6 +47,7 @@ class Router:
         self.borrowed_now = 0
         self.max_borrowed = 0
         self.mixed_requests = 0
+        self.mixed_tokens = 0  # prompt + output tokens of the requests counted in mixed_requests
 
     def route(self, prompt_tokens: int, kv_tokens: int) -> tuple[Inst, Inst]:
         """(prompt instance, token instance) for a new request; the same object means no transfer."""
@@ -62,6 +63,7 @@ class Router:
                 self._to_mixed(self.prompt if p_inst.role == "prompt" else self.token, p_inst)
         if p_inst.role == "mixed" or t_inst.role == "mixed":
             self.mixed_requests += 1
+            self.mixed_tokens += kv_tokens
         return p_inst, t_inst
 
     def _best_prompt(self, pool: list[Inst], prompt_tokens: int) -> Inst | None:
