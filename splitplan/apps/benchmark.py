@@ -236,7 +236,7 @@ def summarize(eng, perf, config: BenchmarkConfig, prompt: np.ndarray, output: np
     mean_tpot = _stats(tpot_ms)["mean"]
     return {
         "model": inst.model.name, "machine": inst.machine.name, "gpu": inst.gpu.name, "tp": inst.tp,
-        "quant": inst.quant.to_dict(), "policy": eng.policies["mixed"].name,
+        "quant": inst.quant.to_dict(), "policy": eng.insts[0].colo.name,
         "isl": config.isl, "osl": config.osl, "concurrency": config.concurrency,
         "requests": int(len(prompt)), "measured_requests": int(keep.sum()),
         "ttft_ms": _stats(ttft_ms), "tpot_ms": _stats(tpot_ms), "itl_ms": itl_ms, "e2e_ms": _stats(e2e_ms),

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from splitplan.catalog import Catalog, get_catalog
-from splitplan.cluster import ClusterSpec
+from splitplan.cluster import ClusterSpec, PoolSpec
 from splitplan.errors import SplitplanError
 from splitplan.perf import build_perf_model, kv_transfer_ms, phase_power_w
 from splitplan.perf.base import PerfSettings
@@ -28,18 +28,26 @@ def _build_perf(model, machine, tp: int, settings: PerfSettings, catalog: Catalo
     return build_perf_model(model, machine, tp=tp, settings=settings, catalog=catalog)
 
 
+def pool_settings(perf: PerfSettings, pool: PoolSpec) -> PerfSettings:
+    """The perf settings one pool runs with: its own stack and scheduling settings over the cluster's."""
+    if pool.stack is None and not pool.scheduling:
+        return perf
+    merged = dict(perf.scheduling) | dict(pool.scheduling)
+    return replace(perf, stack=pool.stack or perf.stack, scheduling=tuple(sorted(merged.items())))
+
+
 def build_instances(cluster: ClusterSpec, perf: PerfSettings, catalog: Catalog):
     """Instances in pool order (gpus // tp per machine), their perf models, and the machine list."""
     model = catalog.model(cluster.model)
-    perfs: dict[tuple[str, int], Any] = {}
-    caches: dict[tuple[str, int], tuple[dict, dict]] = {}
+    perfs: dict[tuple, Any] = {}
+    caches: dict[tuple, tuple[dict, dict]] = {}
     insts: list[Inst] = []
     machines = []
     for pool in cluster.pools:
         machine = catalog.machine(pool.machine)
-        key = (machine.name, pool.tp)
+        key = (machine.name, pool.tp, pool.stack, pool.scheduling)
         if key not in perfs:
-            perfs[key] = _build_perf(model, machine, pool.tp, perf, catalog)
+            perfs[key] = _build_perf(model, machine, pool.tp, pool_settings(perf, pool), catalog)
             caches[key] = ({}, {})
         model_perf = perfs[key]
         cap = int(model_perf.kv_capacity_tokens())
@@ -49,6 +57,12 @@ def build_instances(cluster: ClusterSpec, perf: PerfSettings, catalog: Catalog):
                 insts.append(Inst(len(insts), pool.role, machine.name, len(machines) - 1, model_perf, cap,
                                   *caches[key]))
     return insts, perfs, machines, model
+
+
+def provenance_key(key: tuple) -> str:
+    """'dgx-h100/tp8' for a perf model of build_instances (with '/stack' when a pool names its own)."""
+    machine, tp, stack, sched = key
+    return f"{machine}/tp{tp}" + (f"/{stack}" if stack else "") + ("/tuned" if sched else "")
 
 
 def simulate(cluster: ClusterSpec, workload: Workload, *, perf: PerfSettings = PerfSettings(),
@@ -73,19 +87,9 @@ def simulate(cluster: ClusterSpec, workload: Workload, *, perf: PerfSettings = P
     slos = paper_slos() if slos is None else tuple(slos)
     eng = Engine(insts, cluster.design, arrival, prompt, output, float(first_perf.kv_bytes_per_token()),
                  links, machines, config, compat, _longest_unloaded_s(perfs.values(), prompt, output),
-                 record_itl=any(s.metric == "itl" for s in slos),
-                 colocated_policy=colocated_policy(first_perf, config, compat))
+                 record_itl=any(s.metric == "itl" for s in slos))
     eng.run()
     return _assemble(eng, cluster, workload, arrival, prompt, output, perf, perfs, catalog, config, slos, compat)
-
-
-def colocated_policy(perf, config: SimConfig, compat: bool) -> str:
-    """How instances serving both phases batch: the stack's policy (vLLM v1 chunks prompts, SGLang runs
-    prefill first, ...); SplitwiseSim's mixed batching under compat or when the config names it."""
-    if compat or config.colocated_policy != "mixed":
-        return config.colocated_policy
-    stack = getattr(perf, "stack", None)
-    return stack.scheduling.policy.value if stack is not None else config.colocated_policy
 
 
 def run_closed_loop(perf, prompt_tokens: np.ndarray, output_tokens: np.ndarray, clients: int, *,
@@ -113,7 +117,7 @@ def run_closed_loop_disagg(prefill_perf, decode_perf, prefill_workers: int, deco
     """Disaggregated serving: `prefill_workers` instances of `prefill_perf` only prefill, `decode_workers`
     of `decode_perf` only decode, and each prompt's KV cache moves from one to the other (over NVLink when
     both sit in one machine, over the NICs otherwise; workers fill machines in order, prefill first).
-    Prefill batches use the prefill stack's token budget, decode batches its sequence limit."""
+    Prefill batches use the prefill stack's token budget, decode batches the decode stack's sequence limit."""
     insts: list[Inst] = []
     machines: list = []
     free = 0
@@ -131,8 +135,7 @@ def run_closed_loop_disagg(prefill_perf, decode_perf, prefill_workers: int, deco
     gpu = prefill_perf.instance.gpu
     links = Links(len(machines), compat_gibps=None, layerwise=False, layerwise_min_tokens=0,
                   layers=prefill_perf.instance.model.layers, transfer_ms=kv_transfer_ms, intra_gbps=gpu.nvlink_gbps / 2)
-    config = SimConfig(prompt_batch_tokens=prefill_perf.scheduling.max_batched_tokens,
-                       token_max_batch=decode_perf.scheduling.max_seqs, transfer="serialized")
+    config = SimConfig(transfer="serialized")
     eng = Engine(insts, "disagg", np.zeros(len(prompt)), prompt, output, float(decode_perf.kv_bytes_per_token()),
                  links, machines, config, False, record_itl=record_itl, clients=clients,
                  client_delay_s=client_delay_s)
@@ -197,7 +200,7 @@ def _assemble(eng: Engine, cluster: ClusterSpec, workload: Workload, arrival, pr
         "energy_kwh": energy_j / 3.6e6,
         "mean_power_kw": energy_j / window_s / 1000.0,
         "perf": {"backend": perf.backend, "compat": perf.compat,
-                 "provenance": {f"{m}/tp{tp}": p.provenance for (m, tp), p in sorted(perfs.items())},
+                 "provenance": dict(sorted((provenance_key(k), p.provenance) for k, p in perfs.items())),
                  "reference_machine": config.reference_machine, "reference_tp": ref_perf.instance.tp},
         "config": config.to_dict(),
         "mixed_pool": mixed_pool_summary(eng.router, n, int(prompt.sum() + output.sum())),

@@ -24,7 +24,7 @@ from splitplan.sim.machines import (SEG_DECODE, SEG_IDLE, SEG_MIXED, SEG_PREFILL
                                     steps_done)
 from splitplan.serving.stack import KvPolicy
 from splitplan.sim.policies import make_policy
-from splitplan.sim.policies.chunked import scheduling
+from splitplan.sim.policies import scheduling
 from splitplan.sim.routers import make_router
 
 EV_SEG, EV_XFER, EV_KICK, EV_ARRIVE = 0, 1, 2, 3
@@ -47,13 +47,9 @@ class Engine:
         self.machines = machines  # Machine object per physical machine index
         self.router = make_router(design, insts, config.prompt_overflow_tokens,
                                   None if compat else config.token_overflow_tokens)
-        # the policy follows the instance's current role: a borrowed machine runs the co-located one
+        # the policy follows the instance's current role: a borrowed machine runs its co-located one
         self.policies = {role: make_policy(name) for role, name in ROLE_POLICIES.items()}
-        colocated = colocated_policy or config.colocated_policy
-        self.policies["mixed"] = make_policy(colocated)
-        if colocated != "mixed":  # the stack's KV policy: paged (allocate as used) or reserve at admission
-            for inst in insts:
-                inst.paged = inst.role == "mixed" and scheduling(inst).kv_policy is KvPolicy.PAGED
+        self._colocated(colocated_policy or config.colocated_policy, compat)
         self.links = links
         self.kvbpt = kv_bytes_per_token
         self.pr = prompt_tokens.tolist()
@@ -294,9 +290,25 @@ class Engine:
                 ctx = leave_batch(inst, rid, self.ctx0, self.join_k)
                 self._complete(inst, rid, ctx - 1)
 
+    def _colocated(self, override: str | None, compat: bool) -> None:
+        """Each instance's co-located policy: the override, else SplitwiseSim's mixed under compat,
+        else its stack's (after the deployment's settings); KV paged where the stack pages it."""
+        made: dict[str, object] = {}
+        for inst in self.insts:
+            sched = scheduling(inst)
+            name = override or ("mixed" if compat else sched.policy.value)
+            if name not in made:
+                made[name] = make_policy(name)
+            inst.colo = made[name]
+            inst.paged = inst.role == "mixed" and name != "mixed" and sched.kv_policy is KvPolicy.PAGED
+
+    def colocated_policies(self) -> list[str]:
+        """Names of the co-located policies the instances run (each once, in instance order)."""
+        return list(dict.fromkeys(inst.colo.name for inst in self.insts))
+
     # ---------------------------------------------------------------------- primitives for policies
     def _start(self, inst: Inst) -> None:
-        self.policies[inst.role].start(self, inst)
+        (inst.colo if inst.role == "mixed" else self.policies[inst.role]).start(self, inst)
 
     def idle(self, inst: Inst) -> None:
         inst.busy = False

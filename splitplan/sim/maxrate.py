@@ -20,6 +20,7 @@ from splitplan.errors import SplitplanError
 from splitplan.perf.base import PerfSettings
 from splitplan.sim.api import build_instances, simulate
 from splitplan.sim.config import SimConfig
+from splitplan.sim.policies import scheduling
 from splitplan.workload import Workload, poisson_workload
 
 
@@ -50,7 +51,7 @@ def capacity_estimate_rps(cluster: ClusterSpec, sizes: Workload, perf: PerfSetti
     prompt_rps = decode_rps = mixed_rps = 0.0
     for inst in insts:
         prefill_s = float(inst.perf.prefill_ms(1, p, p * p)) / 1000.0
-        batch = int(max(1, min(config.token_max_batch, inst.kv_cap // max(p + o, 1))))
+        batch = int(max(1, min(scheduling(inst).max_seqs, inst.kv_cap // max(p + o, 1))))
         base, per = inst.coeffs_ms(batch)
         step_s = (base + per * batch * (p + o / 2.0)) / 1000.0
         dec = batch / (step_s * max(o - 1.0, 1.0))
