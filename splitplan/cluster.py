@@ -75,7 +75,10 @@ class ClusterSpec:
             tp = "" if pool.tp == 8 else f" (tp{pool.tp})"
             role = "" if self.design == "baseline" and pool.role == "mixed" else f"{pool.role} "
             parts.append(f"{role}{pool.count} x {pool.machine}{tp}")
-        return f"{DESIGN_LABELS[self.design]}: " + " + ".join(parts)
+        word = DESIGN_LABELS[self.design]
+        if self.design == "baseline" and any(dict(p.scheduling).get("policy") for p in self.pools):
+            word = "Co-located"  # a co-located design with its batching chosen (kind: colocated)
+        return f"{word}: " + " + ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"model": self.model, "design": self.design, "pools": [pool.to_dict() for pool in self.pools]}

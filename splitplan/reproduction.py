@@ -418,7 +418,7 @@ def _short(d: dict[str, Any] | None) -> str:
 def perf_numbers(spec: CheckSpec, catalog: Catalog, flags: PerfFlags | None) -> dict[str, dict[str, float]]:
     """Per mode: decode growth with batch, H100/A100 prefill and decode ratios, cap effects, KV capacity."""
     out = {}
-    model, tp = spec.scenario.model, spec.scenario.designs[0].tp  # the study's model and TP
+    model, tp = spec.scenario.model, max(spec.scenario.designs[0].tp)  # the study's model and (largest) TP
     for mode in MODES:
         if spec.mode(mode) is None:
             continue

@@ -18,6 +18,7 @@ from splitplan.plan.problem import perf_settings_of
 from splitplan.plan.result import PlanResult
 from splitplan.report.trust_line import trust_line
 from splitplan.scenario import load_scenario
+from splitplan.plan.phases import is_split_kind
 
 
 def check_writable_parent(out_dir: str) -> None:
@@ -165,7 +166,7 @@ def _comparison_table(result: PlanResult) -> Table:
 
 def _phases_cell(c) -> str:
     share = c.verification.mixed_request_share
-    if c.kind != "splitwise" or share is None:
+    if not is_split_kind(c.kind) or share is None:
         return c.phases.value
     return f"{c.phases.value} ({share:.0%} of requests co-located)"
 
@@ -188,6 +189,22 @@ def _ratio(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
+def _why_at_target(objective: str, best, other) -> str:
+    """'A costs 21% less than B at the same target'; for a tie on the objective, what broke it."""
+    attr, noun = ("cost_usd_per_h", "costs") if objective == "min_cost" else ("power_kw", "draws")
+    gain = 1 - getattr(best, attr) / getattr(other, attr)
+    if abs(gain) < 0.005:
+        same = "costs the same as" if objective == "min_cost" else "draws the same power as"
+        other_attr = "power_kw" if objective == "min_cost" else "cost_usd_per_h"
+        if abs(getattr(best, other_attr) - getattr(other, other_attr)) > 1e-9:
+            what = "power" if objective == "min_cost" else "cost"
+            return f"{best.design} {same} {other.design} with less {what}"
+        more = best.throughput_rps / other.throughput_rps - 1 if other.throughput_rps else 0.0
+        return f"{best.design} {same} {other.design} and sustains {more:+.0%} req/s more (more headroom)"
+    what = "less" if objective == "min_cost" else "less power"
+    return f"{best.design} {noun} {gain:.0%} {what} than {other.design} at the same target"
+
+
 def _why(result: PlanResult) -> str:
     """One sentence per alternative: how the recommendation beats it on the objective."""
     best = result.best
@@ -201,11 +218,7 @@ def _why(result: PlanResult) -> str:
         if result.objective == "max_throughput":
             gain = best.throughput_rps / o.throughput_rps - 1 if o.throughput_rps else float("inf")
             lines.append(f"{best.design} sustains {gain:+.0%} more req/s than {o.design} within the same budget")
-        elif result.objective == "min_cost":
-            gain = 1 - best.cost_usd_per_h / o.cost_usd_per_h
-            lines.append(f"{best.design} costs {gain:.0%} less than {o.design} at the same target")
         else:
-            gain = 1 - best.power_kw / o.power_kw
-            lines.append(f"{best.design} draws {gain:.0%} less power than {o.design} at the same target")
+            lines.append(_why_at_target(result.objective, best, o))
     lines += [f"{d.name} has no plan: {d.binding}" for d in result.designs if d.best is None]
     return "\n".join(f"why: {line}" for line in lines)

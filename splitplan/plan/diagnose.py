@@ -45,7 +45,7 @@ def why_no_ilp_solution(space: DesignSpace, objective: str, solver: str) -> str:
     if not needed:
         return f"min_throughput {target:g} req/s: no {name} machine type has modelled capacity under the SLOs"
     sol = needed[0]
-    n = sum(c for _, _, c in sol.counts)
+    n = sol.machines()
     if lim.cost_usd_per_h is not None and sol.cost_usd_per_h > lim.cost_usd_per_h:
         allows = _machines_allowed(space, "cost_usd_per_h", lim.cost_usd_per_h)
         return (f"min_throughput {target:g} req/s needs about {n} {name} machines (${sol.cost_usd_per_h:.0f}/h), "
@@ -102,7 +102,7 @@ def model_estimate(space: DesignSpace, solver: str = "cbc") -> str:
     sols = solve_ilp(space.options, Limits(max_per_pool=10**5, min_throughput_rps=target), "min_cost", solver)
     if not sols:
         return "; the capacity model finds no machine type with capacity under the SLOs"
-    n = sum(c for _, _, c in sols[0].counts)
+    n = sols[0].machines()
     return f"; the capacity model estimates about {n} machines (${sols[0].cost_usd_per_h:.0f}/h) for it"
 
 

@@ -23,7 +23,7 @@ from splitplan.plan.diagnose import what_binds, why_no_ilp_solution, why_unverif
 from splitplan.plan.parallel import WorkerPool
 from splitplan.plan.preflight import check_inputs
 from splitplan.plan.problem import (Problem, TimeUp, design_capacities, fits, make_problem, pool_options,
-                                    request_sample)
+                                    request_sample, role_shapes)
 from splitplan.plan.progress import Event, EventKind, emit, reporting, set_design
 from splitplan.plan.unloaded import unloaded_line
 from splitplan.plan.result import Candidate, DesignResult, PlanResult
@@ -171,8 +171,8 @@ def _optimize_design(problem: Problem, design: Design, sample: RequestSample, po
     if missing:
         return DesignResult(design.name, design.kind, "infeasible", None, missing)
     caps, space = _sized_space(problem, design, sample)
-    cap_rows = tuple({"role": c.role, "machine": c.machine, "rate_rps": round(c.rate_rps, 6), "bound": c.bound,
-                      "instances": c.instances} for c in caps)
+    cap_rows = tuple({"role": c.role, "machine": c.machine, "tp": c.tp, "rate_rps": round(c.rate_rps, 6),
+                      "bound": c.bound, "instances": c.instances} for c in caps)
     ev = Evaluator(problem, space, verify_fn, pool, on_done=hooks.advance, on_total=hooks.add,
                    screen_fn=screen_fn, test_fn=test_cluster if screen_fn is not None else None)
     s = sc.search
@@ -219,7 +219,9 @@ def _sized_space(problem: Problem, design: Design, sample: RequestSample, rounds
     sizes: dict[str, int] = {}
     for _ in range(rounds):
         caps = design_capacities(problem, design, sample, sizes)
-        space = DesignSpace(problem.scenario.model, design, pool_options(problem, caps), problem.limits())
+        options = pool_options(problem, caps)
+        templates = {o.slot: problem.pool(design, o.role, o.machine, o.tp) for o in options}
+        space = DesignSpace(problem.scenario.model, design, options, problem.limits(), templates)
         sols = solve_ilp(space.options, space.limits, problem.scenario.objective, problem.scenario.search.solver)
         if not sols:
             break
@@ -233,22 +235,24 @@ def _sized_space(problem: Problem, design: Design, sample: RequestSample, rounds
 def _unfit_roles(problem: Problem, design: Design) -> str:
     """Reason if some pool of the design has no machine the model fits on; '' otherwise."""
     for role, machines in design.pools().items():
-        reasons = [(m, fits(problem, m, design.tp)) for m in machines]
-        if all(r for _, r in reasons):
-            m, r = reasons[0]
-            return f"{problem.scenario.model} does not fit any {role} machine at tp {design.tp} ({m}: {r})"
+        if not any(role_shapes(problem, design, role, m) for m in machines):
+            return f"{problem.scenario.model} does not fit any {role} machine at {design.shape_text(role)}"
     return ""
 
 
 def _provenance(problem: Problem) -> dict[str, str]:
-    """Provenance line of every (machine, tp) the scenario uses: its designs' instances and the SLO reference."""
+    """Provenance line of every (machine, tp, stack) the scenario uses: its designs' instances (every shape
+    searched) and the SLO reference."""
     sc = problem.scenario
-    uses = [(sc.reference_machine, sc.reference_tp, None)] + [(m, d.tp, d) for d in sc.designs
-                                                             for ms in d.pools().values() for m in ms]
+    perfs = []
+    if fits(problem, sc.reference_machine, sc.reference_tp) is None:
+        perfs.append(build_perf_model(sc.model, sc.reference_machine, sc.reference_tp, problem.perf, problem.catalog))
+    for d in sc.designs:
+        for role, machines in d.pools().items():
+            for name in machines:
+                machine = problem.catalog.machine(name).name
+                perfs += [problem.pool_perf(d, role, machine, tp) for tp in role_shapes(problem, d, role, machine)]
     out = {}
-    for name, tp, design in uses:
-        machine = problem.catalog.machine(name).name
-        if fits(problem, machine, tp, design) is None:
-            perf = build_perf_model(sc.model, machine, tp, problem.perf_for(design), problem.catalog)
-            out.setdefault(f"{machine}/tp{perf.instance.tp}/{perf.stack.name}", perf.provenance)
+    for perf in perfs:
+        out.setdefault(f"{perf.instance.machine.name}/tp{perf.instance.tp}/{perf.stack.name}", perf.provenance)
     return dict(sorted(out.items()))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from splitplan.scenario_designs import SPLIT_KINDS
+
 SPLIT_MAX_SHARE = 0.10  # below this share of requests on mixed/borrowed machines a plan counts as split
 COLOCATED_MIN_SHARE = 0.50  # from this share on, the plan mostly runs co-located
 
@@ -20,10 +22,15 @@ class Phases(str, Enum):
     COLOCATED = "co-located"
 
 
+def is_split_kind(kind: str) -> bool:
+    """Designed with separate prompt and token pools (splitwise, disaggregated)."""
+    return kind in SPLIT_KINDS
+
+
 def phases_of(kind: str, mixed_request_share: float | None) -> Phases:
-    """Baselines are co-located by design; a split design by the share of its requests run co-located
-    (unknown share: as designed)."""
-    if kind != "splitwise":
+    """Co-located designs are co-located by design; a split design by the share of its requests run
+    co-located (unknown share: as designed; a disaggregated design has no co-located path)."""
+    if not is_split_kind(kind):
         return Phases.COLOCATED
     if mixed_request_share is None or mixed_request_share < SPLIT_MAX_SHARE:
         return Phases.SPLIT
@@ -33,8 +40,10 @@ def phases_of(kind: str, mixed_request_share: float | None) -> Phases:
 def phases_text(kind: str, mixed_request_share: float | None, mixed_token_share: float | None = None) -> str:
     """One phrase for tables and the recommendation: what runs where, with the measured share."""
     phases = phases_of(kind, mixed_request_share)
-    if kind != "splitwise":
+    if not is_split_kind(kind):
         return "not split (every machine runs both phases)"
+    if kind == "disaggregated":
+        return "split prefill/decode workers (roles fixed: nothing runs co-located)"
     if mixed_request_share is None:
         return "split prompt/token pools (co-located share not measured)"
     share = f"{mixed_request_share:.0%} of requests"

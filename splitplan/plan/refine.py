@@ -28,7 +28,7 @@ from dataclasses import replace
 from splitplan.plan.ilp import Limits, PoolOption, solve_ilp
 from splitplan.plan.result import Candidate
 from splitplan.plan.search import Evaluator, Vector, neighbours, undominated, vector_of
-from splitplan.plan.studies import better
+from splitplan.plan.studies import better, pick_best
 from splitplan.plan.verify import lattice_index, lattice_rate
 
 BATCH = 4  # neighbours tested per round trip (fixed: results must not depend on the worker count)
@@ -70,7 +70,11 @@ def ilp_search(ev: Evaluator, objective: str, top: int, radius: int, solver: str
     vectors = [space.vector(s.counts) for s in sols]
     if objective == "max_throughput":
         return refine_max_throughput(ev, ev.evaluate(vectors, "ilp"), objective, radius)
-    return refine_to_target(ev, vectors, objective, radius)
+    found = refine_to_target(ev, vectors, objective, radius)
+    # a plan verified on the way (the calibration's proposal) may beat where the refinement ended
+    best = pick_best([c for c in (found, *ev.seen.values()) if c is not None], objective,
+                     space.limits.min_throughput_rps)
+    return best or found
 
 
 def _unbudgeted(options: list[PoolOption], space, objective: str, solver: str) -> list:

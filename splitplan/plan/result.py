@@ -115,7 +115,8 @@ class Candidate:
             "n_simulations": v.n_simulations, "miss": v.miss or None,
         }
         if provenance is not None:
-            out["perf_provenance"] = {p.machine: provenance_of(provenance, p.machine, p.tp, self.cluster.stack)
+            out["perf_provenance"] = {f"{p.machine}/tp{p.tp}": provenance_of(provenance, p.machine, p.tp,
+                                                                             p.stack or self.cluster.stack)
                                       for p in self.cluster.pools}
         return out
 
@@ -292,8 +293,8 @@ def scenario_echo(s: Scenario) -> dict[str, Any]:
                      "seeds": list(s.seed_list())},
         "slos": [slo.to_text() for slo in s.slos], "reference_machine": s.reference_machine,
         "reference_tp": s.reference_tp,
-        "designs": [{"name": d.name, "kind": d.kind, "tp": d.tp, **{r: list(m) for r, m in d.pools().items()}}
-                    for d in s.designs],
+        "designs": [d.to_dict() for d in s.designs],
+        "serving": s.serving.to_dict(),
         "constraints": {k: getattr(c, k) for k in c.__dataclass_fields__},
         "objective": s.objective,
         "search": {k: getattr(se, k) for k in se.__dataclass_fields__ if k != "workers"},

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from splitplan.scenario_designs import DESIGN_KINDS
+
 NUM = (int, float)
 STATUSES = ("feasible", "infeasible", "time_limit", "interrupted")
 PHASES = ("split", "partly co-located", "co-located")
@@ -35,7 +37,7 @@ class OneOf:
 POOL = {"role": OneOf(("prompt", "token", "mixed")), "machine": str, "count": int, "tp": int}
 
 CANDIDATE = {
-    "design": str, "kind": OneOf(("baseline", "splitwise")), "label": str, "pools": [POOL],
+    "design": str, "kind": OneOf(DESIGN_KINDS), "label": str, "pools": [POOL],
     "machines": int, "prompt_machines": int, "token_machines": int, "mixed_machines": int,
     "cost_usd_per_h": NUM, "power_kw": NUM,
     "max_rate_rps": NUM, "max_rate_mean_rps": NUM, "max_rate_ci95_rps": [Nullable(NUM)],
@@ -47,11 +49,11 @@ CANDIDATE = {
 }
 
 DESIGN = {
-    "kind": OneOf(("baseline", "splitwise")), "status": OneOf(STATUSES), "binding": str,
+    "kind": OneOf(DESIGN_KINDS), "status": OneOf(STATUSES), "binding": str,
     "max_rate_rps": Nullable(NUM), "cost_usd_per_h": Nullable(NUM), "power_kw": Nullable(NUM),
     "machines": Nullable(int), "prompt_machines": Nullable(int), "token_machines": Nullable(int),
     "mixed_machines": Nullable(int), "phases": Nullable(OneOf(PHASES)), "best": Nullable(CANDIDATE),
-    "capacity_model": [{"role": str, "machine": str, "rate_rps": NUM, "bound": str, "instances": int}],
+    "capacity_model": [{"role": str, "machine": str, "tp": int, "rate_rps": NUM, "bound": str, "instances": int}],
     "model_error": {"candidates": int, "median": Nullable(NUM), "min": Nullable(NUM), "max": Nullable(NUM)},
 }
 

@@ -28,6 +28,11 @@ def stack_warnings(problem: Problem) -> list[str]:
     if len(names) > 1:
         per = ", ".join(f"{d} on {s.name}" for d, s in stacks.items())
         lines.append(f"designs rest on different serving stacks ({per}): they differ in software, not only hardware")
+    for role, own in sc.serving.roles:
+        if own.stack and any(role in d.pools() and get_stack(own.stack).name != stacks[d.name].name
+                             for d in sc.designs):
+            lines.append(f"the {role} pools run stack {get_stack(own.stack).name} (serving.{role}.stack), "
+                         "the other pools their design's: one plan mixes engines")
     for stack in {s.name: s for s in stacks.values()}.values():
         if not stack.calibrated:
             users = ", ".join(d for d, s in stacks.items() if s.name == stack.name)

@@ -42,7 +42,7 @@ def unloaded_line(problem, design) -> str:
     if not misses:
         return ""
     machines = ", ".join(sorted({m for ms in design.pools().values() for m in ms}))
-    tp = f"tp{design.tp}" if design.tp else "all GPUs"
+    tp = design.shape_text().replace("tp ", "tp") if len(design.tp) == 1 else f"any shape ({design.shape_text()})"
     sc = problem.scenario
     ref = f"{sc.reference_machine} tp{sc.reference_tp}" if sc.reference_tp else sc.reference_machine
     return (f"even unloaded, {machines} at {tp} misses " + "; ".join(misses)
@@ -62,16 +62,15 @@ def _alone(problem, perf) -> ReferenceLatencies:
 
 
 def _design_alone(problem, design) -> ReferenceLatencies | None:
-    """Per-request unloaded latencies on the design: best TTFT of its prompt-capable machines, best TBT
-    of its token-capable ones (the same machines for a baseline)."""
-    from splitplan.plan.problem import fits
+    """Per-request unloaded latencies on the design: best TTFT of its prompt-capable machines and shapes,
+    best TBT of its token-capable ones (the same machines for a co-located design)."""
+    from splitplan.plan.problem import role_shapes
 
     by_role: dict[str, list[ReferenceLatencies]] = {}
     for role, machines in design.pools().items():
         for machine in machines:
-            if fits(problem, machine, design.tp, design) is None:
-                perf = build_perf_model(problem.scenario.model, machine, design.tp, problem.perf_for(design),
-                                        problem.catalog)
+            for tp in role_shapes(problem, design, role, machine):
+                perf = problem.pool_perf(design, role, machine, tp)
                 by_role.setdefault(role, []).append(_alone(problem, perf))
     prompt = by_role.get("prompt") or by_role.get("mixed")
     token = by_role.get("token") or by_role.get("mixed")

@@ -38,8 +38,14 @@ CONFIRM_STEPS = 6  # at most this many lattice steps down when the seeds disagre
 
 
 def sim_config(problem: Problem) -> SimConfig:
-    return SimConfig(reference_machine=problem.catalog.machine(problem.scenario.reference_machine).name,
-                     reference_tp=problem.scenario.reference_tp)
+    """The simulator's settings for every plan: the SLO reference and the serving section's transfer mode
+    and overflow limits (batch limits travel with each pool's scheduling, the capacity model's too)."""
+    sc = problem.scenario
+    serving = {k: v for k, v in (("transfer", sc.serving.transfer),
+                                 ("prompt_overflow_tokens", sc.serving.prompt_overflow_tokens),
+                                 ("token_overflow_tokens", sc.serving.token_overflow_tokens)) if v is not None}
+    return SimConfig(reference_machine=problem.catalog.machine(sc.reference_machine).name,
+                     reference_tp=sc.reference_tp, **serving)
 
 
 def lattice_rate(k: int) -> float:

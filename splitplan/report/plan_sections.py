@@ -18,6 +18,7 @@ from splitplan.report.inputs import PlanOutput
 from splitplan.report.plan_view import PlanRow, PlanView, plan_view, pools_text
 from splitplan.report.sim_sections import Section, sim_sections
 from splitplan.report.tables import esc, fmt_margin, fmt_num, frame_table, key_values, slo_label, slo_order, table
+from splitplan.plan.phases import is_split_kind
 
 OBJECTIVES = {"max_throughput": "highest throughput", "min_cost": "lowest cost", "min_power": "lowest power"}
 
@@ -67,8 +68,10 @@ def status_note(plan: dict[str, Any]) -> str:
 def split_text(row: PlanRow) -> str:
     """The answer to "split phases?", as the plan ran at its verified rate."""
     share = "" if row.mixed_request_share is None else f"{row.mixed_request_share:.0%}"
-    if row.kind != "splitwise":
+    if not is_split_kind(row.kind):
         return f"No, do not split: {pools_text(row.pools)} running both phases"
+    if row.kind == "disaggregated":
+        return f"Yes, split: {pools_text(row.pools)} (prefill and decode workers, roles fixed)"
     if row.is_split:
         return f"Yes, split: {pools_text(row.pools)}" + (f" ({share} of requests on mixed or borrowed machines)"
                                                          if share else "")
@@ -146,7 +149,7 @@ def designs_body(view: PlanView) -> str:
 
 
 def phases_cell(row: PlanRow) -> str:
-    if row.kind != "splitwise":
+    if not is_split_kind(row.kind):
         return "not split"
     if row.mixed_request_share is None:
         return "split" if row.phases in (None, "split") else str(row.phases)

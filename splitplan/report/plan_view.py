@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from splitplan.plan.phases import is_split_kind
+
 
 @dataclass(frozen=True)
 class Pool:
@@ -45,7 +47,7 @@ class PlanRow:
     @property
     def is_split(self) -> bool:
         """Split as run, not only as designed: a split design whose traffic mostly ran co-located is not."""
-        if self.kind != "splitwise":
+        if not is_split_kind(self.kind):
             return False
         return self.phases in (None, "split")
 
