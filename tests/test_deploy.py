@@ -232,3 +232,18 @@ def test_never_replaces_a_folder_it_did_not_write(tmp_path):
     first = run(tmp_path, "vllm")
     again = run(tmp_path, "vllm", design="Baseline-H100")  # its own output: replaced
     assert first.out_dir == again.out_dir and not (again.out_dir / "router.sh").exists()
+
+
+def test_flags_carry_the_scheduling_the_plan_was_simulated_with(tmp_path, plan):
+    tuned = json.loads(json.dumps(plan))
+    tuned["scenario"]["serving"] = {"max_batched_tokens": 4096}
+    for pool in tuned["best"]["pools"]:
+        if pool["role"] == "token":
+            pool["max_seqs"] = 96  # a pool's own setting (serving.token) as plan.json records it
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(tuned))
+    res = deploy(path, "vllm", tmp_path / "o", get_catalog())
+    files = {p["engine_role"]: res.out_dir / p["file"] for p in res.summary["pools"]}
+    decode, prefill = command_of(files["decode"]), command_of(files["prefill"])
+    assert flag(decode, "--max-num-seqs") == "96" and flag(prefill, "--max-num-seqs") == "512"
+    assert flag(decode, "--max-num-batched-tokens") == flag(prefill, "--max-num-batched-tokens") == "4096"

@@ -196,7 +196,7 @@ def deploy_plan(path: str | Path, catalog: Catalog, *, design: str | None = None
             raise SplitplanError(f"{problem}; pass the plan's --catalog", source=source, field=f"best.pools[{i}]") from None
         gpu = catalog.gpu_of(machine)
         tp = int(raw.get("tp", machine.gpus))
-        sched = stack.scheduling_for(gpu)
+        sched = stack.scheduling_for(gpu, _pool_overrides(scenario, raw, source, i))
         cap = gpu.tdp_w * machine.power_cap_fraction if machine.is_power_capped else None
         pools.append(PoolPlan(role=str(raw["role"]), machine=machine.name, machines=int(raw["count"]),
                               gpus_per_machine=machine.gpus, tp=tp, ep=int(raw.get("ep", 1) or 1), gpu=gpu.name,
@@ -209,6 +209,22 @@ def deploy_plan(path: str | Path, catalog: Catalog, *, design: str | None = None
                       throughput_rps=cand.get("throughput_rps"), model=model.name, hf_id=hf_id,
                       hf_id_given=bool(model_id), stack=stack, quant=quant, quantization=quantization,
                       pools=tuple(pools), compat=perf.get("compat"))
+
+
+_POOL_KEYS = ("role", "machine", "count", "tp", "ep", "dp", "stack")
+_SERVING_KEYS = ("prompt", "token", "mixed", "transfer", "prompt_overflow_tokens", "token_overflow_tokens")
+
+
+def _pool_overrides(scenario: dict, raw: dict, source: str, index: int) -> dict:
+    """The scheduling the plan was simulated with: the scenario's serving settings, then the pool's own
+    (what the plan.json pool records: batching, max_batched_tokens, max_seqs, ...)."""
+    from splitplan.cluster import serving_overrides
+
+    serving = scenario.get("serving") or {}
+    top = {k: v for k, v in serving.items() if k not in _SERVING_KEYS}
+    own = {k: v for k, v in raw.items() if k not in _POOL_KEYS}
+    return dict(serving_overrides(top, source, "scenario.serving")) | dict(
+        serving_overrides(own, source, f"best.pools[{index}]"))
 
 
 def kv_is_fp8(plan: DeployPlan) -> bool:
