@@ -21,6 +21,11 @@ SLOW = {"name": "Split-mix", "kind": "splitwise", "prompt": ["dgx-h100", "dgx-h2
         "token": ["dgx-a100", "dgx-h100-pcap"]}
 
 
+# Long enough that the whole search takes many times the time limit below even on a fast CI machine
+# (about 20 s here on 2 cores); the interrupted and time-limited runs stop long before that.
+LONG_S = 240
+
+
 def scenario_file(tmp_path: Path, designs: list[dict], duration_s: float = 10, seeds: int = 2) -> Path:
     data = {"name": "progress", "model": "llama2-70b",
             "workload": {"trace": "rr_conv_80_2min.csv", "generator": "poisson", "duration_s": duration_s},
@@ -58,7 +63,7 @@ def test_quiet_and_json_print_no_progress(tmp_path):
 
 
 def test_ctrl_c_keeps_the_designs_already_finished(tmp_path):
-    scenario = scenario_file(tmp_path, [QUICK, SLOW], duration_s=30, seeds=3)
+    scenario = scenario_file(tmp_path, [QUICK, SLOW], duration_s=LONG_S, seeds=3)
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "splitplan.cli.main", "optimize", str(scenario), "--out", str(out),
                              "--workers", "1"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -94,9 +99,9 @@ def test_ctrl_c_keeps_the_designs_already_finished(tmp_path):
 def test_time_limit_returns_the_best_verified_plan_so_far(tmp_path):
     from splitplan.plan.schema import check_plan
 
-    scenario = scenario_file(tmp_path, [QUICK, SLOW], duration_s=30, seeds=3)
+    scenario = scenario_file(tmp_path, [QUICK, SLOW], duration_s=LONG_S, seeds=3)
     start = time.monotonic()
-    done = run(["optimize", str(scenario), "--out", str(tmp_path / "out"), "--time-limit", "4", "--workers", "1"],
+    done = run(["optimize", str(scenario), "--out", str(tmp_path / "out"), "--time-limit", "3", "--workers", "1"],
                tmp_path)
     elapsed = time.monotonic() - start
     plan = json.loads((tmp_path / "out" / "plan.json").read_text())
