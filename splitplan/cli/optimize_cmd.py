@@ -9,7 +9,8 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from splitplan.cli.common import catalog_option, console, err_console, load_catalog_from, perf_options, perf_settings_from
+from splitplan.cli.common import (catalog_option, console, err_console, executor_context, executor_options,
+                                  load_catalog_from, perf_options, perf_settings_from)
 from splitplan.errors import SplitplanError
 from splitplan.limits import MAX_SEEDS, MAX_WORKERS
 from splitplan.plan.optimize import ProgressHooks, optimize
@@ -49,9 +50,10 @@ INFEASIBLE_EXIT_CODE = 1
               help="ilp: capacity model + ILP + simulated local search; grid: simulate every plan; both.")
 @perf_options
 @catalog_option
+@executor_options
 def optimize_command(scenario_path, out_dir, as_json, quiet, workers, objective, max_cost_usd_per_h, max_power_kw,
                      min_throughput_rps, seeds, method, perf_backend, profile_path, stack, compat,
-                     catalog_files) -> int:
+                     catalog_files, executor="local", address=None) -> int:
     """Optimize the cluster designs of a scenario file under its budgets and SLOs; every reported plan is
     confirmed by the simulator on several seeds. Exit status 1 when no plan meets the constraints.
 
@@ -69,8 +71,9 @@ def optimize_command(scenario_path, out_dir, as_json, quiet, workers, objective,
     catalog = load_catalog_from(tuple(scenario.catalog_files) + tuple(catalog_files))
     settings = perf_settings_from(perf_backend, profile_path, stack, compat, base=perf_settings_of(scenario))
     show = not (quiet or as_json)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
-                  TimeElapsedColumn(), console=err_console, disable=not show, transient=True) as bar:
+    with executor_context(executor, address), Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
+            TimeElapsedColumn(), console=err_console, disable=not show, transient=True) as bar:
         task = bar.add_task("optimizing", total=0, unit="candidates")
         hooks = ProgressHooks(add=lambda n: bar.update(task, total=(bar.tasks[0].total or 0) + n),
                               advance=lambda: bar.advance(task),
