@@ -42,12 +42,12 @@ BUDGETS = [200 + 200 * i for i in range(10)]
 PROBE = """
 import json, os, resource, runpy, sys
 target = sys.argv[1]
-sys.argv = sys.argv[1:]
 try:
     if target.endswith(".py"):
+        sys.argv = sys.argv[1:]
         runpy.run_path(target, run_name="__main__")
     else:
-        sys.argv[0] = "splitplan"
+        sys.argv = ["splitplan", *sys.argv[1:]]
         from splitplan.cli.main import main
         main()
 except SystemExit as exc:

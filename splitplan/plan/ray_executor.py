@@ -10,6 +10,7 @@ imported only here. docs/distributed.md says how to point it at a cluster.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -41,7 +42,7 @@ class RayBackend:
         """Join `address` (or reuse the Ray instance this process already started or joined)."""
         ray = _ray()
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"address": address, "log_to_driver": False}
+            kwargs: dict[str, Any] = {"address": address, "log_to_driver": False, "logging_level": logging.WARNING}
             if address is None:  # a local instance: no dashboard, this machine's cores
                 kwargs.update(include_dashboard=False, num_cpus=os.cpu_count() or 1)
             try:
