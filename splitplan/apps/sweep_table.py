@@ -161,8 +161,10 @@ def frontier_png(rows: list[dict[str, Any]], varies: Sequence[Vary], objective: 
     groups = list(dict.fromkeys(tuple(r[p] for p in others) for r in rows))[:12]
     ncols = min(3, len(groups))
     nrows = (len(groups) + ncols - 1) // ncols
-    fig = Figure(figsize=(5.0 * ncols, 3.6 * nrows))
-    fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.14, wspace=0.3, hspace=0.45)
+    width_in, height_in = 5.0 * ncols, 3.6 * nrows
+    fig = Figure(figsize=(width_in, height_in))
+    fig.subplots_adjust(left=0.75 / width_in, right=1 - 0.15 / width_in, top=1 - 0.4 / height_in,
+                        bottom=0.55 / height_in, wspace=0.3, hspace=0.45)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.flat[len(groups):]:
         ax.set_visible(False)
@@ -176,14 +178,14 @@ def frontier_png(rows: list[dict[str, Any]], varies: Sequence[Vary], objective: 
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3,
                         linestyle="-" if kind == "splitwise" else "--", label=design)
         pay = next((p for p in pays if tuple(p.get(o) for o in others) == group), None)
+        title = ", ".join(f"{o}={g}" for o, g in zip(others, group))
         if pay and pay["splitting_pays_from"] is not None:
             ax.axvline(pay["splitting_pays_from"], color="grey", linestyle=":", linewidth=1)
-            ax.annotate(f"split pays from {pay['splitting_pays_from']:g}", (pay["splitting_pays_from"], 0.02),
-                        xycoords=("data", "axes fraction"), fontsize=7, color="grey")
+            title += f"{'; ' if title else ''}splitting pays from {pay['splitting_pays_from']:g}"
         ax.set_xlabel(axis.path, fontsize=8)
         ax.set_ylabel(metric, fontsize=8)
         ax.tick_params(labelsize=7)
-        ax.set_title(", ".join(f"{o}={g}" for o, g in zip(others, group)) or "frontier", fontsize=8)
+        ax.set_title(title or "frontier", fontsize=8)
         ax.grid(True, linewidth=0.3)
         ax.legend(fontsize=6)
     FigureCanvasAgg(fig)
