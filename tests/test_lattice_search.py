@@ -40,3 +40,11 @@ def test_known_start_is_not_simulated_and_the_floor_is_respected():
     passes, calls = counting(-5)
     assert lattice_max(passes, 10, 3, 4) == 2  # floor - 1: nothing at or above the floor passes
     assert min(calls) == 3
+
+
+def test_a_far_off_estimate_never_overshoots_by_more_than_the_largest_step():
+    from splitplan.sim.maxrate import MAX_STEP_K
+
+    passes, calls = counting(200)
+    assert lattice_max(passes, 10, 0, 4) == 200
+    assert max(calls) <= 200 + MAX_STEP_K  # no run at many times the answer's rate
