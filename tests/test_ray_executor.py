@@ -78,3 +78,9 @@ def test_sweep_on_ray_gives_the_same_table(ray_instance, small, tmp_path):
         write_outputs(result, tmp_path / name, "max_throughput", plot=False)
         tables.append((tmp_path / name / "sweep.csv").read_bytes())
     assert tables[0] == tables[1]
+
+
+def test_a_serial_pool_needs_no_ray(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with WorkerPool(1, executor=ExecutorSpec("ray")) as pool:  # e.g. a design's search inside a worker
+        assert pool.map(len, [("ab",), ("c",)]) == [2, 1]

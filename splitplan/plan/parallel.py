@@ -102,7 +102,7 @@ class WorkerPool:
     def __init__(self, workers: int | None = None, executor: ExecutorSpec | None = None):
         spec = executor or _current
         self._ray = None
-        if spec.kind == "ray":
+        if spec.kind == "ray" and workers != 1:  # a serial pool runs in this process: no cluster needed
             from splitplan.plan.ray_executor import RayBackend
 
             self._ray = RayBackend.connect(spec.address)
