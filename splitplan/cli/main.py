@@ -41,6 +41,9 @@ COMMANDS: dict[str, LazyCommand] = {
     "simulate": LazyCommand("splitplan.cli.simulate_cmd:simulate_command",
                             "Simulate a baseline or Splitwise cluster serving a trace: latency percentiles, SLOs, "
                             "saturation, throughput, cost and power."),
+    "sweep": LazyCommand("splitplan.cli.sweep_cmd:sweep_command",
+                         "Optimize a scenario at every combination of varied fields and write one table of the "
+                         "answers, with the frontier plot; an interrupted sweep resumes where it stopped."),
     "trace": LazyCommand("splitplan.cli.trace_cmd:trace_group",
                          "Generate workloads from traces or distributions, and summarise trace files."),
 }

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from splitplan.cli.common import catalog_option, console, err_console, load_catalog_from, perf_options, perf_settings_from
+from splitplan.cli.common import (catalog_option, console, err_console, executor_context, executor_options,
+                                  load_catalog_from, perf_options, perf_settings_from)
 from splitplan.errors import SplitplanError
 from splitplan.limits import MAX_SEEDS, MAX_WORKERS
 from splitplan.cli.optimize_progress import OptimizeProgress
@@ -55,9 +56,10 @@ INFEASIBLE_EXIT_CODE = 1
                                       "(status time_limit).")
 @perf_options
 @catalog_option
+@executor_options
 def optimize_command(scenario_path, out_dir, as_json, quiet, workers, objective, max_cost_usd_per_h, max_power_kw,
                      min_throughput_rps, seeds, method, time_limit_s, perf_backend, profile_path, stack, compat,
-                     catalog_files) -> int:
+                     catalog_files, executor="local", address=None) -> int:
     """Optimize the cluster designs of a scenario file under its budgets and SLOs; every reported plan is
     confirmed by the simulator on several seeds. Exit status 1 when no plan meets the constraints; 130 on
     Ctrl-C (the designs already finished are kept in --out, status interrupted).
@@ -79,7 +81,7 @@ def optimize_command(scenario_path, out_dir, as_json, quiet, workers, objective,
     show = not (quiet or as_json)
     display = OptimizeProgress(err_console, len(scenario.designs), enabled=show)
     try:
-        with display:
+        with executor_context(executor, address), display:
             result = optimize(scenario, catalog=catalog, perf=settings, on_event=display, workers=workers,
                               objective=objective, max_cost_usd_per_h=max_cost_usd_per_h, max_power_kw=max_power_kw,
                               min_throughput_rps=min_throughput_rps, seeds=seeds, method=method,

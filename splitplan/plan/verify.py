@@ -1,9 +1,10 @@
 """Verification: the simulator's max rate of a cluster over independent seeds, and its SLO margins.
 
-Only simulated numbers are reported as throughput. Per seed, the max rate is bisected over a geometric
-lattice of rates (2% apart) in a bracket around the capacity model's estimate (moved when the estimate
-is off): a tight bracket takes about half the simulations of a blind one, and the lattice makes the
-answer independent of where the bracket started. Pass/fail is not exactly monotone in the rate, so
+Only simulated numbers are reported as throughput. Per seed, the max rate is searched over a geometric
+lattice of rates (2% apart) from the capacity model's estimate (later seeds: from the first seed's
+answer), widening until the edge is bracketed, then bisected (sim/maxrate.py: lattice_max): an
+estimate near the answer saves simulations, and the lattice makes the answer independent of where the
+search started. Pass/fail is not exactly monotone in the rate, so
 the reported rate is then re-simulated on every seed and lowered until >= require_fraction of the seeds
 meet every SLO unsaturated: the plan's margins are measured at the very rate reported.
 `verify_cluster` is a module-level function of picklable arguments (worker processes run it); its seeds
@@ -12,6 +13,7 @@ come from the scenario, so its result does not depend on the worker that ran it.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -22,12 +24,10 @@ from splitplan.plan.problem import Problem
 from splitplan.plan.progress import note_simulation
 from splitplan.plan.result import Verification
 from splitplan.sim import SimConfig, simulate
-from splitplan.sim.maxrate import ci95
+from splitplan.sim.maxrate import HINT_STEP_K, KNOWN_STEP_K, SEED_STEP_K, ci95, lattice_max
 from splitplan.workload import Workload, poisson_workload
 
 RATE_STEP = 1.02  # rates are resolved on a geometric lattice (2% steps), whatever the estimate
-BRACKET_STEPS = (-15, 13)  # initial bracket around the estimate: about [0.74, 1.29] x estimate
-KNOWN_PASS_STEPS = 6  # bracket above a rate known to pass: about x1.13
 CONFIRM_STEPS = 6  # at most this many lattice steps down when the seeds disagree at the combined rate
 
 
@@ -129,7 +129,10 @@ def verify_cluster(problem: Problem, cluster: ClusterSpec, hint_rps: float,
     runs = _Runs(problem, cluster)
     seeds = problem.scenario.seed_list()
     known = lattice_index(passed_rps) if passed_rps else None
-    per_k = [_seed_max_k(runs, seed, hint_k, floor_k, known if i == 0 else None) for i, seed in enumerate(seeds)]
+    per_k: list[int] = []
+    for i, seed in enumerate(seeds):  # later seeds start from the first seed's answer (sim/maxrate.py)
+        start, step = (hint_k, HINT_STEP_K) if not per_k else (max(floor_k, per_k[0]), SEED_STEP_K)
+        per_k.append(_seed_max_k(runs, seed, start, floor_k, known if i == 0 else None, step))
     need = max(1, math.ceil(problem.scenario.search.require_fraction * len(per_k)))
     k = sorted(per_k, reverse=True)[need - 1]
     margins, ok, results = {}, False, []
@@ -186,34 +189,16 @@ def lattice_index(rate_rps: float) -> int:
     return round(math.log(rate_rps) / math.log(RATE_STEP))
 
 
-def _seed_max_k(runs: _Runs, seed: int, hint_k: int, floor_k: int, known_pass_k: int | None = None) -> int:
-    """One seed's highest passing lattice index (floor_k - 1 when none passes), by bisection.
-
-    The bracket starts around the estimate and moves until it straddles the edge, so the answer depends
-    on the estimate only through the noise of non-monotone seeds, not through the bracket's ends. With a
-    known passing index the bracket starts there, a few steps wide (about half the simulations)."""
+def _seed_max_k(runs: _Runs, seed: int, hint_k: int, floor_k: int, known_pass_k: int | None = None,
+                step_k: int = HINT_STEP_K) -> int:
+    """One seed's highest passing lattice index (floor_k - 1 when none passes): a search that starts at
+    the estimate (or at a known passing index) and widens until it brackets the edge (sim/maxrate.py),
+    so the answer depends on the estimate only through the noise of non-monotone seeds."""
+    passes = functools.partial(runs.passes, seed)
     if known_pass_k is not None and known_pass_k >= floor_k:
-        lo, hi = known_pass_k, known_pass_k + KNOWN_PASS_STEPS
-        runs.known_pass.add((seed, lo))  # margins, if needed at lo, are simulated by the re-check
-    else:
-        lo, hi = max(floor_k, hint_k + BRACKET_STEPS[0]), max(floor_k + 1, hint_k + BRACKET_STEPS[1])
-    for _ in range(8):  # make hi fail (x1.8 per move)
-        if not runs.passes(seed, hi):
-            break
-        lo, hi = hi, hi + 30
-    else:
-        return hi
-    while not runs.passes(seed, lo):  # make lo pass (/2.4 per move)
-        if lo <= floor_k:
-            return floor_k - 1
-        hi, lo = lo, max(floor_k, lo - 45)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if runs.passes(seed, mid):
-            lo = mid
-        else:
-            hi = mid
-    return lo
+        runs.known_pass.add((seed, known_pass_k))  # margins, if needed there, are simulated by the re-check
+        return lattice_max(passes, known_pass_k, floor_k, KNOWN_STEP_K, start_passes=True)
+    return lattice_max(passes, hint_k, floor_k, step_k)
 
 
 def workload_at(problem: Problem, rate_rps: float, seed: int) -> Workload:

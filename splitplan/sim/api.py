@@ -1,4 +1,7 @@
-"""`simulate`: build instances for a cluster, run the event loop, and assemble the SimResult."""
+"""`simulate`: build instances for a cluster, run the event loop, and assemble the SimResult.
+
+After the loop only numpy is used: the per-request table stays as arrays and becomes a pandas frame
+when it is written or read (sim/result.py), so the hundreds of runs of a search pay nothing for it."""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from splitplan.catalog import Catalog, get_catalog
 from splitplan.cluster import ClusterSpec, PoolSpec
@@ -168,16 +170,14 @@ def _assemble(eng: Engine, cluster: ClusterSpec, workload: Workload, arrival, pr
     slo_results = evaluate_slos(slos, ttft_s=lat.ttft_s, tbt_s=tbt_eval, e2e_s=lat.e2e_s, refs=refs,
                                 itl_s=itl_s, itl_weights=itl_w)
     all_met = (not saturated) and all(r.met for r in slo_results)
-    requests = pd.DataFrame({
+    requests = {
         "request_id": np.arange(len(workload)), "arrival_s": arrival, "prompt_tokens": prompt,
         "output_tokens": output, "ttft_s": lat.ttft_s, "tbt_s": lat.tbt_s, "e2e_s": lat.e2e_s,
-        "queue_s": lat.queue_s, "transfer_s": lat.transfer_s, "prompt_instance": eng.p_inst,
-        "token_instance": eng.t_inst, "completed": lat.completed})
-    machines = _machines_table(eng, catalog)
-    timeline = pd.DataFrame(eng.timeline, columns=["time_s", "pool", "busy_instances", "instances",
-                                                   "mean_decode_batch", "queued_requests", "pending_tokens"])
+        "queue_s": lat.queue_s, "transfer_s": lat.transfer_s, "prompt_instance": np.asarray(eng.p_inst, dtype=np.int64),
+        "token_instance": np.asarray(eng.t_inst, dtype=np.int64), "completed": lat.completed}
+    machines = _machine_rows(eng, catalog)
     window_s = max(eng.end_s, 1e-9)
-    energy_j = float(machines["energy_j"].sum())
+    energy_j = float(np.sum(np.array([row["energy_j"] for row in machines], dtype=np.float64)))  # as pandas sums
     n = len(workload)
     span = float(arrival[-1] - arrival[0])
     summary: dict[str, Any] = {
@@ -208,7 +208,7 @@ def _assemble(eng: Engine, cluster: ClusterSpec, workload: Workload, arrival, pr
     for key in ("ttft_s", "tbt_s", "e2e_s", "queue_s", "transfer_s"):
         values = getattr(lat, key)
         summary[key] = {"p50": None, "p90": None, "p99": None, "mean": None} if saturated else stats(values)
-    return SimResult(summary, requests, machines, timeline, slo_results, saturated, all_met)
+    return SimResult(summary, requests, machines, eng.timeline, slo_results, saturated, all_met)
 
 
 def rates_rps(requests: int, completed: int, span_s: float) -> dict[str, float | None]:
@@ -230,7 +230,7 @@ def mixed_pool_summary(router, requests: int, tokens: int) -> dict[str, float | 
             "token_share": router.mixed_tokens / tokens if tokens else 0.0}
 
 
-def _machines_table(eng: Engine, catalog: Catalog) -> pd.DataFrame:
+def _machine_rows(eng: Engine, catalog: Catalog) -> list[dict[str, Any]]:
     """Per-instance busy time, batch sizes and energy (phase power x phase time, plus idle and host)."""
     total_s = max(eng.end_s, 1e-9)
     rows = []
@@ -256,4 +256,4 @@ def _machines_table(eng: Engine, catalog: Catalog) -> pd.DataFrame:
                      "busy_s": busy, "utilization": busy / total_s, "mean_batch_size": mean_b,
                      "prompts": inst.prefill_prompts, "tokens": inst.decode_tokens + inst.prefill_prompts,
                      "requests_completed": inst.served, "energy_j": energy, "mean_power_w": energy / total_s})
-    return pd.DataFrame(rows)
+    return rows
