@@ -27,7 +27,7 @@ from splitplan.sim.policies import make_policy
 from splitplan.sim.policies.chunked import scheduling
 from splitplan.sim.routers import make_router
 
-EV_SEG, EV_XFER, EV_KICK, EV_ARRIVE = 0, 1, 2, 3
+EV_SEG, EV_XFER, EV_KICK, EV_ARRIVE, EV_RETRY = 0, 1, 2, 3, 4
 NAN = math.nan
 INF = math.inf
 ROLE_POLICIES = {"prompt": "prompt_pool", "token": "token_pool"}
@@ -45,12 +45,17 @@ class Engine:
         self.compat = compat
         self.insts = insts
         self.machines = machines  # Machine object per physical machine index
+        colocated = colocated_policy or config.colocated_policy
+        # compat: SplitwiseSim batches every instance one way, whatever its pool (policies/splitwisesim.py)
+        self.ssim = make_policy("splitwisesim") if compat and colocated == "mixed" else None
         self.router = make_router(design, insts, config.prompt_overflow_tokens,
-                                  None if compat else config.token_overflow_tokens)
+                                  None if compat else config.token_overflow_tokens, compat=self.ssim is not None)
         # the policy follows the instance's current role: a borrowed machine runs the co-located one
         self.policies = {role: make_policy(name) for role, name in ROLE_POLICIES.items()}
-        colocated = colocated_policy or config.colocated_policy
         self.policies["mixed"] = make_policy(colocated)
+        if self.ssim is not None:
+            self.policies = dict.fromkeys(("prompt", "token", "mixed"), self.ssim)
+            self.router.queue_len = self.ssim.queue_len
         if colocated != "mixed":  # the stack's KV policy: paged (allocate as used) or reserve at admission
             for inst in insts:
                 inst.paged = inst.role == "mixed" and scheduling(inst).kv_policy is KvPolicy.PAGED
@@ -111,6 +116,8 @@ class Engine:
         self.longest_unloaded_s = longest_unloaded_s
         self.arrived = 0
         self.in_system: list[tuple[float, int]] = []  # (time, requests arrived and not finished)
+        if self.ssim is not None:
+            self.ssim.bind(self)
 
     # ----------------------------------------------------------------------------------- main loop
     def run(self) -> None:
@@ -162,7 +169,12 @@ class Engine:
                 if inst.ver == b:
                     self._end_segment(inst)
             elif kind == EV_XFER:
-                self._decode_arrive(insts[self.t_inst[a]], a)
+                if self.ssim is not None:
+                    self.ssim.flow_landed(self, a)
+                else:
+                    self._decode_arrive(insts[self.t_inst[a]], a)
+            elif kind == EV_RETRY:
+                self.ssim.flow_retry(self, a)
             elif kind == EV_ARRIVE:
                 self._arrive(a)
                 self.arrived += 1
@@ -189,6 +201,9 @@ class Engine:
         p_inst, t_inst = self.router.route(p, need)
         self.p_inst[rid] = p_inst.id
         self.t_inst[rid] = t_inst.id
+        if self.ssim is not None:
+            self.ssim.arrive(self, rid, p_inst, t_inst)
+            return
         p_inst.sched_pending += p
         t_inst.sched_pending += 1
         t_inst.sched_mem += need
@@ -232,6 +247,9 @@ class Engine:
             self._client_done()
 
     def _prompt_done(self, inst: Inst, rid: int, prefill_s: float) -> None:
+        if self.ssim is not None:
+            self.ssim.prompt_done(self, inst, rid)
+            return
         now = self.now
         if self.recompute[rid]:  # a preempted request re-prefilled its context: one more token, then decode
             self.recompute[rid] = False
@@ -301,8 +319,9 @@ class Engine:
     def idle(self, inst: Inst) -> None:
         inst.busy = False
         inst.seg = SEG_IDLE
-        # a borrowed machine goes home once nothing routed to it is outstanding (KV caches in flight too)
-        if inst.role == "mixed" and inst.home != "mixed" and inst.sched_pending == 0:
+        # a borrowed machine goes home once nothing routed to it is outstanding (KV caches in flight too);
+        # under compat SplitwiseSim's policy releases it itself, once nothing waits there
+        if inst.role == "mixed" and inst.home != "mixed" and inst.sched_pending == 0 and self.ssim is None:
             self.router.release(inst)
 
     def begin_prompts(self, inst: Inst, batch: list[int], seg: int) -> None:
@@ -380,6 +399,12 @@ class Engine:
             self.ctx0[rid] = leave_batch(inst, rid, self.ctx0, self.join_k)
             self.t_last[rid] = self.now
             inst.blocked.append(rid)
+
+    def leave(self, inst: Inst, rid: int) -> None:
+        """A decode sits out of the batch, keeping its memory (its progress is kept for the rejoin)."""
+        self.left[rid] = self.fin_k[rid] - inst.k
+        self.ctx0[rid] = leave_batch(inst, rid, self.ctx0, self.join_k)
+        self.t_last[rid] = self.now
 
     def preempt_recompute(self, inst: Inst) -> bool:
         """The paged KV cache is full: the latest-arriving decode gives its blocks back and waits at the
@@ -514,6 +539,7 @@ class Engine:
                 continue
             busy = sum(1 for inst in pool if inst.busy)
             batch = sum(inst.B for inst in pool) / len(pool)
-            queued = sum(len(inst.pq) + len(inst.wait) + len(inst.blocked) for inst in pool)
+            queued = sum(len(inst.pq) + len(inst.wait) + len(inst.blocked) for inst in pool) if self.ssim is None \
+                else sum(self.ssim.queue_len(inst) for inst in pool)
             pending = sum(inst.sched_pending for inst in pool)
             self.timeline.append((t, role, busy, len(pool), batch, queued, pending))

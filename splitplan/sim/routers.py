@@ -34,9 +34,10 @@ class Router:
     name = "splitwise"
 
     __slots__ = ("prompt", "token", "mixed", "all", "prompt_limit", "token_wait_limit",
-                 "borrows", "borrowed_now", "max_borrowed", "mixed_requests")
+                 "borrows", "borrowed_now", "max_borrowed", "mixed_requests", "compat", "queue_len")
 
-    def __init__(self, insts: list[Inst], prompt_overflow_tokens: int, token_overflow_tokens: int | None):
+    def __init__(self, insts: list[Inst], prompt_overflow_tokens: int, token_overflow_tokens: int | None,
+                 compat: bool = False):
         self.all = list(insts)
         self.prompt = [i for i in insts if i.home == "prompt"]
         self.token = [i for i in insts if i.home == "token"]
@@ -47,6 +48,8 @@ class Router:
         self.borrowed_now = 0
         self.max_borrowed = 0
         self.mixed_requests = 0
+        self.compat = compat  # SplitwiseSim's own tests and fallback (see route)
+        self.queue_len = None  # compat: tasks waiting on an instance (SplitwiseSim's pending queue)
 
     def route(self, prompt_tokens: int, kv_tokens: int) -> tuple[Inst, Inst]:
         """(prompt instance, token instance) for a new request; the same object means no transfer."""
@@ -58,7 +61,7 @@ class Router:
             t_inst = self._borrow(self.prompt, _memory)
         if p_inst is None or t_inst is None:
             p_inst = t_inst = min(self.prompt + self.mixed + self.token, key=_pending)
-            if p_inst.role != "mixed":  # it runs the whole request: mixed batching
+            if p_inst.role != "mixed" and not self.compat:  # it runs the whole request: mixed batching
                 self._to_mixed(self.prompt if p_inst.role == "prompt" else self.token, p_inst)
         if p_inst.role == "mixed" or t_inst.role == "mixed":
             self.mixed_requests += 1
@@ -68,7 +71,8 @@ class Router:
         if not pool:
             return None
         inst = min(pool, key=_pending)
-        if inst.pq and inst.sched_pending + prompt_tokens > self.prompt_limit:
+        waiting = self.queue_len(inst) if self.queue_len is not None else inst.pq
+        if waiting and inst.sched_pending + prompt_tokens > self.prompt_limit:
             return None
         return inst
 
@@ -76,7 +80,8 @@ class Router:
         if not pool:
             return None
         inst = min(pool, key=_memory)
-        if inst.sched_mem + kv_tokens >= inst.kv_cap:
+        # SplitwiseSim compares bytes with its fractional capacity: full once past the whole tokens
+        if inst.sched_mem + kv_tokens >= inst.kv_cap + self.compat:
             return None
         if self.token_wait_limit is not None and inst.sched_queue_tokens > self.token_wait_limit:
             return None
@@ -132,12 +137,12 @@ ROUTERS: dict[str, type[Router]] = {cls.name: cls for cls in (BaselineRouter, Ro
 
 
 def make_router(name: str, insts: list[Inst], prompt_overflow_tokens: int,
-                token_overflow_tokens: int | None) -> Router:
+                token_overflow_tokens: int | None, compat: bool = False) -> Router:
     """The router registered under `name` (a design kind: baseline, splitwise, disagg)."""
     from splitplan.errors import SplitplanError, nearest_names
 
     cls = ROUTERS.get(name)
     if cls is None:
         raise SplitplanError(f"unknown router '{name}'{nearest_names(name, ROUTERS)}", field="router")
-    return cls(insts, prompt_overflow_tokens, token_overflow_tokens)
+    return cls(insts, prompt_overflow_tokens, token_overflow_tokens, compat)
 
