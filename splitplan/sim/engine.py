@@ -243,6 +243,8 @@ class Engine:
         inst.sched_pending -= 1
         inst.served += 1
         self.completed += 1
+        if self.ssim is not None and rid * 2 + 1 in self.ssim.states[inst.id].batch:
+            self.ssim.task_done(inst, rid * 2 + 1)
         if self.clients:
             self._client_done()
 

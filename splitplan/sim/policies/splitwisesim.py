@@ -43,7 +43,7 @@ class _State:
         self.pending: list[int] = []
         self.prompts: list[int] = []
         self.blocked: list[int] = []
-        self.batch: list[int] = []
+        self.batch: dict[int, None] = {}  # an ordered set: join order, O(1) removal
         self.requests: list[int] = []
         self.tasks: dict[int, list[int]] = {}
         self.batch_tokens = 0
@@ -129,29 +129,50 @@ class SplitwiseSim(BatchPolicy):
     # ------------------------------------------------------------------------------- iteration
     def start(self, eng, inst) -> None:
         st = self.state(inst)
-        self._retire(inst, st)
-        new_batch, tokens = self._select(eng, inst, st)
-        st.batch_tokens = tokens
+        batch, pending, passes = st.batch, st.pending, self.passes
+        waiting = bool(pending)
+        if not waiting:  # nothing waits: the running decodes go on as they are (SplitwiseSim's lists agree)
+            st.batch_tokens = len(batch)
+        else:
+            new_batch, st.batch_tokens = self._select(eng, inst, st)
+            self._apply(eng, inst, st, new_batch)
+            tasks = st.tasks
+            for task in pending:  # every waiting request's first task is passed over once more
+                if tasks[task >> 1][0] == task:
+                    passes[task] += 1
+        if not batch:
+            st.n_prompts = 0
+            eng.idle(inst)
+            if not st.requests:
+                eng.router.release(inst)
+            return
+        prompts = [task >> 1 for task in batch if not task & 1] if waiting else []
+        st.n_prompts = len(prompts)
+        if prompts:
+            eng.begin_prompts(inst, prompts, SEG_MIXED if inst.B else SEG_PREFILL)
+        else:
+            eng.decode_run(inst)
+
+    def _apply(self, eng, inst, st: _State, new_batch: list[int]) -> None:
+        """Preempt what of the running batch was left out (in join order), then add the newcomers."""
         batch, pending, passes, tstate = st.batch, st.pending, self.passes, self.tstate
-        chosen = set(new_batch)
-        if len(chosen) < len(batch) + len(new_batch):  # something of the running batch may be out
-            kept = []
-            arr = eng.arr
-            for task in batch:
-                if task in chosen:
-                    kept.append(task)
-                    continue
+        arr = eng.arr
+        kept = 0
+        for task in new_batch:
+            if task in batch:
+                kept += 1
+        if kept < len(batch):
+            chosen = set(new_batch)
+            for task in [task for task in batch if task not in chosen]:
                 eng.leave(inst, task >> 1)  # preempted: sits out, memory kept
                 tstate[task] = BLOCKED
+                del batch[task]
                 insort(pending, task, key=lambda t: (passes[t], arr[t >> 1]))
                 st.blocked.append(task >> 1)
-            running = set(batch)
-            batch[:] = kept
-            added = [task for task in new_batch if task not in running]
-        else:
-            added = new_batch
         pr, out = eng.pr, eng.out
-        for task in added:
+        for task in new_batch:
+            if task in batch:
+                continue
             pending.remove(task)
             rid = task >> 1
             if task & 1:
@@ -159,50 +180,23 @@ class SplitwiseSim(BatchPolicy):
                     st.blocked.remove(rid)
                 else:
                     inst.kv_used += out[rid] - 1
-                tstate[task] = RUNNING
                 eng.join(inst, rid)
             else:
                 st.prompts.remove(rid)
                 inst.kv_used += pr[rid] + 1
-                tstate[task] = RUNNING
-            batch.append(task)
-        in_batch = set(batch)
-        tasks = st.tasks
-        for rid in st.requests:  # every waiting request's first task is passed over once more
-            task = tasks[rid][0]
-            if task not in in_batch:
-                passes[task] += 1
-        if not batch:
-            st.n_prompts = 0
-            eng.idle(inst)
-            if not st.requests:
-                eng.router.release(inst)
-            return
-        prompts = [task >> 1 for task in batch if not task & 1]
-        st.n_prompts = len(prompts)
-        if prompts:
-            eng.begin_prompts(inst, prompts, SEG_MIXED if inst.B else SEG_PREFILL)
-        else:
-            eng.decode_run(inst)
+            tstate[task] = RUNNING
+            batch[task] = None
 
-    def _retire(self, inst, st: _State) -> None:
-        """Drop the tasks of the iteration that just ended: every prompt, and decodes that finished."""
-        if not st.batch:
-            return
-        active, tasks = inst.active, st.tasks
-        kept = []
-        for task in st.batch:
-            if task & 1 and (task >> 1) in active:
-                kept.append(task)
-                continue
-            rid = task >> 1
-            left = tasks[rid]
-            left.remove(task)
-            if not left:
-                del tasks[rid]
-                st.requests.remove(rid)
-        st.batch[:] = kept
-        st.n_prompts = 0
+    def task_done(self, inst, task: int) -> None:
+        """A task finished its last iteration here: it leaves the batch and the instance's requests."""
+        st = self.states[inst.id]
+        del st.batch[task]
+        rid = task >> 1
+        left = st.tasks[rid]
+        left.remove(task)
+        if not left:
+            del st.tasks[rid]
+            st.requests.remove(rid)
 
     def _select(self, eng, inst, st: _State) -> tuple[list[int], int]:
         cfg = eng.cfg
@@ -300,6 +294,7 @@ class SplitwiseSim(BatchPolicy):
             self.task_arrival(eng, t_inst, 2 * rid + 1)
 
     def prompt_done(self, eng, inst, rid: int) -> None:
+        self.task_done(inst, 2 * rid)
         p = eng.pr[rid]
         now = eng.now
         eng.t_first[rid] = now
