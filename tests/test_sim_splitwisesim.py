@@ -140,3 +140,58 @@ def test_kv_transfer_waits_for_room_at_the_destination():
     SplitwiseSim().flow_retry(eng, 0)
     assert eng.events == [(5.0 + 99 / 100.0, EV_XFER, 0)]
     assert eng.insts[1].kv_used == 1000
+
+
+@pytest.mark.parametrize("compat", [False, True], ids=["default", "compat"])
+def test_router_heaps_choose_as_the_scan_does(monkeypatch, compat):
+    """Large clusters route through per-pool heaps; every choice (ties included: first in pool order)
+    must equal the linear scan's, borrowing and returning machines included."""
+    import splitplan.sim.routers as routers
+
+    workload = poisson_workload(load_trace(resolve_trace_path("AzureLLMInferenceTrace_code.csv")), 45.0, 15.0, seed=3)
+    cluster = splitwise_cluster("llama2-70b", [("dgx-h100", 4)], [("dgx-a100", 5)])
+    perf = COMPAT if compat else PerfSettings()
+    outputs = []
+    for threshold in (10**9, 0):
+        monkeypatch.setattr(routers, "HEAP_MIN_INSTANCES", threshold)
+        result = simulate(cluster, workload, perf=perf)
+        outputs.append((result.requests.to_csv(index=False), result.summary["mixed_pool"]))
+    assert outputs[0][1]["borrowed_machines"] > 0
+    assert outputs[0] == outputs[1]
+
+
+def test_pool_index_matches_min_under_random_updates():
+    import random
+
+    import splitplan.sim.routers as routers
+
+    rng = random.Random(7)
+    insts = _insts(20, 20)
+    for inst in insts:
+        inst.sched_pending = rng.randrange(5)
+        inst.sched_mem = rng.randrange(5)
+    old = routers.HEAP_MIN_INSTANCES
+    routers.HEAP_MIN_INSTANCES = 0
+    try:
+        router = make_router("splitwise", insts, 8192, None)
+    finally:
+        routers.HEAP_MIN_INSTANCES = old
+    for _ in range(3000):
+        inst = rng.choice(insts)
+        op = rng.random()
+        if op < 0.4:
+            key = rng.choice(("sched_pending", "sched_mem"))  # rises need no announcement
+            setattr(inst, key, getattr(inst, key) + rng.randrange(3))
+        elif op < 0.8:
+            inst.sched_pending = max(0, inst.sched_pending - rng.randrange(3))
+            inst.sched_mem = max(0, inst.sched_mem - rng.randrange(3))
+            router.lowered(inst)
+        elif op < 0.9 and inst.role != "mixed":
+            router._to_mixed(router.prompt if inst.role == "prompt" else router.token, inst)
+        elif inst.role == "mixed":
+            router.release(inst)
+        for pool in (router.prompt, router.token, router.mixed):
+            if pool:
+                assert router._min(pool, routers.PENDING) is min(pool, key=lambda i: i.sched_pending)
+                assert router._min(pool, routers.MEMORY) is min(pool, key=lambda i: i.sched_mem)
+        assert router._min_of_all() is min(router.prompt + router.mixed + router.token, key=lambda i: i.sched_pending)

@@ -241,6 +241,7 @@ class Engine:
         inst.kv_used -= held if inst.paged else need
         inst.sched_mem -= need
         inst.sched_pending -= 1
+        self.router.lowered(inst)
         inst.served += 1
         self.completed += 1
         if self.ssim is not None and rid * 2 + 1 in self.ssim.states[inst.id].batch:
@@ -266,6 +267,7 @@ class Engine:
         self.t_first[rid] = now
         self.t_last[rid] = now
         inst.sched_pending -= p
+        self.router.lowered(inst)
         t_inst = self.insts[self.t_inst[rid]]
         remaining = self.out[rid] - 1
         if remaining <= 0:

@@ -300,6 +300,7 @@ class SplitwiseSim(BatchPolicy):
         eng.t_first[rid] = now
         eng.t_last[rid] = now
         inst.sched_pending -= p
+        eng.router.lowered(inst)
         t_inst = eng.insts[eng.t_inst[rid]]
         remaining = eng.out[rid] - 1
         eng.left[rid] = remaining
@@ -308,6 +309,7 @@ class SplitwiseSim(BatchPolicy):
             if t_inst is not inst:
                 inst.kv_used -= p + 1
                 inst.sched_mem -= p + 1
+                eng.router.lowered(inst)
                 t_inst.kv_used += eng.reserve[rid]
             eng._complete(t_inst, rid)
             return
@@ -332,6 +334,7 @@ class SplitwiseSim(BatchPolicy):
         p = eng.pr[rid]
         src.kv_used -= p + 1
         src.sched_mem -= p + 1
+        eng.router.lowered(src)
         eng.xfer_s[rid] = eng.now - eng.t_first[rid]
         self.task_arrival(eng, dst, 2 * rid + 1)
         self.flow_done(eng, src)
