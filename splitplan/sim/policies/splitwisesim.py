@@ -55,37 +55,41 @@ class SplitwiseSim(BatchPolicy):
     """One policy object per engine; it keeps each instance's SplitwiseSim queues."""
 
     def __init__(self) -> None:
-        self.states: dict[int, _State] = {}
+        self.states: list[_State] = []  # by instance id
         self.passes: list[int] = []  # per task: iterations it waited through (SplitwiseSim num_preemptions)
         self.tstate: list[int] = []  # per task: 0 none, QUEUED, RUNNING, BLOCKED
 
     def bind(self, eng) -> None:
         self.passes = [0] * (2 * eng.n)
         self.tstate = [0] * (2 * eng.n)
+        self.states = [_State() for _ in range(max((inst.id for inst in eng.insts), default=-1) + 1)]
 
     def state(self, inst) -> _State:
-        st = self.states.get(inst.id)
-        if st is None:
-            st = self.states[inst.id] = _State()
-        return st
+        return self.states[inst.id]
 
     def queue_len(self, inst) -> int:
-        st = self.states.get(inst.id)
-        return len(st.pending) if st is not None else 0
+        return len(self.states[inst.id].pending)
 
     # ------------------------------------------------------------------------------ task arrival
     def task_arrival(self, eng, inst, task: int) -> None:
         """A prompt (at routing) or a decode (co-located at routing, else when its KV cache lands)."""
-        st = self.state(inst)
+        st = self.states[inst.id]
         rid = task >> 1
         arr, passes = eng.arr, self.passes
         tasks = st.tasks.get(rid)
         if tasks is None:
-            insort(st.requests, rid, key=arr.__getitem__)
+            requests = st.requests
+            if not requests or arr[requests[-1]] <= arr[rid]:  # sorted by arrival: insort lands last
+                requests.append(rid)
+            else:
+                insort(requests, rid, key=arr.__getitem__)
             st.tasks[rid] = [task]
         else:
             tasks.append(task)
-        insort(st.pending, task, key=lambda t: (passes[t], arr[t >> 1]))
+        if st.pending:
+            insort(st.pending, task, key=lambda t: (passes[t], arr[t >> 1]))
+        else:
+            st.pending.append(task)
         is_prompt = not task & 1
         if is_prompt:
             st.prompts.append(rid)
@@ -106,7 +110,7 @@ class SplitwiseSim(BatchPolicy):
 
     def flow_done(self, eng, inst) -> None:
         """A KV transfer out of `inst` landed (its memory is freed): SplitwiseSim wakes the source."""
-        st = self.state(inst)
+        st = self.states[inst.id]
         if not st.pending:
             return
         if not st.batch:
@@ -128,14 +132,17 @@ class SplitwiseSim(BatchPolicy):
 
     # ------------------------------------------------------------------------------- iteration
     def start(self, eng, inst) -> None:
-        st = self.state(inst)
+        st = self.states[inst.id]
         batch, pending, passes = st.batch, st.pending, self.passes
         waiting = bool(pending)
         if not waiting:  # nothing waits: the running decodes go on as they are (SplitwiseSim's lists agree)
             st.batch_tokens = len(batch)
         else:
-            new_batch, st.batch_tokens = self._select(eng, inst, st)
-            self._apply(eng, inst, st, new_batch)
+            if not self._admit_decodes(eng, inst, st):
+                new_batch, st.batch_tokens = self._select(eng, inst, st)
+                self._apply(eng, inst, st, new_batch)
+            else:
+                waiting = False  # no prompt joined
             tasks = st.tasks
             for task in pending:  # every waiting request's first task is passed over once more
                 if tasks[task >> 1][0] == task:
@@ -152,6 +159,48 @@ class SplitwiseSim(BatchPolicy):
             eng.begin_prompts(inst, prompts, SEG_MIXED if inst.B else SEG_PREFILL)
         else:
             eng.decode_run(inst)
+
+    def _admit_decodes(self, eng, inst, st: _State) -> bool:
+        """The usual decode-side case in O(waiting): only new decodes wait (no prompt, nothing preempted,
+        none passed over `max_preemptions` times) and the running batch stays whole. SplitwiseSim's
+        `select_batch` then keeps the batch and adds waiting decodes by request arrival up to the first
+        that does not fit. False: not this case (the caller runs the general selection)."""
+        cfg = eng.cfg
+        pending, batch, passes = st.pending, st.batch, self.passes
+        if st.prompts or st.blocked or passes[pending[0]] >= cfg.max_preemptions:
+            return False
+        max_batch, budget = cfg.mixed_max_batch, cfg.mixed_batch_tokens
+        if len(batch) > min(max_batch, max(budget, 1)):
+            return False
+        arr = eng.arr
+        if len(pending) > 1:
+            order = sorted(pending, key=lambda t: arr[t >> 1])
+            for a, b in zip(order, order[1:]):
+                if arr[a >> 1] == arr[b >> 1]:  # the request list's tie order decides: general path
+                    return False
+        else:
+            order = pending
+        out, cap = eng.out, inst.kv_cap
+        tokens, memory = len(batch), inst.kv_used
+        added = []
+        for task in order:
+            if len(batch) + len(added) == max_batch or (tokens and tokens + 1 > budget):
+                break
+            need = out[task >> 1] - 1
+            if memory + need > cap:
+                break
+            added.append(task)
+            memory += need
+            tokens += 1
+        st.batch_tokens = tokens
+        tstate = self.tstate
+        for task in added:
+            pending.remove(task)
+            inst.kv_used += out[task >> 1] - 1
+            tstate[task] = RUNNING
+            eng.join(inst, task >> 1)
+            batch[task] = None
+        return True
 
     def _apply(self, eng, inst, st: _State, new_batch: list[int]) -> None:
         """Preempt what of the running batch was left out (in join order), then add the newcomers."""
