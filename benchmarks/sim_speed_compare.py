@@ -7,7 +7,8 @@ routers' heaps turned off (the linear scan per arrival). The SHA-256 of each run
 tells whether the per-request outputs are byte-identical.
 
 Cases: Baseline-H100 x 640 and Splitwise 320 x H100 + 320 x A100 in the default mode (routing-bound);
-Splitwise-HA 25 + 26 in compat mode at 200 req/s coding (overloaded mixed pool), 80 req/s conversation
+Splitwise-HA 25 + 26 in the default mode at 200 req/s coding (borrowing, mixed batching) and 80 req/s
+conversation for 10 minutes (the sim_speed.py case); Splitwise-HA in compat mode at 200 req/s coding (overloaded mixed pool), 80 req/s conversation
 for 10 minutes (the sim_speed.py case), and SplitwiseSim's validation runs.
 Run: .venv/bin/python benchmarks/sim_speed_compare.py [--base REV] [--repeat 3] [--cases a,b]
 """
@@ -32,6 +33,10 @@ CASES = {  # name -> (design, pools, trace, rate, seconds, compat); rate 0: repl
     "bh640-default": ("baseline", [("dgx-h100", 640)], "AzureLLMInferenceTrace_conv.csv", 1000.0, 20.0, False),
     "sw320+320-default": ("splitwise", [("dgx-h100", 320), ("dgx-a100", 320)], "AzureLLMInferenceTrace_code.csv",
                           2500.0, 10.0, False),
+    "ha-default-code200": ("splitwise", [("dgx-h100", 25), ("dgx-a100", 26)], "AzureLLMInferenceTrace_code.csv",
+                           200.0, 60.0, False),
+    "ha-default-conv80-10min": ("splitwise", [("dgx-h100", 25), ("dgx-a100", 26)], "AzureLLMInferenceTrace_conv.csv",
+                                80.0, 600.0, False),
     "ha-compat-code200": ("splitwise", [("dgx-h100", 25), ("dgx-a100", 26)], "AzureLLMInferenceTrace_code.csv",
                           200.0, 120.0, True),
     "ha-compat-conv80-10min": ("splitwise", [("dgx-h100", 25), ("dgx-a100", 26)], "AzureLLMInferenceTrace_conv.csv",
