@@ -133,32 +133,38 @@ class SplitwiseSim(BatchPolicy):
     # ------------------------------------------------------------------------------- iteration
     def start(self, eng, inst) -> None:
         st = self.states[inst.id]
-        batch, pending, passes = st.batch, st.pending, self.passes
-        waiting = bool(pending)
-        if not waiting:  # nothing waits: the running decodes go on as they are (SplitwiseSim's lists agree)
+        batch, pending = st.batch, st.pending
+        if not pending:  # nothing waits: the running decodes go on as they are (SplitwiseSim's lists agree)
             st.batch_tokens = len(batch)
-        else:
-            if not self._admit_decodes(eng, inst, st):
-                new_batch, st.batch_tokens = self._select(eng, inst, st)
-                self._apply(eng, inst, st, new_batch)
-            else:
-                waiting = False  # no prompt joined
-            tasks = st.tasks
-            for task in pending:  # every waiting request's first task is passed over once more
-                if tasks[task >> 1][0] == task:
-                    passes[task] += 1
-        if not batch:
             st.n_prompts = 0
-            eng.idle(inst)
-            if not st.requests:
-                eng.router.release(inst)
+            if batch:
+                eng.decode_run(inst)
+            else:
+                self._idle(eng, inst, st)
             return
-        prompts = [task >> 1 for task in batch if not task & 1] if waiting else []
+        if self._admit_decodes(eng, inst, st):
+            prompts: list[int] = []  # no prompt joined
+        else:
+            new_batch, st.batch_tokens = self._select(eng, inst, st)
+            self._apply(eng, inst, st, new_batch)
+            prompts = [task >> 1 for task in batch if not task & 1]
+        tasks, passes = st.tasks, self.passes
+        for task in pending:  # every waiting request's first task is passed over once more
+            if tasks[task >> 1][0] == task:
+                passes[task] += 1
         st.n_prompts = len(prompts)
         if prompts:
             eng.begin_prompts(inst, prompts, SEG_MIXED if inst.B else SEG_PREFILL)
-        else:
+        elif batch:
             eng.decode_run(inst)
+        else:
+            self._idle(eng, inst, st)
+
+    @staticmethod
+    def _idle(eng, inst, st: _State) -> None:
+        eng.idle(inst)
+        if not st.requests:  # nothing left here: a borrowed machine goes home (notify_free_instance)
+            eng.router.release(inst)
 
     def _admit_decodes(self, eng, inst, st: _State) -> bool:
         """The usual decode-side case in O(waiting): only new decodes wait (no prompt, nothing preempted,
