@@ -56,7 +56,7 @@ def child(name: str, scan: bool) -> None:
     from splitplan.workload import load_trace, poisson_workload, resolve_trace_path
 
     if scan:
-        import splitplan.sim.routers as routers
+        from splitplan.sim import routers
         routers.HEAP_MIN_INSTANCES = 1 << 60
     design, pools, trace, rate, seconds, compat = CASES[name]
     cluster = (baseline_cluster("llama2-70b", pools) if design == "baseline"

@@ -15,9 +15,14 @@ import pytest
 
 from splitplan.cluster import baseline_cluster, splitwise_cluster
 from splitplan.perf.base import PerfSettings
-from splitplan.sim import simulate
+from splitplan.sim import routers, simulate
 from splitplan.sim.machines import Inst
-from splitplan.sim.policies.splitwisesim import EV_RETRY, EV_XFER, TRANSFER_RETRY_S, SplitwiseSim
+from splitplan.sim.policies.splitwisesim import (
+    EV_RETRY,
+    EV_XFER,
+    TRANSFER_RETRY_S,
+    SplitwiseSim,
+)
 from splitplan.sim.routers import make_router
 from splitplan.workload import load_trace, poisson_workload, resolve_trace_path
 
@@ -146,8 +151,6 @@ def test_kv_transfer_waits_for_room_at_the_destination():
 def test_router_heaps_choose_as_the_scan_does(monkeypatch, compat):
     """Large clusters route through per-pool heaps; every choice (ties included: first in pool order)
     must equal the linear scan's, borrowing and returning machines included."""
-    import splitplan.sim.routers as routers
-
     workload = poisson_workload(load_trace(resolve_trace_path("AzureLLMInferenceTrace_code.csv")), 45.0, 15.0, seed=3)
     cluster = splitwise_cluster("llama2-70b", [("dgx-h100", 4)], [("dgx-a100", 5)])
     perf = COMPAT if compat else PerfSettings()
@@ -162,8 +165,6 @@ def test_router_heaps_choose_as_the_scan_does(monkeypatch, compat):
 
 def test_pool_index_matches_min_under_random_updates():
     import random
-
-    import splitplan.sim.routers as routers
 
     rng = random.Random(7)
     insts = _insts(20, 20)

@@ -56,6 +56,7 @@ class Engine:
         if self.ssim is not None:
             self.policies = dict.fromkeys(("prompt", "token", "mixed"), self.ssim)
             self.router.queue_len = self.ssim.queue_len
+            self.ssim.bind(len(prompt_tokens), insts)
         if colocated != "mixed":  # the stack's KV policy: paged (allocate as used) or reserve at admission
             for inst in insts:
                 inst.paged = inst.role == "mixed" and scheduling(inst).kv_policy is KvPolicy.PAGED
@@ -116,8 +117,6 @@ class Engine:
         self.longest_unloaded_s = longest_unloaded_s
         self.arrived = 0
         self.in_system: list[tuple[float, int]] = []  # (time, requests arrived and not finished)
-        if self.ssim is not None:
-            self.ssim.bind(self)
 
     # ----------------------------------------------------------------------------------- main loop
     def run(self) -> None:
@@ -244,8 +243,8 @@ class Engine:
         self.router.lowered(inst)
         inst.served += 1
         self.completed += 1
-        if self.ssim is not None and rid * 2 + 1 in self.ssim.states[inst.id].batch:
-            self.ssim.task_done(inst, rid * 2 + 1)
+        if self.ssim is not None:
+            self.ssim.decode_done(inst, rid)
         if self.clients:
             self._client_done()
 
@@ -403,12 +402,6 @@ class Engine:
             self.ctx0[rid] = leave_batch(inst, rid, self.ctx0, self.join_k)
             self.t_last[rid] = self.now
             inst.blocked.append(rid)
-
-    def leave(self, inst: Inst, rid: int) -> None:
-        """A decode sits out of the batch, keeping its memory (its progress is kept for the rejoin)."""
-        self.left[rid] = self.fin_k[rid] - inst.k
-        self.ctx0[rid] = leave_batch(inst, rid, self.ctx0, self.join_k)
-        self.t_last[rid] = self.now
 
     def preempt_recompute(self, inst: Inst) -> bool:
         """The paged KV cache is full: the latest-arriving decode gives its blocks back and waits at the

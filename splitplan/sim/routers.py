@@ -42,7 +42,7 @@ class _PoolIndex:
     order: what `min()` returns. Keys that rise are refreshed when their entry reaches the top; a key
     that falls must be announced (`Router.lowered`), which pushes a fresh entry."""
 
-    __slots__ = ("pool", "heaps", "stamps", "by_id")
+    __slots__ = ("by_id", "heaps", "pool", "stamps")
 
     def __init__(self, pool: list[Inst], stamps: count, by_id: dict[int, Inst]):
         self.pool = pool

@@ -61,4 +61,11 @@ def policy_names() -> tuple[str, ...]:
 
 
 def _load_bundled() -> None:
-    from splitplan.sim.policies import chunked, inflight, mixed, pools, prefill_first, splitwisesim  # noqa: F401,E501
+    from splitplan.sim.policies import (  # noqa: F401  (registers)
+        chunked,
+        inflight,
+        mixed,
+        pools,
+        prefill_first,
+        splitwisesim,
+    )

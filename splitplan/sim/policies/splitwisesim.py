@@ -27,8 +27,9 @@ An instance with nothing left here goes back to its home pool (the router's `rel
 from __future__ import annotations
 
 from bisect import insort
+from itertools import pairwise
 
-from splitplan.sim.machines import SEG_MIXED, SEG_PREFILL
+from splitplan.sim.machines import SEG_MIXED, SEG_PREFILL, leave_batch
 from splitplan.sim.policies import BatchPolicy, register
 
 QUEUED, RUNNING, BLOCKED = 1, 2, 3
@@ -37,7 +38,7 @@ TRANSFER_RETRY_S = 1.0  # SplitwiseSim's link retry delay while the destination'
 
 
 class _State:
-    __slots__ = ("pending", "prompts", "blocked", "batch", "requests", "tasks", "batch_tokens", "n_prompts")
+    __slots__ = ("batch", "batch_tokens", "blocked", "n_prompts", "pending", "prompts", "requests", "tasks")
 
     def __init__(self) -> None:
         self.pending: list[int] = []
@@ -59,10 +60,11 @@ class SplitwiseSim(BatchPolicy):
         self.passes: list[int] = []  # per task: iterations it waited through (SplitwiseSim num_preemptions)
         self.tstate: list[int] = []  # per task: 0 none, QUEUED, RUNNING, BLOCKED
 
-    def bind(self, eng) -> None:
-        self.passes = [0] * (2 * eng.n)
-        self.tstate = [0] * (2 * eng.n)
-        self.states = [_State() for _ in range(max((inst.id for inst in eng.insts), default=-1) + 1)]
+    def bind(self, n: int, insts) -> None:
+        """Size the per-task lists for `n` requests and make each instance's queues."""
+        self.passes = [0] * (2 * n)
+        self.tstate = [0] * (2 * n)
+        self.states = [_State() for _ in range(max((inst.id for inst in insts), default=-1) + 1)]
 
     def state(self, inst) -> _State:
         return self.states[inst.id]
@@ -102,10 +104,10 @@ class SplitwiseSim(BatchPolicy):
             return
         cfg = eng.cfg
         size = eng.pr[rid] if is_prompt else 1
-        if len(batch) < cfg.mixed_max_batch and st.batch_tokens + size <= cfg.mixed_batch_tokens:
-            self._pause(eng, inst, st)
-        elif is_prompt and st.n_prompts < len(batch) and \
-                st.batch_tokens - (len(batch) - st.n_prompts) + size <= cfg.mixed_batch_tokens:
+        fits = len(batch) < cfg.mixed_max_batch and st.batch_tokens + size <= cfg.mixed_batch_tokens
+        # a prompt may also displace decodes when the batch's prompt tokens leave it room
+        if fits or (is_prompt and st.n_prompts < len(batch)
+                    and st.batch_tokens - (len(batch) - st.n_prompts) + size <= cfg.mixed_batch_tokens):
             self._pause(eng, inst, st)
 
     def flow_done(self, eng, inst) -> None:
@@ -181,7 +183,7 @@ class SplitwiseSim(BatchPolicy):
         arr = eng.arr
         if len(pending) > 1:
             order = sorted(pending, key=lambda t: arr[t >> 1])
-            for a, b in zip(order, order[1:]):
+            for a, b in pairwise(order):
                 if arr[a >> 1] == arr[b >> 1]:  # the request list's tie order decides: general path
                     return False
         else:
@@ -219,7 +221,7 @@ class SplitwiseSim(BatchPolicy):
         if kept < len(batch):
             chosen = set(new_batch)
             for task in [task for task in batch if task not in chosen]:
-                eng.leave(inst, task >> 1)  # preempted: sits out, memory kept
+                self._leave(eng, inst, task >> 1)  # preempted: sits out, memory kept
                 tstate[task] = BLOCKED
                 del batch[task]
                 insort(pending, task, key=lambda t: (passes[t], arr[t >> 1]))
@@ -241,6 +243,16 @@ class SplitwiseSim(BatchPolicy):
                 inst.kv_used += pr[rid] + 1
             tstate[task] = RUNNING
             batch[task] = None
+
+    @staticmethod
+    def _leave(eng, inst, rid: int) -> None:
+        eng.left[rid] = eng.fin_k[rid] - inst.k
+        eng.ctx0[rid] = leave_batch(inst, rid, eng.ctx0, eng.join_k)
+        eng.t_last[rid] = eng.now
+
+    def decode_done(self, inst, rid: int) -> None:
+        if 2 * rid + 1 in self.states[inst.id].batch:  # (a one-token request never had a decode task)
+            self.task_done(inst, 2 * rid + 1)
 
     def task_done(self, inst, task: int) -> None:
         """A task finished its last iteration here: it leaves the batch and the instance's requests."""
