@@ -27,7 +27,7 @@ from splitplan.sim.policies import make_policy
 from splitplan.sim.policies import scheduling
 from splitplan.sim.routers import make_router
 
-EV_SEG, EV_XFER, EV_KICK, EV_ARRIVE = 0, 1, 2, 3
+EV_SEG, EV_XFER, EV_KICK, EV_ARRIVE, EV_RETRY = 0, 1, 2, 3, 4
 NAN = math.nan
 INF = math.inf
 ROLE_POLICIES = {"prompt": "prompt_pool", "token": "token_pool"}
@@ -45,11 +45,20 @@ class Engine:
         self.compat = compat
         self.insts = insts
         self.machines = machines  # Machine object per physical machine index
+        override = colocated_policy or config.colocated_policy
+        # compat: SplitwiseSim batches every instance one way, whatever its pool (policies/splitwisesim.py)
+        self.ssim = make_policy("splitwisesim") if compat and override in (None, "mixed") else None
         self.router = make_router(design, insts, config.prompt_overflow_tokens,
-                                  None if compat else config.token_overflow_tokens)
+                                  None if compat else config.token_overflow_tokens, compat=self.ssim is not None)
         # the policy follows the instance's current role: a borrowed machine runs its co-located one
         self.policies = {role: make_policy(name) for role, name in ROLE_POLICIES.items()}
-        self._colocated(colocated_policy or config.colocated_policy, compat)
+        self._colocated(override, compat)
+        if self.ssim is not None:
+            self.policies = dict.fromkeys(("prompt", "token"), self.ssim)
+            for inst in insts:
+                inst.colo = self.ssim
+            self.router.queue_len = self.ssim.queue_len
+            self.ssim.bind(len(prompt_tokens), insts)
         self.links = links
         self.kvbpt = kv_bytes_per_token
         self.pr = prompt_tokens.tolist()
@@ -158,7 +167,12 @@ class Engine:
                 if inst.ver == b:
                     self._end_segment(inst)
             elif kind == EV_XFER:
-                self._decode_arrive(insts[self.t_inst[a]], a)
+                if self.ssim is not None:
+                    self.ssim.flow_landed(self, a)
+                else:
+                    self._decode_arrive(insts[self.t_inst[a]], a)
+            elif kind == EV_RETRY:
+                self.ssim.flow_retry(self, a)
             elif kind == EV_ARRIVE:
                 self._arrive(a)
                 self.arrived += 1
@@ -185,6 +199,9 @@ class Engine:
         p_inst, t_inst = self.router.route(p, need)
         self.p_inst[rid] = p_inst.id
         self.t_inst[rid] = t_inst.id
+        if self.ssim is not None:
+            self.ssim.arrive(self, rid, p_inst, t_inst)
+            return
         p_inst.sched_pending += p
         t_inst.sched_pending += 1
         t_inst.sched_mem += need
@@ -222,12 +239,18 @@ class Engine:
         inst.kv_used -= held if inst.paged else need
         inst.sched_mem -= need
         inst.sched_pending -= 1
+        self.router.lowered(inst)
         inst.served += 1
         self.completed += 1
+        if self.ssim is not None:
+            self.ssim.decode_done(inst, rid)
         if self.clients:
             self._client_done()
 
     def _prompt_done(self, inst: Inst, rid: int, prefill_s: float) -> None:
+        if self.ssim is not None:
+            self.ssim.prompt_done(self, inst, rid)
+            return
         now = self.now
         if self.recompute[rid]:  # a preempted request re-prefilled its context: one more token, then decode
             self.recompute[rid] = False
@@ -242,6 +265,7 @@ class Engine:
         self.t_first[rid] = now
         self.t_last[rid] = now
         inst.sched_pending -= p
+        self.router.lowered(inst)
         t_inst = self.insts[self.t_inst[rid]]
         remaining = self.out[rid] - 1
         if remaining <= 0:
@@ -313,8 +337,9 @@ class Engine:
     def idle(self, inst: Inst) -> None:
         inst.busy = False
         inst.seg = SEG_IDLE
-        # a borrowed machine goes home once nothing routed to it is outstanding (KV caches in flight too)
-        if inst.role == "mixed" and inst.home != "mixed" and inst.sched_pending == 0:
+        # a borrowed machine goes home once nothing routed to it is outstanding (KV caches in flight too);
+        # under compat SplitwiseSim's policy releases it itself, once nothing waits there
+        if inst.role == "mixed" and inst.home != "mixed" and inst.sched_pending == 0 and self.ssim is None:
             self.router.release(inst)
 
     def begin_prompts(self, inst: Inst, batch: list[int], seg: int) -> None:
@@ -526,6 +551,7 @@ class Engine:
                 continue
             busy = sum(1 for inst in pool if inst.busy)
             batch = sum(inst.B for inst in pool) / len(pool)
-            queued = sum(len(inst.pq) + len(inst.wait) + len(inst.blocked) for inst in pool)
+            queued = sum(len(inst.pq) + len(inst.wait) + len(inst.blocked) for inst in pool) if self.ssim is None \
+                else sum(self.ssim.queue_len(inst) for inst in pool)
             pending = sum(inst.sched_pending for inst in pool)
             self.timeline.append((t, role, busy, len(pool), batch, queued, pending))

@@ -69,4 +69,11 @@ def policy_names() -> tuple[str, ...]:
 
 
 def _load_bundled() -> None:
-    from splitplan.sim.policies import chunked, inflight, mixed, pools, prefill_first  # noqa: F401  (registers)
+    from splitplan.sim.policies import (  # noqa: F401  (registers)
+        chunked,
+        inflight,
+        mixed,
+        pools,
+        prefill_first,
+        splitwisesim,
+    )
