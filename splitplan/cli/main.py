@@ -7,7 +7,6 @@ import sys
 
 import click
 
-from splitplan import __version__
 from splitplan.cli.lazy import LazyCommand, LazyGroup
 from splitplan.errors import USAGE_EXIT_CODE, SplitplanError
 
@@ -51,7 +50,7 @@ COMMANDS: dict[str, LazyCommand] = {
 
 @click.group(cls=LazyGroup, lazy_commands=COMMANDS,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="splitplan")
+@click.version_option(package_name="splitplan", prog_name="splitplan")  # looked up only for --version
 def cli() -> None:
     """Plan LLM inference clusters: split prompt and token phases (Splitwise) or not, on which GPUs,
     how many machines, within cost, power and latency budgets.
