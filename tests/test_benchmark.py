@@ -69,16 +69,20 @@ def test_impossible_benchmarks_are_refused():
 
 def test_rows_mode_predicts_what_it_can_and_refuses_the_rest(tmp_path):
     frame = read_rows(ROWS)
+    dense = frame[(frame["engine"] == "sglang") & (frame["mode"] == "agg")].head(3)
+    unmodelled = pd.concat([dense.head(1).assign(pp="2"), dense.head(1).assign(tp="16")])
     sample = pd.concat([frame[frame["mode"] == "disagg"].head(2), frame[frame["model"].str.contains("gpt-oss")].head(2),
-                        frame[(frame["engine"] == "sglang") & (frame["mode"] == "agg")].head(3)])
+                        dense, unmodelled])
     out = predict_rows(sample, CAT, workers=1)
     status = out["status"].tolist()
-    assert status[0].startswith("refused: disaggregated") and status[2].startswith("refused: mixture-of-experts")
-    assert all(s.startswith("ok") for s in status[4:])
+    assert status[0].startswith("refused: disaggregated")
+    assert all(s.startswith("ok") for s in status[2:7])  # mixture-of-experts rows are predicted
+    assert status[7] == "refused: pipeline parallelism is not modelled"
+    assert status[8] == "refused: instances spanning machines are not modelled (tp 16 > the 8 GPUs of one machine)"
     assert out["stack"].tolist()[4].startswith("sglang")
     assert list(out.columns[: len(sample.columns)]) == list(sample.columns)  # input columns kept in order
     table = error_table(out)
-    assert len(table) == 1 and table["ttft_median_pct"].iloc[0] >= 0
+    assert len(table) == 2 and (table["ttft_median_pct"] >= 0).all()
 
 
 def test_rows_mode_ignores_measured_columns():

@@ -59,6 +59,8 @@ class BenchmarkConfig:
     quant: Quant | None = None  # None: BF16 weights and the stack's KV default
     tp: int | None = None  # None: all of the machine's GPUs
     protocol: Protocol = field(default_factory=Protocol)
+    ep: int = 1  # expert parallelism: routed experts split over ep groups of the instance's GPUs
+    dp: int = 1  # attention data parallelism: dp groups of tp/dp GPUs, each with its own sequences
 
     def validate(self) -> None:
         for name in ("isl", "osl", "concurrency"):
@@ -133,7 +135,7 @@ def run_benchmark(config: BenchmarkConfig, catalog: Catalog, *, record_segments:
     stack = get_stack(config.stack)
     quant = config.quant or stack.default_quant(None, None, None)
     perf = build_perf_model(config.model, config.machine, config.tp, PerfSettings(stack=stack.name, quant=quant),
-                            catalog, stack=stack)
+                            catalog, stack=stack, ep=config.ep, dp=config.dp)
     prompt, output = request_sizes(config)
     if int(prompt.max() + output.max()) > perf.kv_capacity_tokens():
         raise SplitplanError(f"one request of {int(prompt.max() + output.max()):,} tokens does not fit the "
@@ -176,6 +178,7 @@ def summarize(eng, perf, config: BenchmarkConfig, prompt: np.ndarray, output: np
     mean_tpot = _stats(tpot_ms)["mean"]
     return {
         "model": inst.model.name, "machine": inst.machine.name, "gpu": inst.gpu.name, "tp": inst.tp,
+        "ep": inst.ep, "dp": inst.dp,
         "quant": inst.quant.to_dict(), "policy": eng.policies["mixed"].name,
         "isl": config.isl, "osl": config.osl, "concurrency": config.concurrency,
         "requests": int(len(prompt)), "measured_requests": int(keep.sum()),
