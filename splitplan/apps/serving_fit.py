@@ -26,9 +26,12 @@ from scipy.optimize import least_squares
 from splitplan.perf.analytic import AnalyticPerfModel
 from splitplan.serving.params import SPECS, StackParams
 
-KERNEL_PARAMS = ("eta_c_bf16", "eta_c_fp8", "eta_c_wo", "eta_m", "eta_fa", "eta_kv", "gemm_t0_us", "ar_alpha_us")
+DENSE_KERNEL_PARAMS = ("eta_c_bf16", "eta_c_fp8", "eta_c_wo", "eta_m", "eta_fa", "eta_kv", "gemm_t0_us", "ar_alpha_us")
+# grouped expert GEMMs: fitted only on data with MoE rows whose experts run in that compute dtype (fit_params_for)
+MOE_KERNEL_PARAMS = ("moe_eta_c_bf16", "moe_eta_c_fp8", "moe_eta_c_wo", "moe_eta_m", "moe_t0_us")
+KERNEL_PARAMS = DENSE_KERNEL_PARAMS + MOE_KERNEL_PARAMS
 HOST_PARAMS = ("step_ms", "seq_us", "api_ms", "prompt_token_us")
-FIT_PARAMS = KERNEL_PARAMS + HOST_PARAMS
+FIT_PARAMS = DENSE_KERNEL_PARAMS + HOST_PARAMS  # what every fit moves; fit_params_for adds what MoE rows see
 PRIOR_SIGMA = 0.15  # log-normal width of the prior on kernel efficiencies and floors
 TTFT_WEIGHT = 0.6  # TTFT residuals count less: they carry queueing the model reproduces less exactly
 F_SCALE = 0.10  # robust loss: residuals beyond ~10% count linearly, not quadratically
@@ -100,6 +103,22 @@ class FitData:
         return FitData([r for r, k in zip(self.rows, keep) if k])
 
 
+def fit_params_for(rows: list[FitRow]) -> tuple[str, ...]:
+    """FIT_PARAMS plus the grouped-GEMM parameters the rows can see: MoE rows' expert efficiency in the
+    compute dtype their experts run in (weight-only 4-bit experts on Hopper: moe_eta_c_wo), and the expert
+    streaming efficiency. Parameters no row exercises stay at the architecture's measured kernels."""
+    from splitplan.perf.ops_core import expert_format
+
+    seen: list[str] = []
+    for row in rows:
+        if not row.instance.model.is_moe:
+            continue
+        _, dtype, weight_only = expert_format(row.instance)
+        name = "moe_eta_c_wo" if weight_only else f"moe_eta_c_{dtype.value}"
+        seen += [name, "moe_eta_m", "moe_t0_us"]
+    return FIT_PARAMS + tuple(k for k in MOE_KERNEL_PARAMS if k in seen)
+
+
 @dataclass(frozen=True)
 class FitResult:
     values: dict[str, float]  # fitted parameter values
@@ -107,9 +126,11 @@ class FitResult:
     cost: float
 
 
-def fit(data: FitData, base: StackParams, fit_params: tuple[str, ...] = FIT_PARAMS,
+def fit(data: FitData, base: StackParams, fit_params: tuple[str, ...] | None = None,
         prior: StackParams | None = None, sigma: float = PRIOR_SIGMA) -> FitResult:
-    """Least-squares fit of `fit_params` (others stay at `base`) on log TTFT and TPOT errors."""
+    """Least-squares fit of `fit_params` (default: fit_params_for the rows; others stay at `base`) on log
+    TTFT and TPOT errors."""
+    fit_params = fit_params or fit_params_for(data.rows)
     prior = prior or base
     lo = np.array([SPECS[k].lo for k in fit_params])
     hi = np.array([SPECS[k].hi for k in fit_params])
@@ -147,18 +168,36 @@ def errors(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
             "p90": float(np.percentile(rel, 90)), "max": float(rel.max())}
 
 
-def grouped_cv(data: FitData, key: str, base: StackParams, fit_params: tuple[str, ...] = FIT_PARAMS,
-               prior: StackParams | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out (TTFT, TPOT) of every row: for each value of group `key`, fit on the other groups only."""
+_CV: tuple | None = None  # (data, labels, base, fit_params, prior) of the running grouped_cv, for forked workers
+
+
+def _fold(label: str) -> tuple[np.ndarray, np.ndarray]:
+    """One fold of grouped_cv: fit without the rows of `label`, predict them."""
+    data, labels, base, fit_params, prior = _CV
+    held = labels == label
+    fitted = fit(data.subset(~held), base, fit_params, prior)
+    params = replace(base, **fitted.values)
+    return data.subset(held).predict(lambda _instance: params)
+
+
+def grouped_cv(data: FitData, key: str, base: StackParams, fit_params: tuple[str, ...] | None = None,
+               prior: StackParams | None = None, workers: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out (TTFT, TPOT) of every row: for each value of group `key`, fit on the other groups only.
+    Folds are independent fits, run on `workers` processes (the result does not depend on how many)."""
+    from splitplan.plan.parallel import WorkerPool
+
+    global _CV
     labels = np.array([row.groups[key] for row in data.rows])
     ttft = np.full(data.n, np.nan)
     tpot = np.full(data.n, np.nan)
-    for label in sorted(set(labels)):
+    folds = [label for label in sorted(set(labels)) if not (labels == label).all()]
+    _CV = (data, labels, base, fit_params, prior)
+    try:
+        with WorkerPool(workers) as pool:
+            results = pool.map(_fold, [(label,) for label in folds])
+    finally:
+        _CV = None
+    for label, (t, p) in zip(folds, results):
         held = labels == label
-        if held.all():
-            continue
-        fitted = fit(data.subset(~held), base, fit_params, prior)
-        params = replace(base, **fitted.values)
-        t, p = data.subset(held).predict(lambda _instance: params)
         ttft[held], tpot[held] = t, p
     return ttft, tpot
