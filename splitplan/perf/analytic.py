@@ -5,9 +5,13 @@ and tm = bytes in its formats / (eta_m x HBM bandwidth), which fits measured GEM
 max (performance-model.md §3.1); eta_c(M) = eta_c x M / (M + m_half) makes compute efficiency grow
 with the token count, so tc is linear in M. Prefill attention is compute on causal query-key pairs
 (efficiency eta_fa x s / (s + s_half), growing with the sequence) against the KV and Q/O traffic; decode
-attention is the KV read at eta_kv of HBM bandwidth. Per layer: 4 GEMMs, attention, elementwise
-kernels and 2 all-reduces; then the LM head on the tokens that need logits; then the host's time
-(per iteration, per sequence, per prompt token), of which `host_overlap` hides a share under the GPU.
+attention is the KV read at eta_kv of HBM bandwidth. Per layer: the attention projections, attention,
+elementwise kernels and an all-reduce, then a dense MLP and its all-reduce, or an MoE block
+(analytic_moe.py: router, grouped expert GEMMs, shared experts, all-reduce or all-to-all); then the
+LM head on the tokens that need logits; then the host's time (per iteration, per sequence, per prompt
+token), of which `host_overlap` hides a share under the GPU. Dense parts see one attention group's
+tokens (1/dp of the instance's); MLA decode costs the larger of its compute and its latent read per
+context token; sliding-window layers read at most the window (performance-model.md, MoE/MLA section).
 
 Decode attention is memory-bound (~8 FLOP/B for GQA against a ridge of 150-300), so a decode step is
 exactly linear in the summed context for a given batch size; this is what lets the simulator advance
@@ -244,7 +248,8 @@ class AnalyticPerfModel:
     def _decode_parts(self, batch_size):
         """(base, per-context-token) of a decode step: the same arithmetic as chunk_ms with no chunks."""
         gpu = self._linear_ms(batch_size, batch_size) + self._layers * self._attn_t0
-        base = smooth_max(self._launch, gpu) + self._window_ms_per_seq * batch_size + self._host_ms(batch_size, 0.0, 0.0)
+        base = (smooth_max(self._launch, gpu) + self._window_ms_per_seq * batch_size
+                + self._host_ms(batch_size, 0.0, 0.0))
         return base, self._kv_ms_per_token
 
     decode_parts = _decode_parts  # public: calibration evaluates many batch sizes at once

@@ -76,7 +76,8 @@ def _counts(instance: Instance, kind: str, n_prompts, sum_tokens, sum_sq_tokens,
     else:
         kv = kv_bytes_per_token_layer(instance)
         total += m.layers * sum_tokens * share * (qo_bytes_per_token_layer(instance) + kv)
-        total += full * decode_attention_bytes(instance, sum_context) + sliding * kv * n_decode * m.sliding_window * share
+        total += full * decode_attention_bytes(instance, sum_context)
+        total += sliding * kv * n_decode * m.sliding_window * share
     return total + of(lm_head(instance), (n_prompts + n_decode) * share)
 
 

@@ -14,7 +14,7 @@ Routing, under uniform random top-k (the default; real routers are more skewed, 
   priced as if it had T_eff = T x imbalance tokens;
 - the expert weights a step reads are those of the experts that received a token: of E experts each
   is missed by one token with probability 1 - k/E, so E x (1 - (1 - k/E)^T) are touched (all of them
-  only for large T: 8 of 128 at T = 1 for Qwen3-235B, 127.5 at T = 64).
+  only for large T: 8 of 128 at T = 1 for Qwen3-235B, 125.9 at T = 64).
 
 Grouped GEMMs have their own efficiencies (serving/params.py moe_*): measured on an H200 they read the
 touched experts at ~0.62 of HBM bandwidth, not the 0.85 of a dense GEMM (docs/kernel-measurements.md).
