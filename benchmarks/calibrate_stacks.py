@@ -29,6 +29,12 @@ DATA = ROOT / "profiles" / "measured" / "serving" / "h100.csv"
 ENGINES = ("vllm", "sglang", "trtllm")
 
 
+def cal_models(cal) -> str:
+    """'dense and MoE', 'dense' or 'MoE': which kinds of models the engine's fitted rows hold."""
+    kinds = {row.instance.model.is_moe for row in cal.data.rows}
+    return "dense and MoE" if len(kinds) == 2 else ("MoE" if True in kinds else "dense")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="rewrite the bundled stack files")
@@ -58,7 +64,8 @@ def main() -> int:
                       f"TPOT {p['mape']:6.2f}% / {p['median']:6.2f}%")
         if args.write:
             path = Path(stack.source)
-            write_stacks(path, [cal], source=f"profiles/measured/serving/h100.csv ({engine} agg rows, dense and MoE)",
+            source = f"profiles/measured/serving/h100.csv ({engine} agg rows: {cal_models(cal)})"
+            write_stacks(path, [cal], source=source,
                          header=base_header(stack))
             print(f"  wrote {path}")
     return 0

@@ -161,6 +161,8 @@ def calibrate_engine(frame: pd.DataFrame, catalog: Catalog, engine: str, *, base
     cv_errors: dict[str, dict[str, dict[str, float]]] = {}
     if cv:
         for key in CV_KEYS:
+            if len({row.groups[key] for row in data.rows}) < 2:
+                continue  # one group (an engine measured on one model): nothing to hold out
             t, p = grouped_cv(data, key, base, prior=kernels, workers=workers)
             cv_errors[key] = {"ttft": errors(t, data.ttft), "tpot": errors(p, data.tpot)}
             per_model[key] = _per_model(data, t, p)
@@ -169,10 +171,15 @@ def calibrate_engine(frame: pd.DataFrame, catalog: Catalog, engine: str, *, base
 
 
 def _per_model(data: FitData, ttft: np.ndarray, tpot: np.ndarray) -> dict[str, dict[str, dict[str, float]]]:
-    """Errors of predictions `ttft`, `tpot` per model of the rows."""
+    """Errors of predictions `ttft`, `tpot` per model of the rows, and pooled over the dense and over the
+    mixture-of-experts models ("dense models", "moe models") when the rows have both."""
     models = np.array([row.groups["model"] for row in data.rows])
-    return {str(m): {"ttft": errors(ttft[models == m], data.ttft[models == m]),
-                     "tpot": errors(tpot[models == m], data.tpot[models == m])} for m in sorted(set(models))}
+    moe = np.array([row.instance.model.is_moe for row in data.rows])
+    groups = {str(m): models == m for m in sorted(set(models))}
+    if moe.any() and not moe.all():
+        groups.update({"dense models": ~moe, "moe models": moe})
+    return {name: {"ttft": errors(ttft[mask], data.ttft[mask]), "tpot": errors(tpot[mask], data.tpot[mask])}
+            for name, mask in groups.items()}
 
 
 def _fit_under(rows: pd.DataFrame, catalog: Catalog, engine: str, stack: Stack, protocol: Protocol,
@@ -231,7 +238,8 @@ def stack_doc(cal: EngineCalibration, source: str, date: str | None = None) -> d
         "accuracy": {"rows": len(cal.data.rows), "in_sample": _round(cal.in_sample),
                      "held_out": {k: _round(v) for k, v in cal.cv.items()},
                      "per_model": {key: {m: _round(e) for m, e in models.items()}
-                                   for key, models in (cal.per_model or {}).items() if key in ("in_sample", "config", "model")},
+                                   for key, models in (cal.per_model or {}).items()
+                                   if key in ("in_sample", "config", "model")},
                      "at_bound": list(cal.at_bound),
                      "protocol_scores": {k: round(v, 4) for k, v in (cal.protocol_scores or {}).items()}},
     }
