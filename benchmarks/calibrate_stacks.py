@@ -1,6 +1,6 @@
 """Fit the bundled serving stacks (vllm, sglang, trtllm) on the shipped H100 measurements (aggregated
-rows, dense and mixture-of-experts together) and print the grouped cross-validation tables, for all rows
-and per model (docs/stacks.md quotes them).
+rows of dense and mixture-of-experts models, fitted in two stages unless --joint: serving_fit.fit) and print
+the grouped cross-validation tables, for all rows and per model (docs/stacks.md quotes them).
 
     .venv/bin/python benchmarks/calibrate_stacks.py            # fit, cross-validate, print
     .venv/bin/python benchmarks/calibrate_stacks.py --write    # and rewrite profiles/stacks/{vllm,sglang,trtllm}.yaml
@@ -40,6 +40,7 @@ def main() -> int:
     parser.add_argument("--write", action="store_true", help="rewrite the bundled stack files")
     parser.add_argument("--engine", action="append", help="only these engines")
     parser.add_argument("--workers", type=int, default=2, help="processes for the simulations and CV folds")
+    parser.add_argument("--joint", action="store_true", help="fit dense and MoE rows together (default: staged)")
     args = parser.parse_args()
     rows = read_rows(DATA)
     catalog = default_catalog()
@@ -48,7 +49,7 @@ def main() -> int:
     for engine in args.engine or ENGINES:
         t0 = time.perf_counter()
         stack = get_stack(engine)
-        cal = calibrate_engine(rows, catalog, engine, base_stack=stack, workers=args.workers)
+        cal = calibrate_engine(rows, catalog, engine, base_stack=stack, workers=args.workers, staged=not args.joint)
         for key, errs in [("in-sample", cal.in_sample), *cal.cv.items()]:
             t, p = errs["ttft"], errs["tpot"]
             print(f"{engine:8} {cal.protocol:11} {t['rows']:5d} {key:9} {t['mape']:9.1f}% {t['median']:8.1f}% "

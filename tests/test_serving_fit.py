@@ -113,3 +113,52 @@ def test_rows_no_closed_loop_can_produce_are_flagged():
     flagged = shipped[failed_rows(shipped)]
     assert len(flagged) == 6 and set(flagged["model"]) == {"openai/gpt-oss-120b"}
     assert set(flagged["concurrency"]) == {"512"}
+
+
+@pytest.fixture(scope="module")
+def moe_rows():
+    """Four simulated Qwen3-30B-A3B benchmarks (BF16 experts, TP2) with their features."""
+    out = []
+    for isl, osl in ((1024, 256), (4096, 128)):
+        for c in (4, 32):
+            cfg = BenchmarkConfig("qwen3-30b-a3b", "dgx-h100", isl, osl, c, stack="vllm", quant=Quant(), tp=2,
+                                  protocol=Protocol(num_prompts=4 * c, range_ratio=0.8, warmup=0))
+            r = run_benchmark(cfg, CAT, record_segments=True)
+            eng = r["_engine"]
+            _, output = request_sizes(cfg)
+            perf = eng.insts[0].perf
+            f = row_features(eng, output, measured_mask(len(output), 0))
+            out.append(FitRow(100 + len(out), perf.instance, perf.scheduling, f, 1.0, 1.0,
+                              {"config": f"moe|{isl}/{osl}", "tp": "2", "isl_osl": f"{isl}/{osl}"}))
+    return out
+
+
+def test_moe_rows_do_not_move_the_dense_parameters_of_a_staged_fit(rows, moe_rows):
+    kernels = arch_kernels("hopper")[0]
+    truth = replace(kernels, seq_us=30.0, api_ms=25.0, moe_eta_m=0.5)
+    dense_data = synthetic(rows, truth)
+    # MoE rows measured 30% slower in decode than the dense truth says: a joint fit bends the shared parameters
+    for row, t, p in zip(moe_rows, *FitData(moe_rows).predict(lambda _i: truth)):
+        row.ttft_ms, row.tpot_ms = float(t), 1.3 * float(p)
+    both = FitData(rows + moe_rows)
+    alone = fit(dense_data, kernels, serving_fit.FIT_PARAMS, prior=kernels)
+    staged = fit(both, kernels, prior=kernels)
+    joint = fit(both, kernels, prior=kernels, staged=False)
+    assert {k: staged.values[k] for k in serving_fit.FIT_PARAMS} == alone.values
+    assert set(staged.values) == set(joint.values) == set(serving_fit.fit_params_for(both.rows))
+    assert any(joint.values[k] != pytest.approx(alone.values[k], rel=0.01) for k in serving_fit.FIT_PARAMS)
+
+
+def test_a_staged_fit_streams_experts_no_faster_than_dense_weights(rows, moe_rows, monkeypatch):
+    """Rows made with moe_eta_m 0.97 (above the dense eta_m 0.85), and a prior that says 0.97 too: the
+    staged fit stops at the dense value and says so; without the bound it follows the rows."""
+    kernels = arch_kernels("hopper")[0]
+    truth = replace(kernels, moe_eta_m=0.97)
+    data = synthetic(rows + moe_rows, truth)
+    capped = fit(data, kernels, prior=truth)
+    assert capped.values["moe_eta_m"] == pytest.approx(capped.values["eta_m"], rel=1e-4)
+    assert capped.values["eta_m"] < 0.9
+    assert "moe_eta_m" in capped.at_bound
+    monkeypatch.setattr(serving_fit, "CAP_MOE_ETA_M", False)
+    free = fit(data, kernels, prior=truth)
+    assert free.values["moe_eta_m"] > capped.values["eta_m"] + 0.03 and "moe_eta_m" not in free.at_bound

@@ -50,6 +50,7 @@ class EngineCalibration:
     protocol: str = "inferencex"
     protocol_scores: dict[str, float] | None = None  # held-out score of each candidate client protocol
     per_model: dict[str, dict[str, dict[str, dict[str, float]]]] | None = None  # grouping -> model -> metric -> errors
+    staged: bool = True  # dense rows fitted first, MoE rows then (serving_fit.fit)
 
 
 def _groups(row: dict[str, Any]) -> dict[str, str]:
@@ -139,19 +140,20 @@ def prepare(frame: pd.DataFrame, catalog: Catalog, stack: Stack, protocol=INFERE
 
 def calibrate_engine(frame: pd.DataFrame, catalog: Catalog, engine: str, *, base_stack: Stack | None = None,
                      protocols: dict[str, Protocol] | None = None, workers: int | None = None, cv: bool = True,
-                     rounds: int = 1) -> EngineCalibration:
+                     rounds: int = 1, staged: bool = True) -> EngineCalibration:
     """Fit one engine's stack on its rows, under the client protocol its held-out error prefers, and
     cross-validate it. With client delays the iteration sequence depends a little on iteration times, so
-    `rounds` > 1 re-simulates with the fitted values."""
+    `rounds` > 1 re-simulates with the fitted values. `staged`: dense rows first, then MoE rows for the
+    grouped-GEMM parameters (serving_fit.fit); False: one joint fit."""
     engine_rows = frame[frame["engine"].astype(str).str.strip().str.lower() == engine]
     if engine_rows.empty:
         raise SplitplanError(f"no rows for engine '{engine}'", field="engine")
     stack = base_stack or closest_stack(engine, "")[0]
     candidates = protocols or PROTOCOLS
-    fits = {name: _fit_under(engine_rows, catalog, engine, stack, protocol, workers, rounds)
+    fits = {name: _fit_under(engine_rows, catalog, engine, stack, protocol, workers, rounds, staged)
             for name, protocol in candidates.items()}
-    scores = {name: _held_out_score(f, workers) for name, f in fits.items()} if len(fits) > 1 else \
-        {n: 0.0 for n in fits}
+    held = {name: _held_out(f, workers, staged) for name, f in fits.items()} if len(fits) > 1 or cv else {}
+    scores = {name: _score(f[0], *held[name]) for name, f in fits.items()} if len(fits) > 1 else {n: 0.0 for n in fits}
     chosen = min(scores, key=scores.get)
     data, base, kernels, result, arch, refused = fits[chosen]
     params = replace(base, **result.values)
@@ -163,11 +165,12 @@ def calibrate_engine(frame: pd.DataFrame, catalog: Catalog, engine: str, *, base
         for key in CV_KEYS:
             if len({row.groups[key] for row in data.rows}) < 2:
                 continue  # one group (an engine measured on one model): nothing to hold out
-            t, p = grouped_cv(data, key, base, prior=kernels, workers=workers)
+            t, p = held[chosen] if key == "config" else grouped_cv(data, key, base, prior=kernels, workers=workers,
+                                                                   staged=staged)
             cv_errors[key] = {"ttft": errors(t, data.ttft), "tpot": errors(p, data.tpot)}
             per_model[key] = _per_model(data, t, p)
     return EngineCalibration(engine, stack, arch, result.values, result.at_bound, data, in_sample, cv_errors, refused,
-                             chosen, scores, per_model)
+                             chosen, scores, per_model, staged)
 
 
 def _per_model(data: FitData, ttft: np.ndarray, tpot: np.ndarray) -> dict[str, dict[str, dict[str, float]]]:
@@ -183,7 +186,7 @@ def _per_model(data: FitData, ttft: np.ndarray, tpot: np.ndarray) -> dict[str, d
 
 
 def _fit_under(rows: pd.DataFrame, catalog: Catalog, engine: str, stack: Stack, protocol: Protocol,
-               workers: int | None, rounds: int):
+               workers: int | None, rounds: int, staged: bool = True):
     fit_rows, refused = prepare(rows, catalog, stack, protocol, workers)
     if len(fit_rows) < len(fit_params_for(fit_rows)) + 2:
         raise SplitplanError(f"only {len(fit_rows)} modelable rows with measured TTFT and TPOT for '{engine}'; "
@@ -196,21 +199,25 @@ def _fit_under(rows: pd.DataFrame, catalog: Catalog, engine: str, stack: Stack, 
     kernels, _ = arch_kernels(arch)
     base = kernels.with_values(stack.params)
     data = FitData(fit_rows)
-    result = fit(data, base, prior=kernels)
+    result = fit(data, base, prior=kernels, staged=staged)
     for _ in range(rounds - 1):
         trial = replace(stack, arch_params={**stack.arch_params, arch: result.values})
         fit_rows, refused = prepare(rows, catalog, trial, protocol, workers)
         data = FitData(fit_rows)
-        result = fit(data, replace(base, **result.values), prior=kernels)
+        result = fit(data, replace(base, **result.values), prior=kernels, staged=staged)
     return data, base, kernels, result, arch, refused
 
 
-def _held_out_score(fitted, workers: int | None = 1) -> float:
-    """Mean absolute log error of whole-configuration held-out predictions (TPOT + weighted TTFT)."""
+def _held_out(fitted, workers: int | None = 1, staged: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Whole-configuration held-out (TTFT, TPOT) of every row of one protocol's fit."""
+    data, base, kernels, _, _, _ = fitted
+    return grouped_cv(data, "config", base, prior=kernels, workers=workers, staged=staged)
+
+
+def _score(data: FitData, ttft: np.ndarray, tpot: np.ndarray) -> float:
+    """Mean absolute log error of held-out predictions (TPOT + weighted TTFT)."""
     from splitplan.apps.serving_fit import TTFT_WEIGHT
 
-    data, base, kernels, _, _, _ = fitted
-    ttft, tpot = grouped_cv(data, "config", base, prior=kernels, workers=workers)
     good = np.isfinite(ttft) & np.isfinite(tpot)
     return float(np.mean(np.abs(np.log(tpot[good] / data.tpot[good])))
                  + TTFT_WEIGHT * np.mean(np.abs(np.log(ttft[good] / data.ttft[good]))))
@@ -235,7 +242,7 @@ def stack_doc(cal: EngineCalibration, source: str, date: str | None = None) -> d
         "data": source, "date": date, "archs": sorted({*stack.fitted.archs, cal.arch}),
         "protocol": {"range_ratio": protocol.range_ratio, "warmup": protocol.warmup},
         "ranges": {"tp": [min(tps), max(tps)], "concurrency": [min(concurrency), max(concurrency)]} | _ranges(cal),
-        "accuracy": {"rows": len(cal.data.rows), "in_sample": _round(cal.in_sample),
+        "accuracy": {"fit": fit_kind(cal), "rows": len(cal.data.rows), "in_sample": _round(cal.in_sample),
                      "held_out": {k: _round(v) for k, v in cal.cv.items()},
                      "per_model": {key: {m: _round(e) for m, e in models.items()}
                                    for key, models in (cal.per_model or {}).items()
@@ -244,6 +251,15 @@ def stack_doc(cal: EngineCalibration, source: str, date: str | None = None) -> d
                      "protocol_scores": {k: round(v, 4) for k, v in (cal.protocol_scores or {}).items()}},
     }
     return data
+
+
+def fit_kind(cal: EngineCalibration) -> str:
+    """How the fitted values were found: one fit, or the two stages of dense and MoE rows."""
+    kinds = {row.instance.model.is_moe for row in cal.data.rows}
+    if len(kinds) < 2:
+        return "one fit (MoE rows only)" if True in kinds else "one fit (dense rows only)"
+    return ("staged: dense parameters on the dense rows, then moe_* on the MoE rows (moe_eta_m <= eta_m)"
+            if cal.staged else "joint: every parameter on the dense and MoE rows together")
 
 
 def write_stacks(path: str | Path, cals: list[EngineCalibration], source: str, header: str = "") -> None:

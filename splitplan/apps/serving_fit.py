@@ -11,6 +11,11 @@ near them by a prior (a log-normal penalty of PRIOR_SIGMA): an engine's kernels 
 FlashAttention benchmarks by tens of percent, not by factors, and the prior keeps a parameter the data
 cannot see (say FP8 GEMMs for an engine measured in BF16 only) at its physical value. Host-side costs
 (per iteration, per sequence, per request) have no prior inside their bounds: they are the stack.
+
+Rows of dense and mixture-of-experts models fit in two stages (the default): FIT_PARAMS on the
+dense rows alone, then the grouped-GEMM parameters (moe_*) on the MoE rows with the dense ones fixed,
+so adding MoE rows cannot move a dense model's predictions. A joint fit of everything on all rows is
+`staged=False` (docs/stacks.md compares the two).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ FIT_PARAMS = DENSE_KERNEL_PARAMS + HOST_PARAMS  # what every fit moves; fit_para
 PRIOR_SIGMA = 0.15  # log-normal width of the prior on kernel efficiencies and floors
 TTFT_WEIGHT = 0.6  # TTFT residuals count less: they carry queueing the model reproduces less exactly
 F_SCALE = 0.10  # robust loss: residuals beyond ~10% count linearly, not quadratically
+CAP_MOE_ETA_M = True  # staged fits: moe_eta_m <= the dense stage's eta_m (_fit_staged)
 
 
 @dataclass
@@ -119,6 +125,10 @@ def fit_params_for(rows: list[FitRow]) -> tuple[str, ...]:
     return FIT_PARAMS + tuple(k for k in MOE_KERNEL_PARAMS if k in seen)
 
 
+def _is_moe(data: FitData) -> np.ndarray:
+    return np.array([row.instance.model.is_moe for row in data.rows], dtype=bool)
+
+
 @dataclass(frozen=True)
 class FitResult:
     values: dict[str, float]  # fitted parameter values
@@ -127,13 +137,38 @@ class FitResult:
 
 
 def fit(data: FitData, base: StackParams, fit_params: tuple[str, ...] | None = None,
-        prior: StackParams | None = None, sigma: float = PRIOR_SIGMA) -> FitResult:
+        prior: StackParams | None = None, sigma: float = PRIOR_SIGMA, staged: bool = True) -> FitResult:
     """Least-squares fit of `fit_params` (default: fit_params_for the rows; others stay at `base`) on log
-    TTFT and TPOT errors."""
-    fit_params = fit_params or fit_params_for(data.rows)
+    TTFT and TPOT errors. With `staged` and both dense and MoE rows (and no explicit `fit_params`): the
+    dense stage, then the MoE stage (module docstring); otherwise one joint fit."""
+    moe = _is_moe(data)
+    if staged and fit_params is None and moe.any() and not moe.all():
+        return _fit_staged(data, moe, base, prior, sigma)
+    return _fit_joint(data, base, fit_params or fit_params_for(data.rows), prior, sigma)
+
+
+def _fit_staged(data: FitData, moe: np.ndarray, base: StackParams, prior: StackParams | None,
+                sigma: float) -> FitResult:
+    """FIT_PARAMS on the dense rows, then fit_params_for(MoE rows) minus FIT_PARAMS on the MoE rows from
+    the dense values. moe_eta_m is held at or below the dense stage's eta_m: a grouped GEMM streams the
+    weights of E_l experts in tiles of a few routed rows each, and measured on an H200 it reaches 0.62
+    of HBM bandwidth where a dense GEMM reaches 0.85 (docs/kernel-measurements.md)."""
+    dense = _fit_joint(data.subset(~moe), base, FIT_PARAMS, prior, sigma)
+    moe_data = data.subset(moe)
+    moe_params = tuple(k for k in fit_params_for(moe_data.rows) if k not in FIT_PARAMS)
+    after_dense = replace(base, **dense.values)
+    caps = {"moe_eta_m": dense.values["eta_m"]} if CAP_MOE_ETA_M else {}
+    experts = _fit_joint(moe_data, after_dense, moe_params, prior, sigma, caps=caps)
+    return FitResult({**dense.values, **experts.values}, dense.at_bound + experts.at_bound,
+                     dense.cost + experts.cost)
+
+
+def _fit_joint(data: FitData, base: StackParams, fit_params: tuple[str, ...], prior: StackParams | None,
+               sigma: float, caps: dict[str, float] | None = None) -> FitResult:
+    """One least-squares fit of `fit_params` on all of `data`; `caps` lower a parameter's upper bound."""
     prior = prior or base
     lo = np.array([SPECS[k].lo for k in fit_params])
-    hi = np.array([SPECS[k].hi for k in fit_params])
+    hi = np.array([min(SPECS[k].hi, (caps or {}).get(k, math.inf)) for k in fit_params])
     x0 = np.clip(np.array([getattr(base, k) for k in fit_params], float), lo + 1e-9 * (hi - lo), hi)
     kernel = np.array([k in KERNEL_PARAMS for k in fit_params])
     prior_x = np.array([max(getattr(prior, k), 1e-6) for k in fit_params])
@@ -168,22 +203,24 @@ def errors(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
             "p90": float(np.percentile(rel, 90)), "max": float(rel.max())}
 
 
-_CV: tuple | None = None  # (data, labels, base, fit_params, prior) of the running grouped_cv, for forked workers
+_CV: tuple | None = None  # (data, labels, base, fit_params, prior, staged) of the running grouped_cv, for workers
 
 
 def _fold(label: str) -> tuple[np.ndarray, np.ndarray]:
     """One fold of grouped_cv: fit without the rows of `label`, predict them."""
-    data, labels, base, fit_params, prior = _CV
+    data, labels, base, fit_params, prior, staged = _CV
     held = labels == label
-    fitted = fit(data.subset(~held), base, fit_params, prior)
+    fitted = fit(data.subset(~held), base, fit_params, prior, staged=staged)
     params = replace(base, **fitted.values)
     return data.subset(held).predict(lambda _instance: params)
 
 
 def grouped_cv(data: FitData, key: str, base: StackParams, fit_params: tuple[str, ...] | None = None,
-               prior: StackParams | None = None, workers: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out (TTFT, TPOT) of every row: for each value of group `key`, fit on the other groups only.
-    Folds are independent fits, run on `workers` processes (the result does not depend on how many)."""
+               prior: StackParams | None = None, workers: int | None = 1,
+               staged: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out (TTFT, TPOT) of every row: for each value of group `key`, fit (`staged` or joint) on the
+    other groups only. Folds are independent fits, run on `workers` processes (the result does not depend
+    on how many)."""
     from splitplan.plan.parallel import WorkerPool
 
     global _CV
@@ -191,7 +228,7 @@ def grouped_cv(data: FitData, key: str, base: StackParams, fit_params: tuple[str
     ttft = np.full(data.n, np.nan)
     tpot = np.full(data.n, np.nan)
     folds = [label for label in sorted(set(labels)) if not (labels == label).all()]
-    _CV = (data, labels, base, fit_params, prior)
+    _CV = (data, labels, base, fit_params, prior, staged)
     try:
         with WorkerPool(workers) as pool:
             results = pool.map(_fold, [(label,) for label in folds])
