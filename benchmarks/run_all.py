@@ -2,7 +2,7 @@
 
 The long ones (1M requests, the paper's studies, the 10,000-candidate search, check-all timing) are
 left out; run them by name: scale_sim.py, scale_search.py, opt_iso_power.py, opt_vs_grid.py,
-repro_check_time.py.
+repro_check_time.py, sim_speed_compare.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-QUICK = ["perf_accuracy.py", "slo_reference_check.py", "sim_fidelity.py", "sim_speed.py", "opt_single.py"]
+QUICK = ["perf_accuracy.py", "slo_reference_check.py", "sim_fidelity.py", "ssim_heavy.py", "sim_speed.py",
+         "opt_single.py"]
 
 
 def main() -> int:

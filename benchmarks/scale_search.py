@@ -91,7 +91,7 @@ def ilp_figures(max_per_pool: int) -> None:
     print(f"max_per_pool {max_per_pool:>3}: candidates {count_candidates(max_per_pool):>16,}  "
           f"capacity {capacity_s:5.2f} s  "
           f"ILP ({size}): {'; '.join(timings)}  -> {best.rate_rps:.1f} req/s modelled, "
-          f"${best.cost_usd_per_h:,.0f}/h, {sum(c for _, _, c in best.counts)} machines", flush=True)
+          f"${best.cost_usd_per_h:,.0f}/h, {best.machines()} machines", flush=True)
 
 
 def full_optimize(max_per_pool: int) -> None:

@@ -5,7 +5,7 @@ With `--baseline DIR` (another source tree of splitplan, e.g. `git archive <comm
 both trees are measured side by side: runs alternate between the two trees command by command, so a
 noisy machine slows both alike, and the table shows the ratio of the medians (baseline / this tree).
 
-    .venv/bin/python benchmarks/startup.py [--runs 21] [--baseline /tmp/splitplan-main]
+    .venv/bin/python benchmarks/startup.py [--runs 21] [--baseline DIR]
 
 Each command runs as `python -c "from splitplan.cli.main import main; main()" ARGS` with the tree as
 working directory (first on sys.path), which is what the `splitplan` console script does.

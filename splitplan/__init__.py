@@ -3,9 +3,18 @@
 The library is usable from Python; the `splitplan` command is a thin layer over it.
 """
 
-from importlib.metadata import PackageNotFoundError, version
 
-try:  # the installed distribution's version (pyproject.toml), so the code never repeats the number
-    __version__ = version("splitplan")
-except PackageNotFoundError:  # imported from a source tree that was never installed
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> str:
+    """`splitplan.__version__`, read from the installed distribution (pyproject.toml) on first use:
+    importlib.metadata costs ~30 ms, which every command would pay at start-up."""
+    if name != "__version__":
+        raise AttributeError(f"module 'splitplan' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        value = version("splitplan")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        value = "0+unknown"
+    globals()["__version__"] = value
+    return value

@@ -1,9 +1,13 @@
 """Cluster specifications: which machines serve which phase (the object the simulator and optimizer share).
 
 A cluster is a model plus pools of machines. A *baseline* cluster has only "mixed" pools (every machine
-runs prompts and tokens with continuous batching); a *Splitwise* cluster has a "prompt" pool and a
-"token" pool (and optionally a "mixed" pool for overflow). Specs are frozen and picklable so that
-optimizer worker processes can ship them around.
+runs prompts and tokens together, with its stack's batching policy); a *Splitwise* cluster has a "prompt"
+pool and a "token" pool (and optionally a "mixed" pool for overflow, or machines borrowed across pools);
+a *disagg* cluster has prefill and decode workers whose roles are fixed at launch, as disaggregated
+engines run them (NVIDIA Dynamo, SGLang PD, llm-d): no mixed pool and no borrowing. Each pool has its
+own instance shape (tp) and may run its own serving stack and scheduling settings (a prefill worker's
+token budget, a decode worker's sequence limit). Specs are frozen and picklable so that optimizer worker
+processes can ship them around.
 """
 
 from __future__ import annotations
@@ -16,20 +20,28 @@ from splitplan.errors import SplitplanError, nearest_names
 
 ROLES = ("prompt", "token", "mixed")
 MAX_MACHINES = 100_000  # a typo'd count (dgx-h100:100000000) must be an error, not an out-of-memory crash
-DESIGNS = ("baseline", "splitwise")
+DESIGNS = ("baseline", "splitwise", "disagg")
 
 
 @dataclass(frozen=True)
 class PoolSpec:
-    """`count` machines of one type serving one role, each split into gpus // tp instances."""
+    """`count` machines of one type serving one role, each split into gpus // tp instances.
+
+    stack: the pool's serving stack (None: the cluster's); scheduling: the pool's overrides of its
+    stack's scheduling, sorted (field, value) pairs (serving.stack.scheduling_overrides)."""
 
     role: str
     machine: str
     count: int
     tp: int = 8
+    stack: str | None = None
+    scheduling: tuple[tuple[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"role": self.role, "machine": self.machine, "count": self.count, "tp": self.tp}
+        out: dict[str, Any] = {"role": self.role, "machine": self.machine, "count": self.count, "tp": self.tp}
+        if self.stack:
+            out["stack"] = self.stack
+        return out | overrides_to_dict(self.scheduling)
 
 
 @dataclass(frozen=True)
@@ -63,7 +75,10 @@ class ClusterSpec:
             tp = "" if pool.tp == 8 else f" (tp{pool.tp})"
             role = "" if self.design == "baseline" and pool.role == "mixed" else f"{pool.role} "
             parts.append(f"{role}{pool.count} x {pool.machine}{tp}")
-        return f"{self.design.capitalize()}: " + " + ".join(parts)
+        word = DESIGN_LABELS[self.design]
+        if self.design == "baseline" and any(dict(p.scheduling).get("policy") for p in self.pools):
+            word = "Co-located"  # a co-located design with its batching chosen (kind: colocated)
+        return f"{word}: " + " + ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"model": self.model, "design": self.design, "pools": [pool.to_dict() for pool in self.pools]}
@@ -80,10 +95,13 @@ class ClusterSpec:
         for index, pool in enumerate(data["pools"] or []):
             where = f"pools[{index}]"
             if not isinstance(pool, dict) or not {"role", "machine", "count"} <= set(pool):
-                raise SplitplanError("each pool needs role, machine, count (tp optional)", source=source, field=where)
+                raise SplitplanError("each pool needs role, machine, count (tp, stack and scheduling "
+                                     "settings optional)", source=source, field=where)
+            extra = {k: v for k, v in pool.items() if k not in ("role", "machine", "count", "tp", "stack")}
             try:
                 pools.append(PoolSpec(str(pool["role"]), str(pool["machine"]), int(pool["count"]),
-                                      int(pool.get("tp", 8))))
+                                      int(pool.get("tp", 8)), pool.get("stack"),
+                                      serving_overrides(extra, source, where)))
             except (TypeError, ValueError) as exc:
                 raise SplitplanError(f"bad number: {exc}", source=source, field=where) from None
         return cls(str(data["model"]), str(data["design"]), tuple(pools), data.get("stack"))
@@ -107,12 +125,11 @@ class ClusterSpec:
             if pool.tp < 1 or machine.gpus % pool.tp:
                 raise SplitplanError(f"tp {pool.tp} must divide the {machine.gpus} GPUs of {machine.name}",
                                      source=source, field=where)
-            gpu = catalog.gpu_of(machine)
-            if model.weight_bytes >= pool.tp * gpu.hbm_gb * 1e9:
-                raise SplitplanError(
-                    f"{model.name} weights ({model.weight_bytes / 1e9:.0f} GB) do not fit {pool.tp} x "
-                    f"{gpu.name} ({pool.tp * gpu.hbm_gb:.0f} GB); use a larger tp", source=source, field=where)
-            pools.append(PoolSpec(pool.role, machine.name, pool.count, pool.tp))
+            # whether the weights fit depends on their format and the engine's reserve: the performance
+            # model checks that when it is built (a one-line error naming the shape)
+            if pool.stack is not None:
+                _check_stack(pool.stack, source, where)
+            pools.append(PoolSpec(pool.role, machine.name, pool.count, pool.tp, pool.stack, pool.scheduling))
         spec = ClusterSpec(model.name, self.design, tuple(pools), self.stack)
         if spec.machine_count() == 0:
             raise SplitplanError("the cluster has no machines", source=source, field="pools")
@@ -127,7 +144,43 @@ class ClusterSpec:
                 raise SplitplanError(
                     f"a Splitwise cluster needs >= 1 prompt and >= 1 token machine (or a mixed pool); "
                     f"got prompt {prompt}, token {token}, mixed {mixed}", source=source, field="pools")
+        if self.design == "disagg":
+            prompt, token, mixed = (spec.role_count(r) for r in ROLES)
+            if mixed or not (prompt and token):
+                raise SplitplanError(
+                    f"a disaggregated cluster needs >= 1 prompt (prefill) and >= 1 token (decode) machine and "
+                    f"no mixed pool; got prompt {prompt}, token {token}, mixed {mixed}", source=source, field="pools")
         return spec
+
+
+DESIGN_LABELS = {"baseline": "Baseline", "splitwise": "Splitwise", "disagg": "Disaggregated"}
+
+
+def _check_stack(name: str, source: str, where: str) -> None:
+    from splitplan.serving.stack import get_stack
+
+    try:
+        get_stack(name)
+    except SplitplanError as exc:
+        raise SplitplanError(exc.problem, source=source, field=f"{where}.stack") from None
+
+
+def serving_overrides(data: dict[str, Any], source: str, where: str) -> tuple[tuple[str, Any], ...]:
+    """A pool's or scenario's scheduling settings as sorted (field, value) pairs: `batching` names the
+    stack's batching policy, the other keys are Scheduling fields (max_batched_tokens, max_seqs, ...)."""
+    if not data:
+        return ()
+    from splitplan.serving.stack import scheduling_overrides
+
+    raw = {("policy" if k == "batching" else k): v for k, v in data.items()}
+    if "policy" in data:
+        raise SplitplanError("name the batching policy with 'batching'", source=source, field=f"{where}.policy")
+    return scheduling_overrides(raw, source, where)
+
+
+def overrides_to_dict(pairs: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    """The inverse of serving_overrides, for writing specs back (enums as their names)."""
+    return {("batching" if k == "policy" else k): getattr(v, "value", v) for k, v in pairs}
 
 
 def baseline_cluster(model: str, machines: list[tuple[str, int]], tp: int = 8) -> ClusterSpec:
@@ -142,6 +195,14 @@ def splitwise_cluster(model: str, prompt: list[tuple[str, int]], token: list[tup
     pools += [PoolSpec("token", m, c, tp) for m, c in token]
     pools += [PoolSpec("mixed", m, c, tp) for m, c in mixed]
     return ClusterSpec(model, "splitwise", tuple(pools))
+
+
+def disagg_cluster(model: str, prompt: list[tuple[str, int]], token: list[tuple[str, int]],
+                   prompt_tp: int = 8, token_tp: int = 8) -> ClusterSpec:
+    """Prefill workers + decode workers with fixed roles, each pool with its own shape."""
+    pools = [PoolSpec("prompt", m, c, prompt_tp) for m, c in prompt]
+    pools += [PoolSpec("token", m, c, token_tp) for m, c in token]
+    return ClusterSpec(model, "disagg", tuple(pools))
 
 
 def parse_pool_arg(text: str, source: str = "command line", field: str = "pool") -> Any:

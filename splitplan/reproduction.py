@@ -19,6 +19,9 @@ from splitplan.catalog import Catalog, get_catalog
 from splitplan.check import MODES, CheckReport, CheckSpec, PerfFlags, load_check_spec, mode_perf, run_check, settings_of
 from splitplan.errors import SplitplanError
 from splitplan.perf import build_perf_model
+from splitplan.reproduction_facts import (FIG12_BAND, PAPER_FIG12, PageFacts, claim_gap, duration_words, num, page_facts,
+                                          splitwise_saving)
+from splitplan.reproduction_text import explanations, header
 from splitplan.scenario import evaluate_expectations
 
 MODE_LABEL = {"default": "compat (SplitwiseSim profile)", "analytic": "analytic (calibrated)"}
@@ -44,25 +47,27 @@ class Claim:
 
 CLAIMS = (
     Claim("up to 1.4x throughput at 20% lower cost", 1.4, "isopower", "Splitwise-AA", "Baseline-H100",
-          "throughput", "cost", 0.80, "iso-power Splitwise-AA vs Baseline-H100 (A100s cost 20% less at equal power)",
-          "cause 4: 62 A100s, not 70; scaled by 70/62 both ratios grow 13%"),
+          "throughput", "cost", 0.80,
+          "iso-power Splitwise-AA vs Baseline-H100 (the paper's premise [P]: A100s cost 20% less at equal power)",
+          "cause 4: {a100_power} A100s, not {a100_tdp}; scaled by {a100_tdp}/{a100_power} both ratios grow {grow_pct}%"),
     Claim("2.35x throughput at the same cost and power", 2.35, "isopower", "Splitwise-HH", "Baseline-H100",
-          "throughput", "cost", 1.0, "iso-power Splitwise-HH vs Baseline-H100 (same 40 machines, same cost)",
-          "causes 1-3: the gain depends on how cheap decoding is in each model; one seed per plan (7)"),
+          "throughput", "cost", 1.0, "iso-power Splitwise-HH vs Baseline-H100 (as many machines, same cost)",
+          "causes 1-3: the gain depends on how cheap decoding is in each model; {seeds_per_plan} per plan (7)"),
     Claim("1.76x throughput at 15% lower power and the same cost", 1.76, "isocost", "Splitwise-HHcap",
           "Baseline-H100", "throughput", "power", 0.85, "iso-cost Splitwise-HHcap vs Baseline-H100",
           "cause 1: plans need few token machines, so capping them saves little power"),
     Claim("iso-cost: Splitwise-AA 1.4x the throughput of Baseline-H100 (25% more power)", 1.4, "isocost",
           "Splitwise-AA", "Baseline-H100", "throughput", "power", 1.25, "as stated",
-          "cause 4: machine kW (86 x 6.5 vs 40 x 10.2) instead of GPU TDP; cause 1 for the larger gain"),
+          "cause 4: machine kW ({a100_cost} x {a100_kw} vs {h100_power} x {h100_kw}) instead of GPU TDP; cause 1 for the "
+          "larger gain"),
     Claim("iso-throughput: Splitwise-HHcap matches Baseline-H100 at 25% lower power", 0.75, "isothroughput-power",
           "Splitwise-HHcap", "Baseline-H100", "power", "", None, "power ratio of the min-power plans",
-          "coding: outputs average 28 tokens, so the token pool is nearly free and every Splitwise design "
-          "saves about 45% (causes 1, 3); conversation is within 5-7 points of the paper in both modes"),
+          "coding: outputs average {coding_osl} tokens, so the token pool is nearly free and the Splitwise designs "
+          "save {coding_saving} (causes 1, 3); {conversation_gap}"),
     Claim("iso-throughput: Splitwise-AA matches Baseline-H100 at 25% lower cost", 0.75, "isothroughput-cost",
           "Splitwise-AA", "Baseline-H100", "cost", "", None, "cost ratio of the min-cost plans",
-          "coding: as above; conversation: compat is within 4 points of the paper, analytic A100 token "
-          "machines hold far fewer decodes (causes 1-2), so Splitwise-AA needs as many token as prompt machines"),
+          "coding: as above; compat: {conversation_gap_compat}; analytic A100 token machines hold far fewer decodes "
+          "(causes 1-2): Splitwise-AA's analytic conversation plan is {aa_conversation_pools}"),
 )
 
 # Rankings the paper's text states (or implies, [I]) for the throughput-optimized studies: (better, worse).
@@ -127,8 +132,9 @@ def render_records(records: list[dict[str, Any]], catalog: Catalog, flags: PerfF
         results = evaluate_expectations(r["view"], mode.expect if mode else ())
         status.append((Path(r["file"]).name, r["mode"], sum(x.passed for x in results), len(results)))
         views[(spec.scenario.name, r["mode"])] = r["view"]
-    facts = perf_facts(next(iter(specs.values())), catalog, flags) if specs else []
-    return render(views, status, facts)
+    numbers = perf_numbers(next(iter(specs.values())), catalog, flags) if specs else {}
+    return render(views, status, [format_perf(mode, n) for mode, n in numbers.items()],
+                  page_facts(views, catalog, numbers))
 
 
 def _write(out: str | Path | None, markdown: str) -> None:
@@ -161,11 +167,15 @@ def _n(v: Any, fmt: str = ".1f") -> str:
 
 
 # ---------------------------------------------------------------- sections
-def render(views: Views, status: Sequence[tuple[str, str, int, int]], facts: list[str]) -> str:
-    """The whole page; `status` rows are (file name, mode, expectations holding, expectations)."""
-    parts = [HEADER, _checks_section(status), _fig12_section(views), _studies_section(views, "isopower"),
-             _studies_section(views, "isocost"), _isothroughput_section(views), _ranking_section(views),
-             _claims_section(views), _robustness_section(views), _why_section(facts)]
+def render(views: Views, status: Sequence[tuple[str, str, int, int]], facts: list[str],
+           page: PageFacts | None = None) -> str:
+    """The whole page; `status` rows are (file name, mode, expectations holding, expectations); `page`: the
+    figures the prose cites (default: computed from the views, the catalog and the study files)."""
+    page = page or page_facts(views, get_catalog())
+    parts = [header(page), _checks_section(status), _fig12_section(views, page),
+             _studies_section(views, "isopower", page), _studies_section(views, "isocost", page),
+             _isothroughput_section(views), _ranking_section(views, page), _claims_section(views, page),
+             _robustness_section(views, page), _why_section(facts, page)]
     return "\n".join(p.rstrip() + "\n" for p in parts if p)
 
 
@@ -180,11 +190,13 @@ def _checks_section(status: Sequence[tuple[str, str, int, int]]) -> str:
     return "\n".join(lines)
 
 
-def _fig12_section(views: Views) -> str:
-    lines = ["## Fig. 12: the cheapest Splitwise-HH cluster for coding at 70 req/s", "",
-             "The paper: **27 prompt + 3 token** DGX-H100 (30 machines, $1140/h).", "",
-             "| mode | prompt | token | machines | cost $/h | verified throughput req/s | within 3 machines of 27+3 |",
-             "|---|---|---|---|---|---|---|"]
+def _fig12_section(views: Views, page: PageFacts) -> str:
+    p, t = PAPER_FIG12["prompt"], PAPER_FIG12["token"]
+    lines = [f"## Fig. 12: the cheapest Splitwise-HH cluster for coding at {num(page.fig12_rps)} req/s", "",
+             f"The paper [P]: **{p} prompt + {t} token** DGX-H100 ({p + t} machines, "
+             f"${num((p + t) * page.h100_usd, '.0f')}/h at the catalog's ${num(page.h100_usd)}/h).", "",
+             f"| mode | prompt | token | machines | cost $/h | verified throughput req/s | within {FIG12_BAND} machines "
+             f"of {p}+{t} |", "|---|---|---|---|---|---|---|"]
     notes: list[str] = []
     for mode in MODES:
         d = design_row(views, "fig12-hh-coding-70rps", mode, "Splitwise-HH")
@@ -193,7 +205,7 @@ def _fig12_section(views: Views) -> str:
             why = _binding(views, "fig12-hh-coding-70rps", mode, "Splitwise-HH")
             notes.append(f"- {MODE_LABEL[mode]}: no plan; the optimizer says: {why}")
             continue
-        near = abs(d["prompt_machines"] - 27) <= 3 and abs(d["token_machines"] - 3) <= 3
+        near = abs(d["prompt_machines"] - p) <= FIG12_BAND and abs(d["token_machines"] - t) <= FIG12_BAND
         lines.append(f"| {MODE_LABEL[mode]} | {d['prompt_machines']} | {d['token_machines']} | {d['machines']} | "
                      f"{_n(d['cost_usd_per_h'], '.0f')} | {_n(d['throughput_rps'])} | {'yes' if near else 'no'} |")
     return "\n".join(lines + ([""] + notes if notes else []))
@@ -215,12 +227,15 @@ def _design_rows(views: Views, name: str, key: str, fmt: str, what: str) -> list
     return rows
 
 
-def _studies_section(views: Views, study: str) -> str:
-    title = {"isopower": "Iso-power (408 kW = 40 DGX-H100), throughput-optimized",
-             "isocost": "Iso-cost ($1520/h = 40 DGX-H100 = 86 DGX-A100), throughput-optimized"}[study]
+def _studies_section(views: Views, study: str, page: PageFacts) -> str:
+    title = {"isopower": f"Iso-power ({num(page.power_kw)} kW = {num(page.h100_at_power)} DGX-H100), "
+                         "throughput-optimized",
+             "isocost": f"Iso-cost (${num(page.cost_usd_per_h)}/h = {num(page.h100_at_cost)} DGX-H100 = "
+                        f"{num(page.a100_at_cost)} DGX-A100), throughput-optimized"}[study]
     lines = [f"## {title}", "",
-             "Throughput = the highest Poisson rate at which all nine SLOs hold (2-minute runs). Ratios are "
-             "against Baseline-H100 of the same study and mode.", ""]
+             "Throughput = the highest Poisson rate at which every SLO holds "
+             f"({duration_words(page.duration_s)} runs). Ratios are against Baseline-H100 of the same study and mode.",
+             ""]
     for trace in TRACES:
         name = f"{study}-{trace}"
         lines += [f"### {trace} (`scenarios/splitwise/{name}.yaml`)", "",
@@ -233,7 +248,7 @@ def _studies_section(views: Views, study: str) -> str:
 
 def _isothroughput_section(views: Views) -> str:
     lines = ["## Iso-throughput: cost- and power-optimized", "",
-             "Target: Baseline-H100's throughput with 40 machines, measured in the same mode (see each file). "
+             "Target: the throughput of Baseline-H100's iso-power cluster, measured in the same mode (see each file). "
              "Ratios against Baseline-H100's plan.", ""]
     for what in ("cost", "power"):
         for trace in TRACES:
@@ -247,7 +262,7 @@ def _isothroughput_section(views: Views) -> str:
     return "\n".join(lines)
 
 
-def _ranking_section(views: Views) -> str:
+def _ranking_section(views: Views, page: PageFacts) -> str:
     lines = ["## Do the designs rank as the paper says?", "",
              "Each row is an ordering the paper's text states or implies for the throughput-optimized studies; "
              "'yes' when splitplan's verified throughputs agree. Departures are in bold; 'Why the numbers differ' "
@@ -263,7 +278,7 @@ def _ranking_section(views: Views) -> str:
                 cells.append("n/a" if r is None else f"{'yes' if r > 1 else '**no**'} ({r:.2f}x)")
                 if r is not None and r <= 1:
                     departures.append(f"- {study} {better} > {worse}, {MODE_LABEL[mode]} {trace} ({r:.2f}x): "
-                                      + departure_cause(study, better, mode, trace, r))
+                                      + departure_cause(study, better, mode, trace, r, page))
         lines.append(f"| {study} | {better} > {worse} | " + " | ".join(cells) + " |")
     if departures:
         lines += ["", "Why each departure happens:", "", *departures]
@@ -277,21 +292,46 @@ def _ranking_section(views: Views) -> str:
     return "\n".join(lines)
 
 
-def departure_cause(study: str, better: str, mode: str, trace: str, r: float) -> str:
-    """The numbered causes (see EXPLANATIONS) behind one ranking that does not hold, in a sentence."""
+def departure_cause(study: str, better: str, mode: str, trace: str, r: float, page: PageFacts | None = None) -> str:
+    """The numbered causes (see 'Why the numbers differ') behind one ranking that does not hold, in a sentence."""
+    page = page or page_facts({}, get_catalog())
     parts = []
     if abs(r - 1) < 0.005:
-        parts.append("a tie: both plans sustain the same rate on the 2% rate lattice")
-    if study == "isopower" and better.endswith("-AA"):
-        parts.append(f"cause 4: 408 kW holds 62 DGX-A100 here, the paper's 70 by GPU TDP (x 70/62 = {r * 70 / 62:.2f}x)")
+        parts.append(f"a tie: both plans sustain the same rate on the {num(page.lattice_pct, '.3g')}% rate lattice")
+    a100, tdp = page.a100_at_power, page.a100_by_tdp
+    if study == "isopower" and better.endswith("-AA") and a100 and tdp:
+        parts.append(f"cause 4: {num(page.power_kw)} kW holds {a100} DGX-A100 here, the paper's {tdp} by GPU TDP "
+                     f"(x {tdp}/{a100} = {r * tdp / a100:.2f}x)")
     if mode == "analytic" and trace == "conversation":
-        parts.append("causes 1-2: the analytic decode step grows with the batch (2.16x at 64) and a DGX holds fewer "
-                     "KV tokens, so conversation's long outputs (211 tokens on average) need a large token pool; "
-                     "splitting then mostly moves machines between pools")
+        growth, osl = page.growth("analytic"), page.mean_output_tokens.get("conversation")
+        parts.append("causes 1-2: the analytic decode step grows with the batch"
+                     + (f" ({growth:.2f}x at 64)" if growth else "") + " and a DGX holds fewer KV tokens, so "
+                     "conversation's long outputs" + (f" ({osl:.0f} tokens on average)" if osl else "")
+                     + " need a large token pool; splitting then mostly moves machines between pools")
     return "; ".join(parts) or "see 'Why the numbers differ' below"
 
 
-def _claims_section(views: Views) -> str:
+def claim_why(c: Claim, views: Views, page: PageFacts) -> str:
+    """The claim's 'departures' cell, its figures computed from the views and facts."""
+    a100, tdp = page.a100_at_power, page.a100_by_tdp
+    aa = design_row(views, "isothroughput-cost-conversation", "analytic", "Splitwise-AA")
+    values = {
+        "a100_power": num(a100), "a100_tdp": num(tdp), "a100_cost": num(page.a100_at_cost),
+        "a100_kw": num(page.a100_kw), "h100_power": num(page.h100_at_power), "h100_kw": num(page.h100_kw),
+        "grow_pct": num((tdp / a100 - 1) * 100 if a100 and tdp else None, ".0f"),
+        "coding_osl": num(page.mean_output_tokens.get("coding"), ".0f"),
+        "coding_saving": splitwise_saving(views, f"{c.study}-coding", c.metric, MODES),
+        "conversation_gap": (gap + " across modes" if (gap := claim_gap(views, c, "conversation", MODES))
+                             else "conversation: not run"),
+        "conversation_gap_compat": claim_gap(views, c, "conversation", ("default",)) or "conversation not run",
+        "seeds_per_plan": "one seed" if page.seeds == 1 else f"{num(page.seeds)} seeds",
+        "aa_conversation_pools": (f"{aa['prompt_machines']} prompt + {aa['token_machines']} token machines" if aa
+                                  else "not available"),
+    }
+    return c.why.format(**values)
+
+
+def _claims_section(views: Views, page: PageFacts) -> str:
     lines = [claims_section_intro(), "",
              "| paper | reading [I] | paper figure | compat coding | compat conversation | analytic coding | "
              "analytic conversation | departures |", "|---|---|---|---|---|---|---|---|"]
@@ -304,17 +344,19 @@ def _claims_section(views: Views) -> str:
                 main = ratio(views, name, mode, c.design, c.versus, c.metric)
                 extra = ratio(views, name, mode, c.design, c.versus, c.also) if c.also else None
                 cells.append(_x(main) + (f", {c.also} {_x(extra)}" if c.also else ""))
-        lines.append(f"| {c.text} | {c.mapping} | {paper} | " + " | ".join(cells) + f" | {c.why} |")
+        lines.append(f"| {c.text} | {c.mapping} | {paper} | " + " | ".join(cells) + f" | {claim_why(c, views, page)} |")
     return "\n".join(lines)
 
 
-def _robustness_section(views: Views) -> str:
+def _robustness_section(views: Views, page: PageFacts) -> str:
     studies = sorted({(name, model) for (name, mode), view in views.items()
                       for model in (view.get("robustness") or {})})
     if not studies:
         return ""
-    lines = ["## Robustness: Llama2-70B on the clusters built for BLOOM-176B", "",
-             "Each design's iso-power cluster (sized for BLOOM-176B in that mode) re-measured serving the other "
+    others = ", ".join(dict.fromkeys(model for _, model in studies))
+    built = page.model or "the studies' model"
+    lines = [f"## Robustness: {others} on the clusters built for {built}", "",
+             f"Each design's iso-power cluster (sized for {built} in that mode) re-measured serving the other "
              "model, as the paper's robustness section does. Ratios against Baseline-H100's cluster.", ""]
     for name, model in studies:
         lines += [f"### {model}, clusters of `{name}.yaml`", "",
@@ -331,10 +373,10 @@ def _robustness_section(views: Views) -> str:
     return "\n".join(lines)
 
 
-def _why_section(facts: list[str]) -> str:
+def _why_section(facts: list[str], page: PageFacts) -> str:
+    model = f"{page.model}, TP {page.tp}" if page.model and page.tp else "the studies' model"
     return "\n".join(["## Why the numbers differ", "", "Measured properties of the two performance models "
-                      "(BLOOM-176B, TP 8), computed when this page was generated:", "", *facts, "",
-                      EXPLANATIONS])
+                      f"({model}), computed when this page was generated:", "", *facts, "", explanations(page)])
 
 
 def _binding(views: Views, name: str, mode: str, design: str) -> str:
@@ -373,85 +415,38 @@ def _short(d: dict[str, Any] | None) -> str:
 
 
 # ---------------------------------------------------------------- perf-model facts behind the differences
-def perf_facts(spec: CheckSpec, catalog: Catalog, flags: PerfFlags | None) -> list[str]:
-    """Decode growth with batch, H100/A100 prefill speed-up and cap effects, per mode (what drives the ratios)."""
-    facts = []
+def perf_numbers(spec: CheckSpec, catalog: Catalog, flags: PerfFlags | None) -> dict[str, dict[str, float]]:
+    """Per mode: decode growth with batch, H100/A100 prefill and decode ratios, cap effects, KV capacity."""
+    out = {}
+    model, tp = spec.scenario.model, max(spec.scenario.designs[0].tp)  # the study's model and (largest) TP
     for mode in MODES:
         if spec.mode(mode) is None:
             continue
         s = settings_of(mode_perf(spec, mode, flags))
-        a100, h100, cap = (build_perf_model("bloom-176b", m, 8, s, catalog)
+        a100, h100, cap = (build_perf_model(model, m, tp, s, catalog)
                            for m in ("dgx-a100", "dgx-h100", "dgx-h100-pcap"))
         ctx = 2048
-        grow = float(h100.decode_ms(64, 64 * ctx)) / float(h100.decode_ms(1, ctx))
-        speed = float(a100.prefill_ms(1, ctx, ctx * ctx)) / float(h100.prefill_ms(1, ctx, ctx * ctx))
-        dec = float(a100.decode_ms(32, 32 * ctx)) / float(h100.decode_ms(32, 32 * ctx))
-        cap_p = float(cap.prefill_ms(1, ctx, ctx * ctx)) / float(h100.prefill_ms(1, ctx, ctx * ctx))
-        cap_d = float(cap.decode_ms(32, 32 * ctx)) / float(h100.decode_ms(32, 32 * ctx))
-        facts.append(f"- **{MODE_LABEL[mode]}**: H100 decode step at batch 64 vs batch 1 (2048-token contexts): "
-                     f"{grow:.2f}x; prefill of 2048 tokens A100/H100: {speed:.2f}x; decode batch 32 A100/H100: "
-                     f"{dec:.2f}x; capped/uncapped H100 prefill {cap_p:.2f}x, decode {cap_d:.2f}x; KV capacity "
-                     f"per DGX-H100 {h100.kv_capacity_tokens():,} tokens.")
-    return facts
+        out[mode] = {
+            "decode_growth_64": float(h100.decode_ms(64, 64 * ctx)) / float(h100.decode_ms(1, ctx)),
+            "prefill_a100_h100": float(a100.prefill_ms(1, ctx, ctx * ctx)) / float(h100.prefill_ms(1, ctx, ctx * ctx)),
+            "decode_a100_h100": float(a100.decode_ms(32, 32 * ctx)) / float(h100.decode_ms(32, 32 * ctx)),
+            "cap_prefill": float(cap.prefill_ms(1, ctx, ctx * ctx)) / float(h100.prefill_ms(1, ctx, ctx * ctx)),
+            "cap_decode": float(cap.decode_ms(32, 32 * ctx)) / float(h100.decode_ms(32, 32 * ctx)),
+            "kv_tokens_h100": float(h100.kv_capacity_tokens()),
+        }
+    return out
 
 
-# ---------------------------------------------------------------- fixed text
-HEADER = """# Reproducing the Splitwise design study
+def format_perf(mode: str, n: dict[str, float]) -> str:
+    return (f"- **{MODE_LABEL[mode]}**: H100 decode step at batch 64 vs batch 1 (2048-token contexts): "
+            f"{n['decode_growth_64']:.2f}x; prefill of 2048 tokens A100/H100: {n['prefill_a100_h100']:.2f}x; decode "
+            f"batch 32 A100/H100: {n['decode_a100_h100']:.2f}x; capped/uncapped H100 prefill {n['cap_prefill']:.2f}x, "
+            f"decode {n['cap_decode']:.2f}x; KV capacity per DGX-H100 {int(n['kv_tokens_h100']):,} tokens.")
 
-Generated by `splitplan reproduce --out docs/reproduction.md` from the studies in `scenarios/splitwise/`
-(do not edit by hand; `make check-all` re-checks the pinned numbers). Paper: Patel et al., "Splitwise:
-Efficient generative LLM inference using phase splitting", ISCA 2024; its figures below come from its text
-(see `/work/shared/reference/splitwise.md`, [P]); [I] marks our reading of a claim.
 
-How every number here is made (the paper's provisioning method):
-
-- Model BLOOM-176B at TP 8 on 8-GPU machines (the paper sized its clusters for it); request sizes drawn
-  from the Azure 2023 coding or conversation trace, Poisson arrivals, 2-minute runs, one seed per verified
-  cluster (the full reproduction must run in under 10 minutes on 2 cores).
-- Throughput of a cluster = the highest rate at which all nine SLOs of Table VI hold (TTFT 2/3/6x,
-  TBT and E2E 1.25/1.5/5x of an unloaded DGX-A100 at P50/P90/P99), found by bisection to 1 req/s or 1%.
-- The optimizer (ILP on a queueing capacity model, re-calibrated by simulation) proposes each design's
-  cluster; only simulated numbers are reported.
-- Two performance models, side by side: **compat** = SplitwiseSim's measured profile with its modelling
-  choices (`perf: {backend: profile, compat: splitwisesim}`, the scenarios' default), and **analytic** =
-  splitplan's roofline model calibrated on the same profile (`--perf analytic`).
-- Budgets: iso-power 408 kW = 40 DGX-H100 x 10.2 kW; iso-cost $1520/h = 40 x $38/h (86 DGX-A100 at
-  $17.6/h). With SplitwiseSim's 6.5 kW DGX-A100, 408 kW buys **62** DGX-A100, not the paper's 70 (the paper
-  counts GPU TDP: 40 x 700 W / 400 W = 70), so A100 designs have 11% fewer machines at iso-power here.
-"""
-
-EXPLANATIONS = """What moves the answers, and why the two modes and the paper differ:
-
-1. **Token-phase scaling.** The paper measured that batching 64 decodes only doubles the time between tokens
-   (Sec. III); the calibrated analytic model follows that (the batch-64 growth above), while SplitwiseSim's
-   measured token time is almost flat in batch size. In compat mode one token machine therefore absorbs the
-   decode work of a dozen prompt machines at batch-1 speed: the plans use very few token machines and the
-   Splitwise designs gain most. The analytic plans need more token machines (each decode step reads every
-   request's KV cache), so the token pool costs more of the budget.
-2. **KV capacity.** Compat mode sizes the KV cache as SplitwiseSim does, which leaves more tokens per
-   machine than the analytic memory model (weights, activations and a reserve); fewer requests fit in a
-   token machine in analytic mode, which again favours baselines relative to compat.
-3. **Mixed pool and borrowing.** When a pool is overloaded, requests overflow to the mixed pool or to a
-   machine borrowed from the other pool (paper Sec. IV-B), so plans with a tiny token pool still work: under
-   load the prompt machines also decode. This is why throughput-optimized Splitwise plans here are prompt-heavy.
-4. **Power budget in kW, not TDP.** The paper equates 40 DGX-H100 with 70 DGX-A100 by GPU TDP; with
-   SplitwiseSim's machine powers (10.2 / 6.5 kW) 408 kW holds 62 DGX-A100. The A100 designs have about 11%
-   fewer machines at iso-power than in the paper, which lowers Baseline-A100 and Splitwise-AA there.
-5. **Capped H100.** SplitwiseSim's capped H100 is synthetic (1.3x prompt time, 1.0x token time); the analytic
-   model derives the cap's effect from its power model (the capped/uncapped figures above). Either way a capped
-   machine decodes as fast as an uncapped one on 70% of the power, so HHcap matches HH's throughput at lower
-   power, as the paper says.
-6. **Reference latencies.** The SLOs are slowdowns against an unloaded DGX-A100 in the same mode; compat mode
-   evaluates the reference TBT at the prompt size, as SplitwiseSim does.
-7. **Search.** The paper simulated every (prompt, token) pair; splitplan's optimizer proposes a plan with an
-   ILP on a queueing model calibrated by a few simulations, then refines it with one-simulation pass/fail
-   tests (`plan/refine.py`), one 2-minute seed per plan: under a budget it moves to neighbours that pass a
-   higher rate; for a target it scales the plan until it passes, then walks to the cheapest passing
-   neighbour. Near-ties between designs (HH, HA, HHcap within a few percent) can swap order, and a plan can
-   sit a machine or two from the grid optimum (the Fig. 12 band is +-3 machines). Seed-to-seed spread of a
-   max rate is a few percent (`benchmarks/repro_seed_spread.py`). Rates live on a 2% lattice: an
-   iso-throughput design "matches" Baseline-H100 when it passes the lattice rate that 40 DGX-H100 sustain.
-"""
+def perf_facts(spec: CheckSpec, catalog: Catalog, flags: PerfFlags | None) -> list[str]:
+    """The perf numbers of each mode, one Markdown line each."""
+    return [format_perf(mode, n) for mode, n in perf_numbers(spec, catalog, flags).items()]
 
 
 def claims_section_intro() -> str:

@@ -21,13 +21,14 @@ from splitplan.fields import describe_kind
 from splitplan.limits import (MAX_DURATION_S, MAX_PER_POOL, MAX_SEEDS, MAX_VERIFY_TOP, MAX_WORKERS,
                               check_request_estimate)
 from splitplan.resources import locate_bundled, scenarios_dir, traces_dir
+from splitplan.scenario_designs import (DESIGN_KINDS, Design, ServingSection, parse_design,  # noqa: F401  (re-exported)
+                                        parse_serving)
 
 BUNDLED_SCENARIOS_DIR = scenarios_dir()
 BUNDLED_DATA_DIRS = (traces_dir(), BUNDLED_SCENARIOS_DIR, BUNDLED_PROFILES_DIR / "measured", BUNDLED_PROFILES_DIR)
 OBJECTIVES = ("max_throughput", "min_cost", "min_power")
 METHODS = ("ilp", "grid", "both")
 GENERATORS = ("poisson", "replay", "trace")
-DESIGN_KINDS = ("baseline", "splitwise")
 
 
 @dataclass(frozen=True)
@@ -39,25 +40,6 @@ class WorkloadSection:
     duration_s: float = 60.0  # length of each simulated run
     seed: int = 0  # first seed; seeds used are seed, seed+1, ...
     seeds: tuple[int, ...] = ()  # explicit seeds (overrides seed + search.seeds)
-
-
-@dataclass(frozen=True)
-class Design:
-    """One cluster design to optimize: a baseline (mixed pool) or Splitwise (prompt + token pools)."""
-
-    name: str
-    kind: str  # "baseline" | "splitwise"
-    machines: tuple[str, ...] = ()  # baseline: machine types of the mixed pool
-    prompt: tuple[str, ...] = ()  # splitwise: machine types allowed in the prompt pool
-    token: tuple[str, ...] = ()  # splitwise: machine types allowed in the token pool
-    tp: int = 8
-    stack: str | None = None  # serving stack of this design (None: the scenario's perf.stack)
-
-    def pools(self) -> dict[str, tuple[str, ...]]:
-        """Role -> allowed machine types."""
-        if self.kind == "baseline":
-            return {"mixed": self.machines}
-        return {"prompt": self.prompt, "token": self.token}
 
 
 @dataclass(frozen=True)
@@ -133,20 +115,23 @@ class Scenario:
     objective: str = "max_throughput"
     search: SearchSettings = field(default_factory=SearchSettings)
     perf: PerfSection = field(default_factory=PerfSection)
+    serving: ServingSection = field(default_factory=ServingSection)
     expect: tuple[Expectation, ...] = ()
     description: str = ""
     source: str = "<scenario>"
     catalog_files: tuple[str, ...] = ()  # extra catalog YAMLs (resolved paths), before any --catalog
 
     def perf_settings(self) -> Any:
-        """The scenario's perf section as PerfSettings (CLI flags may override it)."""
-        return perf_settings_of_section(self.perf)
+        """The scenario's perf section as PerfSettings, with the serving section's scheduling overrides
+        (CLI flags may override it)."""
+        settings = perf_settings_of_section(self.perf)
+        return replace(settings, scheduling=self.serving.scheduling) if self.serving.scheduling else settings
 
     def simulation_inputs(self) -> dict[str, Any]:
         """What `splitplan simulate --scenario` takes from the file (flags given on the command line win)."""
         return {"model": self.model, "trace": self.workload.trace, "duration_s": self.workload.duration_s,
                 "seed": self.seed_list()[0], "slos": tuple(self.slos), "reference_machine": self.reference_machine,
-                "reference_tp": self.reference_tp,
+                "reference_tp": self.reference_tp, "transfer": self.serving.transfer,
                 "perf": self.perf_settings(), "catalog_files": self.catalog_files}
 
     def seed_list(self) -> tuple[int, ...]:
@@ -233,29 +218,6 @@ def _workload(data: Any, source: str, base_dir: Path | None) -> WorkloadSection:
     )
     f.done()
     return section
-
-
-def _design(data: Any, source: str, index: int, base_dir: Path | None = None) -> Design:
-    f = FieldReader(data, source, f"designs[{index}]")
-    kind = f.string("kind", required=True, choices=DESIGN_KINDS)
-    name = f.string("name", required=True)
-    f.prefix = f"designs.{name}"
-    tp = int(f.number("tp", 8, integer=True, positive=True))
-    if tp & (tp - 1):
-        raise f.error("tp", f"must be a power of two (1, 2, 4, 8), got {tp}")
-    stack = resolve_stack_name(f.string("stack"), base_dir, source, f"designs.{name}.stack")
-    if kind == "baseline":
-        design = Design(name=name, kind=kind, machines=f.names("machines", required=True), tp=tp, stack=stack)
-        for other in ("prompt", "token"):
-            if f.raw(other) is not None:
-                raise f.error(other, "only splitwise designs have prompt/token pools; use 'machines'")
-    else:
-        design = Design(name=name, kind=kind, prompt=f.names("prompt", required=True),
-                        token=f.names("token", required=True), tp=tp, stack=stack)
-        if f.raw("machines") is not None:
-            raise f.error("machines", "a splitwise design lists 'prompt' and 'token' machines instead")
-    f.done()
-    return design
 
 
 def _constraints(data: Any, source: str) -> Constraints:
@@ -365,7 +327,7 @@ def parse_scenario(data: Any, source: str = "<scenario>", base_dir: Path | None 
     designs_raw = f.raw("designs", required=True)
     if not isinstance(designs_raw, list) or not designs_raw:
         raise f.error("designs", "must be a non-empty list of designs")
-    designs = tuple(_design(d, source, i, base_dir) for i, d in enumerate(designs_raw))
+    designs = tuple(parse_design(d, source, i, base_dir) for i, d in enumerate(designs_raw))
     names = [d.name for d in designs]
     if len(set(names)) != len(names):
         raise f.error("designs", f"design name '{next(n for n in names if names.count(n) > 1)}' is used twice")
@@ -391,6 +353,7 @@ def parse_scenario(data: Any, source: str = "<scenario>", base_dir: Path | None 
         objective=f.string("objective", "max_throughput", choices=OBJECTIVES),
         search=_search(f.raw("search"), source),
         perf=_perf(f.raw("perf"), source, base_dir),
+        serving=parse_serving(f.raw("serving"), source, base_dir),
         expect=tuple(parse_expectation(e, source, i) for i, e in enumerate(expect_raw)),
         source=source,
         catalog_files=tuple(resolve_data_path(c, base_dir, source, "catalog") for c in catalogs),
@@ -410,12 +373,12 @@ def _check_consistency(s: Scenario) -> None:
             and c.max_machines is None and c.max_machines_per_pool is None:
         raise SplitplanError("max_throughput needs a budget: set constraints.cost_usd_per_h, power_kw or "
                              "max_machines", source=src, field="constraints")
-    needed = 2 if any(d.kind == "splitwise" for d in s.designs) else 1
+    needed = 2 if any(d.split for d in s.designs) else 1
     if c.min_throughput_rps is not None:
         if c.max_machines == 0 or c.max_machines_per_pool == 0:
             raise SplitplanError(f"min_throughput_rps {c.min_throughput_rps} cannot be served with 0 machines",
                                  source=src, field="constraints.max_machines")
-    if c.max_machines is not None and c.max_machines < needed and all(d.kind == "splitwise" for d in s.designs):
+    if c.max_machines is not None and c.max_machines < needed and all(d.split for d in s.designs):
         raise SplitplanError(f"{c.max_machines} machine(s) cannot hold a prompt and a token pool (needs 2)",
                              source=src, field="constraints.max_machines")
     if c.min_throughput_rps is not None:  # the target rate is simulated: its request count is known now

@@ -16,13 +16,17 @@ import os
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from splitplan.errors import SplitplanError, nearest_names
 from splitplan.limits import MAX_GENERATED_REQUESTS, MAX_TOKENS_PER_REQUEST  # enforced here; limits.py says why
 from splitplan.resources import traces_dir
+from splitplan.trace_csv import read_valid_trace
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BUNDLED_TRACES_DIR = traces_dir()
 
@@ -74,7 +78,14 @@ def load_trace(path: str | Path) -> Workload:
 
 @functools.lru_cache(maxsize=16)
 def _load_trace_cached(resolved: str, shown: str, mtime_ns: int, size: int) -> Workload:
-    """Cached by file identity: multi-seed runs and rate bisections reload the same trace many times."""
+    """Cached by file identity: multi-seed runs and rate bisections reload the same trace many times.
+    A plainly valid file is read without pandas (trace_csv.py); any other goes through pandas, whose
+    reader names the line and column at fault."""
+    fast = read_valid_trace(resolved, _FORMAT_COLUMNS, MAX_TOKENS_PER_REQUEST)
+    if fast is not None:
+        return _frozen(Workload(*fast, name=Path(shown).stem))
+    import pandas as pd
+
     try:
         with warnings.catch_warnings():  # more fields than header names must not shift columns silently
             warnings.simplefilter("error", pd.errors.ParserWarning)
@@ -101,7 +112,10 @@ def _load_trace_cached(resolved: str, shown: str, mtime_ns: int, size: int) -> W
     _check_arrivals(arrival_s, shown, arrival_col)
     prompt = _token_column(frame, prompt_col, shown)
     output = _token_column(frame, output_col, shown)
-    workload = Workload(arrival_s, prompt, output, name=Path(shown).stem)
+    return _frozen(Workload(arrival_s, prompt, output, name=Path(shown).stem))
+
+
+def _frozen(workload: Workload) -> Workload:
     for array in (workload.arrival_s, workload.prompt_tokens, workload.output_tokens):
         array.flags.writeable = False  # shared through the cache
     return workload
@@ -123,6 +137,8 @@ def _line_of(row: int) -> str:
 def _azure_arrivals(frame: pd.DataFrame, source: str) -> np.ndarray:
     """Azure timestamps ('2023-11-16 18:15:46.6805900') -> seconds from the earliest request (not the first:
     an unsorted file must be reported as unsorted, not as negative times)."""
+    import pandas as pd
+
     stamps = pd.to_datetime(frame["TIMESTAMP"].str.strip(), format="ISO8601", errors="coerce")
     bad = np.flatnonzero(stamps.isna().to_numpy())
     if bad.size:
@@ -134,6 +150,8 @@ def _azure_arrivals(frame: pd.DataFrame, source: str) -> np.ndarray:
 
 
 def _numeric_column(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
+    import pandas as pd
+
     values = pd.to_numeric(frame[column].str.strip(), errors="coerce").to_numpy(dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
@@ -176,6 +194,8 @@ def write_trace(w: Workload, path: str | Path, fmt: str = "plain") -> None:
     }
     if fmt not in columns:
         raise SplitplanError(f"unknown trace format '{fmt}' (plain, splitwisesim)", field="format")
+    import pandas as pd
+
     frame = pd.DataFrame(columns[fmt])
     try:
         frame.to_csv(path, index=False, lineterminator="\n")

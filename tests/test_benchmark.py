@@ -75,7 +75,7 @@ def test_rows_mode_predicts_what_it_can_and_refuses_the_rest(tmp_path):
                         dense, unmodelled])
     out = predict_rows(sample, CAT, workers=1)
     status = out["status"].tolist()
-    assert status[0].startswith("refused: disaggregated")
+    assert status[0].startswith("refused: a disaggregated row needs")
     assert all(s.startswith("ok") for s in status[2:7])  # mixture-of-experts rows are predicted
     assert status[7] == "refused: pipeline parallelism is not modelled"
     assert status[8] == "refused: instances spanning machines are not modelled (tp 16 > the 8 GPUs of one machine)"
@@ -113,3 +113,25 @@ def test_a_four_bit_label_on_gpt_oss_means_its_checkpoint():
     assert checkpoint_formats(gpt_oss, "nvfp4", "nvfp4") == ("bf16", "mxfp4")  # BF16 attention, MXFP4 experts
     assert checkpoint_formats(gpt_oss, "fp8", "fp8") == ("fp8", "fp8")  # other labels are taken as given
     assert checkpoint_formats(qwen, "nvfp4", None) == ("nvfp4", None)  # a model with 4-bit checkpoints of all of it
+
+
+def test_disaggregated_workers_move_kv_and_serve_every_request():
+    from splitplan.apps.benchmark import Disagg
+
+    cfg = BenchmarkConfig("qwen3-32b", "dgx-h100", 4000, 1000, 64, stack="vllm", quant=Quant.parse("fp8"),
+                          protocol=Protocol(range_ratio=0.8, warmup=0), disagg=Disagg(8, 1, 2, 4))
+    r = run_benchmark(cfg, CAT)
+    assert r["disagg"] == "8 x prefill tp1 + 2 x decode tp4" and r["measured_requests"] == 640
+    colocated = run_benchmark(BenchmarkConfig("qwen3-32b", "dgx-h100", 4000, 1000, 64, stack="vllm",
+                                              quant=Quant.parse("fp8"), tp=4, protocol=cfg.protocol), CAT)
+    # decode workers never stall for prompts: TPOT below a co-located TP4 instance carrying the same load
+    assert r["tpot_ms"]["mean"] < colocated["tpot_ms"]["mean"]
+    assert r["output_tokens_per_s_per_gpu"] == pytest.approx(r["output_tokens_per_s"] / 16)
+
+
+def test_routers_are_registered_by_name():
+    from splitplan.sim.routers import ROUTERS, make_router
+
+    assert {"baseline", "splitwise", "disagg"} <= set(ROUTERS)
+    with pytest.raises(SplitplanError, match="unknown router 'random'"):
+        make_router("random", [], 0, None)

@@ -32,6 +32,29 @@ def test_label_cost_power_and_roundtrip():
     assert baseline_cluster("llama2-70b", [("dgx-h100", 40)]).label() == "Baseline: 40 x dgx-h100"
 
 
+def test_a_shape_the_weights_do_not_fit_is_refused_when_simulated():
+    from splitplan.sim import simulate
+    from splitplan.workload import Workload
+
+    w = Workload([0.0], [100], [10])
+    with pytest.raises(SplitplanError, match="does not fit dgx-h100 at tp=1"):
+        simulate(baseline_cluster("llama2-70b", [("dgx-h100", 4)], tp=1), w)
+
+
+def test_pools_carry_their_own_shape_stack_and_scheduling():
+    data = {"model": "llama3.1-70b", "design": "disagg", "pools": [
+        {"role": "prompt", "machine": "dgx-h100", "count": 1, "tp": 2, "stack": "sglang", "max_batched_tokens": 16384},
+        {"role": "token", "machine": "dgx-h200", "count": 2, "tp": 4, "max_seqs": 256, "batching": "chunked"}]}
+    spec = ClusterSpec.from_dict(data).validate()
+    assert spec.pools[0].stack == "sglang" and spec.pools[0].scheduling == (("max_batched_tokens", 16384),)
+    assert dict(spec.pools[1].scheduling)["max_seqs"] == 256
+    assert ClusterSpec.from_dict(spec.to_dict()) == spec
+    assert spec.to_dict()["pools"][1]["batching"] == "chunked"
+    assert spec.label() == "Disaggregated: prompt 1 x dgx-h100 (tp2) + token 2 x dgx-h200 (tp4)"
+    with pytest.raises(SplitplanError, match="max_seqz"):
+        ClusterSpec.from_dict({**data, "pools": [{**data["pools"][0], "max_seqz": 3}]})
+
+
 def test_validate_canonicalises_aliases():
     spec = splitwise_cluster("llama2-70b", [("h100-80gb", 1)], [("a100-80gb", 1)]).validate()
     assert [p.machine for p in spec.pools] == ["dgx-h100", "dgx-a100"]
@@ -40,10 +63,12 @@ def test_validate_canonicalises_aliases():
 @pytest.mark.parametrize("spec,needle", [
     (baseline_cluster("llama2-70b", [("dgx-h1000", 4)]), "did you mean"),
     (baseline_cluster("llama2-70b", [("dgx-h100", 4)], tp=3), "tp 3 must divide"),
-    (baseline_cluster("llama2-70b", [("dgx-h100", 4)], tp=1), "do not fit"),
     (splitwise_cluster("llama2-70b", [("dgx-h100", 2)], []), "needs >= 1 prompt and >= 1 token"),
     (ClusterSpec("llama2-70b", "baseline", (PoolSpec("prompt", "dgx-h100", 2),)), "only mixed pools"),
-    (ClusterSpec("llama2-70b", "disagg", (PoolSpec("mixed", "dgx-h100", 2),)), "unknown design"),
+    (ClusterSpec("llama2-70b", "disagregated", (PoolSpec("mixed", "dgx-h100", 2),)), "unknown design"),
+    (ClusterSpec("llama2-70b", "disagg", (PoolSpec("mixed", "dgx-h100", 2),)), "no mixed pool"),
+    (ClusterSpec("llama2-70b", "disagg", (PoolSpec("prompt", "dgx-h100", 2, stack="vllm-20233"),
+                                          PoolSpec("token", "dgx-h100", 2))), "unknown stack"),
     (baseline_cluster("llama2-70b", [("dgx-h100", 0)]), "no machines"),
 ])
 def test_validate_errors(spec, needle):

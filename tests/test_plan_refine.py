@@ -102,3 +102,27 @@ def test_max_throughput_climbs_to_the_best_split_of_the_budget():
     grid = max((min(PROMPT_RPS * p, TOKEN_RPS * t), -(p * COST["h"] + t * COST["a"]))
                for p in range(1, 40) for t in range(1, 40) if p * COST["h"] + t * COST["a"] <= budget + 1e-9)
     assert best.throughput_rps == pytest.approx(on_lattice(grid[0]), rel=RATE_STEP - 1)
+
+
+@pytest.mark.parametrize("prompt_cap,token_cap", [(4.0, TOKEN_RPS), (1.0, TOKEN_RPS), (PROMPT_RPS, 18.0),
+                                                  (PROMPT_RPS, 4.5), (4.0, 4.5), (1.0, 18.0)])
+def test_min_cost_finds_the_cheapest_plan_with_the_model_off_by_2x(prompt_cap, token_cap):
+    """Acceptance: the capacity model 2x optimistic or 2x pessimistic, per pool or both ways at once."""
+    ev = evaluator(Limits(max_per_pool=200, min_throughput_rps=50.0), prompt_cap, token_cap)
+    sols = solve_ilp(ev.space.options, ev.space.limits, "min_cost", "cbc")
+    best = refine_to_target(ev, [ev.space.vector(sols[0].counts)], "min_cost", radius=1)
+    assert best is not None and best.verified and counts(best) == (26, 6)
+    assert len(ev.tests) + len(ev.seen) <= 30, (len(ev.tests), len(ev.seen))
+
+
+@pytest.mark.parametrize("prompt_cap", [1.0, 1.4])
+def test_model_saying_no_plan_fits_the_budget_is_not_a_verdict(prompt_cap):
+    """The budget allows the cheapest true plan (26 + 6), the pessimistic model says nothing in it reaches
+    the target: the search must simulate, not declare the design infeasible."""
+    from splitplan.plan.refine import ilp_search
+
+    budget = 26 * COST["h"] + 6 * COST["a"] + 1.0
+    ev = evaluator(Limits(cost_usd_per_h=budget, max_per_pool=200, min_throughput_rps=50.0), prompt_cap, TOKEN_RPS)
+    assert solve_ilp(ev.space.options, ev.space.limits, "min_cost", "cbc") == []  # the model's verdict
+    best = ilp_search(ev, "min_cost", top=1, radius=1, solver="cbc")
+    assert best is not None and best.verified and counts(best) == (26, 6)

@@ -23,18 +23,23 @@ def result():
 def test_plan_json_matches_schema(result):
     data = json.loads(result.to_json())
     assert check_plan(data) == []
-    assert data["schema_version"] == 1 and data["status"] in ("feasible", "infeasible")
+    assert data["schema_version"] == 2 and data["status"] in ("feasible", "infeasible")
+    for c in data["candidates"]:
+        assert "throughput_rps" not in c  # one vocabulary: max_rate_rps
+        assert c["phases"] in ("split", "partly co-located", "co-located")
+        if c["verified"] and c["source"] != "screen":
+            assert c["model_error"] == pytest.approx(c["model_rate_rps"] / c["max_rate_rps"] - 1, abs=1e-5)
     assert set(data["designs"]) == {"Baseline-H100", "Splitwise-HA"}
 
 
 def test_checker_catches_missing_and_wrong_types(result):
     data = json.loads(result.to_json())
     broken = copy.deepcopy(data)
-    del broken["best"]["throughput_rps"]
+    del broken["best"]["max_rate_rps"]
     broken["candidates"][0]["pools"][0]["count"] = "three"
     broken["status"] = "maybe"
     problems = check_plan(broken)
-    assert "best.throughput_rps: missing" in problems
+    assert "best.max_rate_rps: missing" in problems
     assert any(p.startswith("candidates[0].pools[0].count: expected int") for p in problems)
     assert any(p.startswith("status:") for p in problems)
 
@@ -57,11 +62,12 @@ def test_written_files_are_complete_and_deterministic(result, tmp_path):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == first
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dirs left behind
     frame = result.candidates_frame()
-    assert len(frame) == len(result.all_candidates()) and "throughput_rps" in frame
+    assert len(frame) == len(result.all_candidates()) and "max_rate_rps" in frame and "model_error" in frame
 
 
 def test_expectations_address_plan_json(result):
     from splitplan.scenario import evaluate_expectations
 
-    checks = evaluate_expectations(result, result.scenario.expect)
+    checks = evaluate_expectations(result, result.scenario.expect)  # a schema-1 name: still resolves
     assert [c.passed for c in checks] == [True]
+    assert result.expectation_view()["best"]["throughput_rps"] == result.to_dict()["best"]["max_rate_rps"]

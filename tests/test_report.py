@@ -86,10 +86,12 @@ def candidate(design: str, kind: str, pools: list[tuple[str, str, int]], cost: f
     return {"design": design, "kind": kind, "label": label,
             "pools": [{"role": r, "machine": m, "count": n, "tp": 8} for r, m, n in pools],
             "machines": sum(counts.values()), "prompt_machines": counts["prompt"], "token_machines": counts["token"],
-            "mixed_machines": counts["mixed"], "cost_usd_per_h": cost, "power_kw": power, "throughput_rps": rate,
-            "throughput_mean_rps": mean, "throughput_ci95_rps": ci, "per_seed_rps": per_seed, "slo_margins": margins,
-            "saturated": False, "model_rate_rps": rate, "within_budget": True, "verified": True, "source": "ilp",
-            "n_simulations": 12, "perf_provenance": {m: "calibrated" for _, m, _ in pools}}
+            "mixed_machines": counts["mixed"], "cost_usd_per_h": cost, "power_kw": power, "max_rate_rps": rate,
+            "max_rate_mean_rps": mean, "max_rate_ci95_rps": ci, "per_seed_max_rate_rps": per_seed,
+            "slo_margins": margins, "saturated": False, "phases": "split" if kind == "splitwise" else "co-located",
+            "mixed_request_share": 0.02 if kind == "splitwise" else 0.0, "mixed_token_share": 0.01 if kind == "splitwise"
+            else 0.0, "model_rate_rps": rate * 1.1, "model_error": 0.1, "within_budget": True, "verified": True,
+            "source": "ilp", "n_simulations": 12, "miss": None, "perf_provenance": {m: "calibrated" for _, m, _ in pools}}
 
 
 def write_plan_output(folder: Path, with_sim: bool = True) -> Path:
@@ -101,13 +103,15 @@ def write_plan_output(folder: Path, with_sim: bool = True) -> Path:
                       12.3, 12.5, [12.0, 13.0], [12.3, 12.7], {"ttft_p99": 0.12, "tbt_p50": 0.3})
 
     def design(kind, best, binding):
-        shortcuts = {k: (best[k] if best else None) for k in ("throughput_rps", "cost_usd_per_h", "power_kw", "machines",
-                                                               "prompt_machines", "token_machines", "mixed_machines")}
+        shortcuts = {k: (best[k] if best else None) for k in ("max_rate_rps", "cost_usd_per_h", "power_kw", "machines",
+                                                               "prompt_machines", "token_machines", "mixed_machines",
+                                                               "phases")}
         return {"kind": kind, "status": "feasible" if best else "infeasible", "binding": binding, **shortcuts,
-                "best": best, "capacity_model": []}
+                "best": best, "capacity_model": [],
+                "model_error": {"candidates": 1 if best else 0, "median": None, "min": None, "max": None}}
 
-    plan = {"schema_version": 1, "objective": "max_throughput", "method": "ilp", "status": "feasible",
-            "binding": "cost budget $320/h (plan $222.4/h)",
+    plan = {"schema_version": 2, "objective": "max_throughput", "method": "ilp", "status": "feasible",
+            "binding": "cost budget $320/h (plan $222.4/h)", "warnings": [],
             "scenario": {"name": "fixture", "model": "llama2-70b", "workload": {}, "slos": ["ttft:p99:6x"],
                          "reference_machine": "dgx-a100", "designs": [], "constraints": {"cost_usd_per_h": 320},
                          "objective": "max_throughput", "search": {}, "perf": {}},
@@ -118,7 +122,7 @@ def write_plan_output(folder: Path, with_sim: bool = True) -> Path:
             "comparisons": [], "candidates": [base, split], "pareto": {"cost": [], "power": []},
             "perf": {"backend": "analytic", "compat": None, "provenance": {}}}
     (folder / "plan.json").write_text(json.dumps(plan, indent=2))
-    rows = [{"design": d, "cost_usd_per_h": c, "power_kw": p, "throughput_rps": t, "verified": True}
+    rows = [{"design": d, "cost_usd_per_h": c, "power_kw": p, "max_rate_rps": t, "verified": True}
             for d, c, p, t in (("Baseline-H100", 228, 61.2, 7.4), ("Baseline-H100", 304, 81.6, 9.8),
                                ("Splitwise-HA", 166.6, 50.5, 9.0), ("Splitwise-HA", 222.4, 66.8, 12.3))]
     pd.DataFrame(rows).to_csv(folder / "candidates.csv", index=False)

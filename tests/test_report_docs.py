@@ -85,7 +85,7 @@ def test_calibration_example_profile_reads():
     assert set(profile.rows["phase"]) == {"prefill", "decode"} and set(profile.rows["tp"]) == {4, 8}
 
 
-MY_PAGES = ("user-guide.md", "adding-hardware-and-models.md", "calibration.md", "python-api.md")
+MY_PAGES = ("user-guide.md", "adding-hardware-and-models.md", "calibration.md", "python-api.md", "distributed.md")
 
 
 def doc_command_lines(page: Path) -> list[str]:

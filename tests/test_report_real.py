@@ -90,9 +90,11 @@ def test_report_of_a_real_optimization(opt_dir):
     pools = " + ".join(f"{p['role']} {p['count']} × {p['machine']}" if p["role"] != "mixed"
                        else f"{p['count']} × {p['machine']}" for p in best["pools"])
     assert pools in html and best["design"] in html
-    lo, hi = best["throughput_ci95_rps"]
-    assert (f"{best['throughput_rps']:,.1f} req/s (seed mean {best['throughput_mean_rps']:,.1f}, "
-            f"95% CI {lo:,.1f}–{hi:,.1f})") in html
+    lo, hi = best["max_rate_ci95_rps"]
+    assert (f"{best['max_rate_rps']:,.1f} req/s (seed mean {best['max_rate_mean_rps']:,.1f}, "
+            f"95% CI {max(lo, 0):,.1f}–{hi:,.1f})") in html
+    # the trust line comes before the recommendation
+    assert 0 < html.index('id="trust"') < html.index('id="recommendation"')
     for design in plan["designs"]:
         assert f"<td>{design}</td>" in html
     assert "re-ran its verification" in html  # the optimizer saves no simulation of the best plan

@@ -20,8 +20,8 @@ def test_qwen3_235b_chat_parses_and_its_designs_fit():
     machines = {m for d in scenario.designs for m in d.machines}
     assert {catalog.machine(m).gpu for m in machines} == {"h100-80gb", "h200", "b200"}
     for design in scenario.designs:
-        for machine in design.machines:
-            perf = build_perf_model(scenario.model, machine, design.tp, settings, catalog)
+        for machine, tp in ((m, tp) for m in design.machines for tp in design.shapes("mixed")):
+            perf = build_perf_model(scenario.model, machine, tp, settings, catalog)
             # room for at least 16 chat requests of 8k tokens on each instance
             assert perf.kv_capacity_tokens() > 16 * 8192, (design.name, machine)
             assert 5 < perf.decode_ms(32, 32 * 2000) < 80  # a decode step inside the 80 ms TBT budget

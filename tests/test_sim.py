@@ -79,11 +79,15 @@ def test_littles_law_and_completeness(conv):
 def test_mixed_pool_engages_only_under_overflow(conv):
     light = poisson_workload(conv, 4.0, 60.0, seed=1)
     r = simulate(splitwise_cluster(MODEL, [("dgx-h100", 3)], [("dgx-a100", 3)]), light)
-    assert r.summary["mixed_pool"] == {"requests": 0, "borrowed_machines": 0, "max_borrowed_at_once": 0}
+    assert r.summary["mixed_pool"] == {"requests": 0, "borrowed_machines": 0, "max_borrowed_at_once": 0,
+                                       "request_share": 0.0, "token_share": 0.0}
     heavy = poisson_workload(conv, 40.0, 30.0, seed=1)
     r = simulate(splitwise_cluster(MODEL, [("dgx-h100", 1)], [("dgx-a100", 6)]), heavy)
     assert r.summary["mixed_pool"]["borrowed_machines"] >= 1
     assert r.summary["mixed_pool"]["requests"] > 0
+    share = r.summary["mixed_pool"]["request_share"]
+    assert share == pytest.approx(r.summary["mixed_pool"]["requests"] / len(heavy))
+    assert 0 < r.summary["mixed_pool"]["token_share"] <= 1
     assert r.requests.completed.all()
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from splitplan.cli.main import cli
 from splitplan.cluster import baseline_cluster, splitwise_cluster
+from splitplan.perf import PerfSettings
 from splitplan.sim import SimConfig, find_max_rps, simulate
 from splitplan.slo import SLO, paper_slos
 from splitplan.workload import Workload, load_trace, resolve_trace_path
@@ -130,7 +131,8 @@ def test_accounting_invariants_on_random_clusters(monkeypatch):
         gen = np.random.default_rng(trial)
         n = 250
         w = Workload(np.sort(gen.uniform(0, 4.0, n)), gen.integers(1, 6000, n), gen.integers(1, 400, n))
-        r = simulate(cluster, w, config=SimConfig(drain_min_s=1e6, mixed_batch_tokens=rng.choice([512, 2048])))
+        r = simulate(cluster, w, config=SimConfig(drain_min_s=1e6),
+                     perf=PerfSettings(scheduling=(("max_batched_tokens", int(rng.choice([512, 2048]))),)))
         assert r.requests.completed.all(), cluster.label()
         assert (r.requests.e2e_s >= r.requests.ttft_s).all() and (r.requests.ttft_s > 0).all()
         for inst in engines[-1].insts:

@@ -71,6 +71,16 @@ def test_analytic_perf_query_needs_numpy_only() -> None:
     assert heavy_in(modules) and {m.split(".")[0] for m in heavy_in(modules)} == {"numpy"}, heavy_in(modules)[:8]
 
 
+def test_analytic_simulation_needs_numpy_only(tmp_path) -> None:
+    """`splitplan simulate` on the analytic model reads the trace without pandas and builds no result frame
+    unless the run is written; writing it (--out) is what brings pandas in."""
+    argv = ["simulate", "--model", "llama2-70b", "--prompt", "dgx-h100:2", "--token", "dgx-a100:2", "--trace",
+            "AzureLLMInferenceTrace_conv.csv", "--rate", "4", "--duration", "10", "--quiet"]
+    modules = loaded_modules(argv)
+    assert {m.split(".")[0] for m in heavy_in(modules)} == {"numpy"}, heavy_in(modules)[:8]
+    assert "pandas" in loaded_modules([*argv, "--out", str(tmp_path / "run")])
+
+
 def test_a_heavy_command_still_loads_its_libraries() -> None:
     """The probe can see heavy imports: `optimize --help` imports the optimizer and with it numpy."""
     assert "numpy" in loaded_modules(["optimize", "--help"])

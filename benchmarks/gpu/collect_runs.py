@@ -23,6 +23,12 @@ import pandas as pd
 TDP_W = 700.0
 
 
+
+def scrub_paths(text: str) -> str:
+    """Scratch paths of the measurement machine (/tmp/...) written as $TMPDIR/...: the repository keeps no
+    machine's absolute paths (tests/test_release_hygiene.py)."""
+    return text.replace("/tmp/", "$TMPDIR/")
+
 def _frames(run_dir, name):
     out = []
     for p in sorted(glob.glob(os.path.join(run_dir, "**", name), recursive=True)):
@@ -86,14 +92,14 @@ def main():
                     pf.insert(0, "run", i)
                     merged["power"].append(pf)
         for j, p in enumerate(sorted(glob.glob(os.path.join(rd, "**", "env.json"), recursive=True))):
-            env = json.load(open(p))
+            env = json.loads(scrub_paths(open(p).read()))
             with open(os.path.join(out, f"env_run{i}.json"), "w") as fo:
                 json.dump(env, fo, indent=1)
         logs = sorted(glob.glob(os.path.join(rd, "**", "log.txt"), recursive=True))
         with open(os.path.join(out, f"log_run{i}.txt"), "w") as fo:
             for p in logs:
                 fo.write(f"### {os.path.relpath(p, rd)}\n")
-                fo.write(open(p).read())
+                fo.write(scrub_paths(open(p).read()))
     for key, fs in merged.items():
         df = pd.concat(fs, ignore_index=True, sort=False)
         if key == "gemm_repeat":  # a noise check: keys and timings are enough

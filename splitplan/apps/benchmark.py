@@ -49,6 +49,31 @@ class Protocol:
 
 
 @dataclass(frozen=True)
+class Disagg:
+    """Disaggregated serving: prefill workers and decode workers of their own shapes (TP degree)."""
+
+    prefill_workers: int
+    prefill_tp: int
+    decode_workers: int
+    decode_tp: int
+
+    def validate(self) -> None:
+        for name in ("prefill_workers", "prefill_tp", "decode_workers", "decode_tp"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SplitplanError(f"must be a whole number >= 1, got {value!r}", field=name)
+        if self.prefill_workers + self.decode_workers > MAX_WORKERS:
+            raise SplitplanError(f"{self.prefill_workers + self.decode_workers} workers is more than a benchmark "
+                                 f"instance set splitplan simulates ({MAX_WORKERS})", field="prefill_workers")
+
+    def label(self) -> str:
+        return f"{self.prefill_workers} x prefill tp{self.prefill_tp} + {self.decode_workers} x decode tp{self.decode_tp}"
+
+
+MAX_WORKERS = 4096
+
+
+@dataclass(frozen=True)
 class BenchmarkConfig:
     model: str
     machine: str
@@ -61,6 +86,7 @@ class BenchmarkConfig:
     protocol: Protocol = field(default_factory=Protocol)
     ep: int = 1  # expert parallelism: routed experts split over ep groups of the instance's GPUs
     dp: int = 1  # attention data parallelism: dp groups of tp/dp GPUs, each with its own sequences
+    disagg: Disagg | None = None  # separate prefill and decode workers (then `tp`, `ep` and `dp` are unused)
 
     def validate(self) -> None:
         for name in ("isl", "osl", "concurrency"):
@@ -80,6 +106,8 @@ class BenchmarkConfig:
         if p.warmup_requests(self.concurrency) >= n:
             raise SplitplanError(f"warm-up of {p.warmup_requests(self.concurrency)} leaves none of the {n} requests "
                                  "to measure", field="warmup")
+        if self.disagg is not None:
+            self.disagg.validate()
 
 
 def request_sizes(config: BenchmarkConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -134,6 +162,8 @@ def run_benchmark(config: BenchmarkConfig, catalog: Catalog, *, record_segments:
     config.validate()
     stack = get_stack(config.stack)
     quant = config.quant or stack.default_quant(None, None, None)
+    if config.disagg is not None:
+        return _run_disagg(config, stack, quant, catalog)
     perf = build_perf_model(config.model, config.machine, config.tp, PerfSettings(stack=stack.name, quant=quant),
                             catalog, stack=stack, ep=config.ep, dp=config.dp)
     prompt, output = request_sizes(config)
@@ -152,16 +182,45 @@ def run_benchmark(config: BenchmarkConfig, catalog: Catalog, *, record_segments:
     return result
 
 
+def _run_disagg(config: BenchmarkConfig, stack: Stack, quant: Quant, catalog: Catalog) -> dict[str, Any]:
+    """The closed-loop benchmark on separate prefill and decode workers (apps docstring; sim/api.py)."""
+    from splitplan.sim.api import run_closed_loop_disagg
+
+    d = config.disagg
+    settings = PerfSettings(stack=stack.name, quant=quant)
+    prefill = build_perf_model(config.model, config.machine, d.prefill_tp, settings, catalog, stack=stack)
+    decode = build_perf_model(config.model, config.machine, d.decode_tp, settings, catalog, stack=stack)
+    prompt, output = request_sizes(config)
+    need = int(prompt.max() + output.max())
+    if need > decode.kv_capacity_tokens():
+        raise SplitplanError(f"one request of {need:,} tokens does not fit the {decode.kv_capacity_tokens():,}-token "
+                             f"KV cache of a decode worker ({decode.instance.label})", field="isl")
+    eng = run_closed_loop_disagg(prefill, decode, d.prefill_workers, d.decode_workers, prompt, output,
+                                 config.concurrency, catalog=catalog, client_delay_s=client_delays_s(config, len(prompt)))
+    gpus = d.prefill_workers * d.prefill_tp + d.decode_workers * d.decode_tp
+    result = summarize(eng, decode, config, prompt, output, gpus=gpus, first_token="decode")
+    result |= {"tp": None, "disagg": d.label(), "policy": "disaggregated prefill/decode", "stack": stack.name,
+               "provenance": decode.provenance,
+               "extrapolated": extrapolation_notes(config, stack, decode) + [
+                   n for n in extrapolation_notes(config, stack, prefill) if not n.startswith("stack")]}
+    return result
+
+
 def measured_mask(n: int, warmup: int) -> np.ndarray:
     mask = np.ones(n, dtype=bool)
     mask[:warmup] = False
     return mask
 
 
-def summarize(eng, perf, config: BenchmarkConfig, prompt: np.ndarray, output: np.ndarray) -> dict[str, Any]:
+def summarize(eng, perf, config: BenchmarkConfig, prompt: np.ndarray, output: np.ndarray, *, gpus: int | None = None,
+              first_token: str = "prefill") -> dict[str, Any]:
+    """Client-side metrics of a run. `first_token` "decode": the client sees its first token when the
+    decode worker starts the request (disaggregated serving returns tokens from there)."""
     inst = perf.instance
+    gpus = gpus or inst.tp
     arrival = np.asarray(eng.arr, dtype=np.float64)
-    first = np.asarray(eng.t_first, dtype=np.float64)
+    first = np.asarray(eng.t_join0 if first_token == "decode" else eng.t_first, dtype=np.float64)
+    first = np.where(np.isnan(first), np.asarray(eng.t_done, dtype=np.float64), first)
     done = np.asarray(eng.t_done, dtype=np.float64)
     keep = measured_mask(len(prompt), config.protocol.warmup_requests(config.concurrency))
     api_ms = float(getattr(perf, "api_ms", 0.0))
@@ -172,24 +231,24 @@ def summarize(eng, perf, config: BenchmarkConfig, prompt: np.ndarray, output: np
     span_s = float(np.nanmax(done[keep]) - np.nanmin(arrival[keep]))
     tokens = float(output[keep].sum())
     itl_ms = _itl_ms(eng)
-    eng_inst = eng.insts[0]
+    decoders = [i for i in eng.insts if i.home != "prompt"]
     total_s = max(eng.end_s, 1e-12)
-    cap = max(eng_inst.kv_cap, 1)
+    cap = max(sum(i.kv_cap for i in decoders), 1)
+    kv_time = sum(i.kv_time for i in decoders)
     mean_tpot = _stats(tpot_ms)["mean"]
     return {
         "model": inst.model.name, "machine": inst.machine.name, "gpu": inst.gpu.name, "tp": inst.tp,
         "ep": inst.ep, "dp": inst.dp,
-        "quant": inst.quant.to_dict(), "policy": eng.policies["mixed"].name,
+        "quant": inst.quant.to_dict(), "policy": eng.insts[0].colo.name,
         "isl": config.isl, "osl": config.osl, "concurrency": config.concurrency,
         "requests": int(len(prompt)), "measured_requests": int(keep.sum()),
         "ttft_ms": _stats(ttft_ms), "tpot_ms": _stats(tpot_ms), "itl_ms": itl_ms, "e2e_ms": _stats(e2e_ms),
         "output_tokens_per_s": tokens / span_s if span_s > 0 else None,
-        "output_tokens_per_s_per_gpu": tokens / span_s / inst.tp if span_s > 0 else None,
+        "output_tokens_per_s_per_gpu": tokens / span_s / gpus if span_s > 0 else None,
         "output_tokens_per_s_per_user": 1000.0 / mean_tpot if mean_tpot else None,
-        "kv_cache": {"capacity_tokens": int(eng_inst.kv_cap), "peak_tokens": int(eng_inst.kv_peak),
-                     "mean_tokens": eng_inst.kv_time / total_s,
-                     "mean_fraction": eng_inst.kv_time / total_s / cap,
-                     "policy": "paged" if eng_inst.paged else "reserve"},
+        "kv_cache": {"capacity_tokens": int(cap), "peak_tokens": int(max(i.kv_peak for i in decoders)),
+                     "mean_tokens": kv_time / total_s, "mean_fraction": kv_time / total_s / cap,
+                     "policy": "paged" if decoders[0].paged else "reserve"},
         "preemptions": int(eng.preemptions),
         "simulated_s": total_s,
     }

@@ -6,8 +6,9 @@ ignored; measured ttft_ms/tpot_ms, when present, are never used for the predicti
 simulated as the closed-loop benchmark it describes on the closest shipped stack for its engine and
 version (or the --stack given), and written back with predicted_ttft_ms, predicted_tpot_ms,
 predicted_output_tokens_per_s_per_gpu, stack and status: `ok`, or `refused: <reason>` for what splitplan
-cannot model yet (disaggregated rows, pipeline parallelism, instances spanning machines). Dense and
-mixture-of-experts models are predicted with the row's tp, ep and attention_dp as the instance's shape.
+cannot model yet (pipeline parallelism, instances spanning machines, disaggregated workers with expert or
+attention-data parallelism). Dense and mixture-of-experts models are predicted with the row's tp, ep and
+attention_dp as the instance's shape; disaggregated rows with their prefill and decode workers' TP.
 A row is refused, never guessed.
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from splitplan.apps.benchmark import BenchmarkConfig, Protocol, run_benchmark
+from splitplan.apps.benchmark import BenchmarkConfig, Disagg, Protocol, run_benchmark
 from splitplan.catalog import Catalog, Machine
 from splitplan.errors import SplitplanError
 from splitplan.serving.quant import Quant
@@ -46,6 +47,10 @@ class RowJob:
 def read_rows(path: str | Path) -> pd.DataFrame:
     """The table as strings (BOM and CRLF accepted); a missing required column is a one-line error."""
     source = str(path)
+    if Path(source).suffix.lower() in (".json", ".jsonl") or Path(source).is_dir() or any(c in source for c in "*?["):
+        from splitplan.apps.serving_results import read_results  # benchmark client outputs (vLLM, AIPerf, ...)
+
+        return read_results(source)
     try:
         frame = pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except FileNotFoundError:
@@ -82,10 +87,12 @@ def machine_for(catalog: Catalog, gpu_name: str, gpus: int) -> Machine:
     except SplitplanError:
         pass
     gpu = catalog.gpu(gpu_name)
-    machines = [m for m in catalog.machines.values() if m.gpu == gpu.name and not m.is_power_capped
-                and m.gpus >= gpus]
+    candidates = [m for m in catalog.machines.values() if m.gpu == gpu.name and not m.is_power_capped]
+    machines = [m for m in candidates if m.gpus >= gpus]
     if not machines:
-        raise SplitplanError(f"no machine of the catalog holds {gpus} x {gpu.name}")
+        largest = max((m.gpus for m in candidates), default=0)
+        raise SplitplanError(f"an instance of {gpus} x {gpu.name} spans machines (the largest {gpu.name} machine "
+                             f"has {largest} GPUs): multi-machine instances are not modelled yet")
     return sorted(machines, key=lambda m: (m.gpus, m.name))[0]
 
 
@@ -108,8 +115,8 @@ def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None,
         return RowJob(index, None, note, f"refused: {reason}")
 
     mode = str(row.get("mode", "agg") or "agg").strip().lower()
-    if mode != "agg":
-        return refuse("disaggregated serving (separate prefill and decode workers) is not modelled yet")
+    if mode not in ("agg", "disagg"):
+        return refuse(f"unknown mode '{mode}' (agg or disagg)")
     try:
         tp = _int(row, "tp", 1)
         pp, ep, dp = _int(row, "pp", 1), _int(row, "ep", 1), _int(row, "attention_dp", 1)
@@ -117,14 +124,28 @@ def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None,
     except ValueError as exc:
         return refuse(str(exc))
     if None in (isl, osl, conc):
-        return refuse("isl, osl and concurrency are required")
+        return refuse("isl, osl and concurrency are required" if mode == "agg" else
+                      "a disaggregated row needs isl, osl and concurrency (the closed loop's clients)")
+    disagg = None
+    if mode == "disagg":
+        try:
+            shape = {k: _int(row, k) for k in ("prefill_workers", "prefill_tp", "decode_workers", "decode_tp")}
+            extra = [_int(row, k, 1) for k in ("prefill_ep", "prefill_attention_dp", "decode_ep", "decode_attention_dp")]
+        except ValueError as exc:
+            return refuse(str(exc))
+        if None in shape.values():
+            return refuse("a disaggregated row needs prefill/decode worker counts and TP degrees")
+        if any(e not in (0, 1) for e in extra):
+            return refuse("expert and attention-data parallel disaggregated workers are not modelled yet")
+        disagg = Disagg(**shape)
+        tp = max(disagg.prefill_tp, disagg.decode_tp)
     if pp and pp > 1:
         return refuse("pipeline parallelism is not modelled")
     try:
         model = catalog.model(str(row["model"]))
     except SplitplanError as exc:
         return refuse(exc.problem)
-    ep, dp = ep or 1, dp or 1
+    ep, dp = (ep or 1, dp or 1) if disagg is None else (1, 1)  # disaggregated workers: plain TP (above)
     try:
         largest = max_gpus_per_machine(catalog, str(row["gpu"]))
         if tp > largest:
@@ -132,7 +153,8 @@ def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None,
         machine = machine_for(catalog, str(row["gpu"]), tp)
         if tp % ep or tp % dp:
             return refuse(f"ep {ep} and attention_dp {dp} must divide tp {tp} (they split the instance's GPUs)")
-        model.check_tp(tp // dp)
+        for shard in ((tp // dp,) if disagg is None else {disagg.prefill_tp, disagg.decode_tp}):
+            model.check_tp(shard)
         model.check_ep(ep)
         if forced is not None:
             stack, note = forced, forced.name
@@ -145,7 +167,8 @@ def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None,
         return refuse(exc.problem)
     chosen = protocol_for(row, stack) if protocol is None else (protocol(row, stack) if callable(protocol) else protocol)
     config = BenchmarkConfig(model=model.name, machine=machine.name, isl=isl, osl=osl, concurrency=conc,
-                             stack=stack, quant=quant, tp=tp, protocol=chosen, ep=ep, dp=dp)
+                             stack=stack, quant=quant, tp=None if disagg else tp, protocol=chosen, ep=ep, dp=dp,
+                             disagg=disagg)
     return RowJob(index, config, note)
 
 

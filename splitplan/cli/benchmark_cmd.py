@@ -7,6 +7,7 @@ import json
 import click
 
 from splitplan.cli.common import catalog_option, console, load_catalog_from
+from splitplan.cli.result_options import given_fields, result_options
 from splitplan.errors import SplitplanError
 
 
@@ -35,15 +36,21 @@ def _protocol(num_prompts: int, range_ratio: float, warmup: int | None, client_d
 @click.option("--client-delay-ms", type=float, default=0.0, show_default=True,
               help="Mean delay before a client's next request reaches the engine.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of request lengths and delays.")
-@click.option("--rows", "rows_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--prefill-workers", type=int, default=None,
+              help="Disaggregated: prefill workers (with --prefill-tp, --decode-workers, --decode-tp).")
+@click.option("--prefill-tp", type=int, default=None, help="Disaggregated: GPUs per prefill worker.")
+@click.option("--decode-workers", type=int, default=None, help="Disaggregated: decode workers.")
+@click.option("--decode-tp", type=int, default=None, help="Disaggregated: GPUs per decode worker.")
+@click.option("--rows", "rows_path", type=click.Path(), default=None,
               help="Predict every row of a measured-serving CSV instead (needs --out).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="CSV to write for --rows.")
 @click.option("--workers", type=int, default=None, help="Parallel processes for --rows (default min(2, cpus)).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@result_options(skip=("model", "weights", "tp", "isl", "osl", "concurrency"))
 @catalog_option
 def benchmark_command(model, machine, stack, weights, moe_weights, kv_dtype, tp, isl, osl, concurrency, num_prompts,
-                      range_ratio, warmup, client_delay_ms, seed, rows_path, out_path, workers, as_json,
-                      catalog_files) -> None:
+                      range_ratio, warmup, client_delay_ms, seed, prefill_workers, prefill_tp, decode_workers,
+                      decode_tp, rows_path, out_path, workers, as_json, catalog_files, **result_fields) -> None:
     """Simulate the closed-loop benchmark: C clients, each sending ISL tokens and receiving exactly
     OSL tokens, the next request as soon as one finishes.
 
@@ -52,10 +59,12 @@ def benchmark_command(model, machine, stack, weights, moe_weights, kv_dtype, tp,
     stack, preempts and recomputes), as real engines do. Prints mean, median, P90 and P99 of TTFT,
     TPOT (= (E2E - TTFT) / (OSL - 1)) and ITL, output tokens/s per GPU and per user, the KV cache in
     use, and the stack with its provenance; says so when the prediction leaves what the stack was
-    fitted on.
+    fitted on. With --prefill-workers/--prefill-tp/--decode-workers/--decode-tp the requests run on
+    separate prefill and decode workers (disaggregated serving) and the KV cache moves between them.
 
     With --rows, every row of a measured-serving table (the columns of
-    shared/reference/measured-serving/h100.csv) is predicted on the closest shipped stack for its
+    profiles/measured/serving/h100.csv; or `vllm bench serve` JSON, AIPerf / GenAI-Perf exports, a
+    folder or glob of them, with --gpu, --engine, --model, --tp, ... for what they do not record) is predicted on the closest shipped stack for its
     engine and version, and written to --out with predicted_ttft_ms, predicted_tpot_ms,
     predicted_output_tokens_per_s_per_gpu, stack and status (ok, or refused: reason). Measured
     ttft_ms/tpot_ms, when present, are never used for the prediction; the errors per group are printed.
@@ -64,6 +73,7 @@ def benchmark_command(model, machine, stack, weights, moe_weights, kv_dtype, tp,
     Examples:
       splitplan benchmark --model llama3.1-70b --machine h100 --stack vllm --weights fp8 --tp 4 --isl 1024 --osl 1024 --concurrency 32
       splitplan benchmark --model meta-llama/Llama-3.1-70B --machine H200 --weights fp8 --tp 2 --isl 8192 --osl 1024 --concurrency 64 --json
+      splitplan benchmark --model qwen3-32b --machine h100 --weights fp8 --isl 4000 --osl 1000 --concurrency 64 --prefill-workers 8 --prefill-tp 1 --decode-workers 2 --decode-tp 4
       splitplan benchmark --rows my_runs.csv --out predicted.csv
     """
     catalog = load_catalog_from(catalog_files)
@@ -71,21 +81,33 @@ def benchmark_command(model, machine, stack, weights, moe_weights, kv_dtype, tp,
     if rows_path:
         if not out_path:
             raise SplitplanError("--rows needs --out PRED.csv", field="--out")
-        _rows(rows_path, out_path, catalog, stack, workers, as_json)
+        given = given_fields(result_fields)
+        given |= {k: v for k, v in (("model", model), ("weights", weights), ("tp", tp), ("isl", isl), ("osl", osl),
+                                    ("concurrency", concurrency)) if v is not None}
+        _rows(rows_path, out_path, catalog, stack, workers, as_json, given)
         return
     missing = [f"--{n}" for n, v in (("model", model), ("machine", machine), ("isl", isl), ("osl", osl),
                                      ("concurrency", concurrency)) if v is None]
     if missing:
         raise SplitplanError(f"missing {', '.join(missing)} (or give --rows CSV)", field=missing[0])
-    from splitplan.apps.benchmark import BenchmarkConfig, run_benchmark
+    from splitplan.apps.benchmark import BenchmarkConfig, Disagg, run_benchmark
     from splitplan.apps.benchmark_rows import machine_for
     from splitplan.serving.stack import get_stack
 
     chosen = get_stack(stack)
     quant = chosen.default_quant(weights, moe_weights, kv_dtype)
-    mach = machine_for(catalog, machine, tp or 1)
+    shape = {"prefill_workers": prefill_workers, "prefill_tp": prefill_tp, "decode_workers": decode_workers,
+             "decode_tp": decode_tp}
+    disagg = None
+    if any(v is not None for v in shape.values()):
+        missing = [f"--{k.replace('_', '-')}" for k, v in shape.items() if v is None]
+        if missing:
+            raise SplitplanError(f"disaggregated serving also needs {', '.join(missing)}", field=missing[0])
+        disagg = Disagg(**shape)
+    mach = machine_for(catalog, machine, max(prefill_tp or 1, decode_tp or 1, tp or 1))
     config = BenchmarkConfig(model=catalog.model(model).name, machine=mach.name, isl=isl, osl=osl,
-                             concurrency=concurrency, stack=chosen, quant=quant, tp=tp, protocol=protocol)
+                             concurrency=concurrency, stack=chosen, quant=quant, tp=tp, protocol=protocol,
+                             disagg=disagg)
     result = run_benchmark(config, catalog)
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -96,7 +118,8 @@ def benchmark_command(model, machine, stack, weights, moe_weights, kv_dtype, tp,
 def _print_result(r: dict) -> None:
     from rich.table import Table
 
-    title = (f"{r['model']} on {r['machine']} tp={r['tp']} ({r['quant']['weights']}, kv {r['quant']['kv']}): "
+    shape = r.get("disagg") or f"tp={r['tp']}"
+    title = (f"{r['model']} on {r['machine']} {shape} ({r['quant']['weights']}, kv {r['quant']['kv']}): "
              f"{r['isl']}/{r['osl']} tokens, {r['concurrency']} clients, {r['policy']} batching")
     table = Table(title=title)
     for column in ("metric (ms)", "mean", "median", "P90", "P99"):
@@ -117,10 +140,12 @@ def _print_result(r: dict) -> None:
         console.print(f"extrapolated: {note}", style="yellow")
 
 
-def _rows(rows_path: str, out_path: str, catalog, stack: str | None, workers: int | None, as_json: bool) -> None:
+def _rows(rows_path: str, out_path: str, catalog, stack: str | None, workers: int | None, as_json: bool,
+          given: dict) -> None:
     from splitplan.apps.benchmark_rows import error_table, predict_rows, read_rows
+    from splitplan.apps.serving_results import read_results
 
-    frame = read_rows(rows_path)
+    frame = read_results(rows_path, **given) if given else read_rows(rows_path)
     out = predict_rows(frame, catalog, stack=stack, workers=workers)
     try:
         out.to_csv(out_path, index=False)

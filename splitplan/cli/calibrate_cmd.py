@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from splitplan.cli.common import catalog_option, console, load_catalog_from, perf_options, perf_settings_from
+from splitplan.cli.result_options import given_fields, result_options
 from splitplan.errors import SplitplanError
 from splitplan.perf.calibrate import Errors, calibrate, flagged_lines, write_stack
 from splitplan.perf.predict import predict_profile
@@ -26,8 +27,9 @@ def _errors_table(title: str, errors: dict[tuple[str, str], Errors]) -> Table:
 
 @click.command("calibrate")
 @click.argument("profile", type=click.Path(dir_okay=False), required=False)
-@click.option("--serving", "serving_rows", type=click.Path(dir_okay=False), default=None,
-              help="Fit serving stacks on measured end-to-end benchmarks (the measured-serving CSV columns) instead.")
+@click.option("--serving", "serving_rows", type=click.Path(), default=None,
+              help="Fit serving stacks on measured end-to-end benchmarks instead: the measured-serving CSV, or "
+                   "vllm bench serve JSON / AIPerf / GenAI-Perf exports (a file, folder or glob).")
 @click.option("--engine", "engines", multiple=True, help="--serving: fit only this engine (repeatable).")
 @click.option("--no-cv", is_flag=True, help="--serving: skip the grouped cross-validation (faster).")
 @click.option("--joint", is_flag=True,
@@ -43,10 +45,12 @@ def _errors_table(title: str, errors: dict[tuple[str, str], Errors]) -> Table:
 @click.option("--cv", "with_cv", is_flag=True,
               help="Profile: also cross-validate (whole-configuration groups, leave one TP out, leave one model out) "
                    "and record the held-out errors in the stack file (tens of seconds).")
+@result_options(skip=("gpu", "engine"))
 @catalog_option
 def calibrate_command(profile: str | None, serving_rows: str | None, engines: tuple[str, ...], no_cv: bool,
                       joint: bool, out_path: str, gpus: tuple[str, ...], name: str | None, base_stack: str | None,
-                      description: str | None, with_cv: bool, catalog_files: tuple[str, ...]) -> None:
+                      description: str | None, with_cv: bool, catalog_files: tuple[str, ...],
+                      **result_fields) -> None:
     """Fit a stack's parameters, per GPU architecture, to a measured step-time profile.
 
     With --serving ROWS.csv instead: fit one stack per engine on measured end-to-end serving
@@ -75,7 +79,8 @@ def calibrate_command(profile: str | None, serving_rows: str | None, engines: tu
 
     catalog = load_catalog_from(catalog_files)
     if serving_rows:
-        _calibrate_serving(serving_rows, engines, base_stack, no_cv, out_path, catalog, joint)
+        given = given_fields(result_fields) | ({"gpu": gpus[0]} if len(gpus) == 1 else {})
+        _calibrate_serving(serving_rows, engines, base_stack, no_cv, out_path, catalog, given, joint)
         return
     if not profile:
         raise SplitplanError("give a step-time PROFILE, or --serving ROWS.csv", field="profile")
@@ -144,13 +149,16 @@ def predict_command(profile: str, out_path: str, perf_backend: str | None, profi
 
 
 def _calibrate_serving(rows_path: str, engines: tuple[str, ...], base_stack: str | None, no_cv: bool,
-                       out_path: str, catalog, joint: bool = False) -> None:
+                       out_path: str, catalog, given: dict, joint: bool = False) -> None:
     """One stack per engine of the rows (or the --engine ones), written to one file."""
     from splitplan.apps.benchmark_rows import read_rows
     from splitplan.apps.calibrate_serving import base_header, calibrate_engine, write_stacks
+    from splitplan.apps.serving_results import read_results
     from splitplan.serving.stack import get_stack
 
-    frame = read_rows(rows_path)
+    if len(engines) == 1:
+        given.setdefault("engine", engines[0])
+    frame = read_results(rows_path, **given) if given else read_rows(rows_path)
     if "engine" not in frame.columns:
         raise SplitplanError("missing column 'engine'", source=rows_path, field="engine")
     present = sorted({e.strip().lower() for e in frame["engine"].astype(str) if e.strip()})

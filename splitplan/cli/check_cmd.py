@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from splitplan.check import MODES, CheckReport, CheckSpec, ModeOutcome, PerfFlags, _same, run_check, update_file
-from splitplan.cli.common import catalog_option, console, err_console, perf_options
+from splitplan.cli.common import catalog_option, console, err_console, executor_context, executor_options, perf_options
 from splitplan.limits import MAX_WORKERS
 from splitplan.scenario import ExpectationResult
 
@@ -97,9 +97,11 @@ def _update(outcomes: Sequence[ModeOutcome]) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 @catalog_option
 @perf_options
+@executor_options
 def check_command(paths: tuple[str, ...], include_slow: bool, update: bool, modes: tuple[str, ...], show_all: bool,
                   workers: int | None, quiet: bool, catalog_files: tuple[str, ...], perf_backend: str | None,
-                  profile_path: str | None, stack: str | None, compat: str | None) -> int:
+                  profile_path: str | None, stack: str | None, compat: str | None, executor: str = "local",
+                  address: str | None = None) -> int:
     """Re-run scenario files that have an expect: block and compare with their expectations.
 
     PATHS are scenario files or folders (searched recursively; default scenarios/). Scenarios marked
@@ -119,10 +121,11 @@ def check_command(paths: tuple[str, ...], include_slow: bool, update: bool, mode
       splitplan check scenarios/ --all --update         # accept the new numbers
     """
     t0 = time.perf_counter()
-    report = run_check(paths or ("scenarios",), include_slow=include_slow, modes=modes or MODES,
-                       slow_modes=modes or ("default",), catalog_files=catalog_files, workers=workers,
-                       flags=_flags(perf_backend, profile_path, stack, compat),
-                       on_start=None if quiet else _progress, on_done=None if quiet else _done)
+    with executor_context(executor, address):
+        report = run_check(paths or ("scenarios",), include_slow=include_slow, modes=modes or MODES,
+                           slow_modes=modes or ("default",), catalog_files=catalog_files, workers=workers,
+                           flags=_flags(perf_backend, profile_path, stack, compat),
+                           on_start=None if quiet else _progress, on_done=None if quiet else _done)
     console.print(results_table(report.outcomes, show_all))
     _summary(report, time.perf_counter() - t0, quiet)
     if update:
@@ -146,10 +149,11 @@ def check_command(paths: tuple[str, ...], include_slow: bool, update: bool, mode
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 @catalog_option
 @perf_options
+@executor_options
 def reproduce_command(out: str, paths: tuple[str, ...], save_results: str | None, from_results: str | None,
                       update: bool, workers: int | None, quiet: bool, catalog_files: tuple[str, ...],
                       perf_backend: str | None, profile_path: str | None, stack: str | None,
-                      compat: str | None) -> int:
+                      compat: str | None, executor: str = "local", address: str | None = None) -> int:
     """Reproduce the Splitwise paper's design study and write docs/reproduction.md.
 
     Runs every study of scenarios/splitwise (slow ones included) in SplitwiseSim-compatibility mode and
@@ -160,7 +164,7 @@ def reproduce_command(out: str, paths: tuple[str, ...], save_results: str | None
     Examples:
       splitplan reproduce --out docs/reproduction.md --save-results out/repro.json
       splitplan reproduce --from-results out/repro.json --out docs/reproduction.md   # no simulation
-      splitplan reproduce --scenarios scenarios/splitwise/isopower-coding.yaml --out /tmp/repro.md
+      splitplan reproduce --scenarios scenarios/splitwise/isopower-coding.yaml --out out/repro.md
     """
     from splitplan.reproduction import render_saved, reproduce
 
@@ -170,9 +174,10 @@ def reproduce_command(out: str, paths: tuple[str, ...], save_results: str | None
         console.print(f"wrote {out} from {from_results}")
         return 0
     t0 = time.perf_counter()
-    result = reproduce(paths, out=out, catalog_files=catalog_files, workers=workers, flags=flags,
-                       save_results=save_results, on_start=None if quiet else _progress,
-                       on_done=None if quiet else _done)
+    with executor_context(executor, address):
+        result = reproduce(paths, out=out, catalog_files=catalog_files, workers=workers, flags=flags,
+                           save_results=save_results, on_start=None if quiet else _progress,
+                           on_done=None if quiet else _done)
     console.print(results_table(result.report.outcomes, False))
     _summary(result.report, time.perf_counter() - t0, quiet)
     console.print(f"wrote {out}")

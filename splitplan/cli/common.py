@@ -89,3 +89,28 @@ def pass_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         return fn(*args, **kwargs)
 
     return wrapper
+
+
+def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--executor local|ray and --address: where simulations run (optimize, sweep, check, reproduce)."""
+    options = [
+        click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="Run simulations in local worker processes, or as Ray tasks across a cluster "
+                          "(pip install 'splitplan[ray]'; results are identical)."),
+        click.option("--address", default=None,
+                     help="With --executor ray: the cluster to join ('auto', or ray://HOST:10001); "
+                          "default: start Ray on this machine."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def executor_context(executor: str, address: str | None) -> Any:
+    """The context in which every worker pool of the command uses the chosen executor."""
+    from splitplan.errors import SplitplanError
+    from splitplan.plan.parallel import ExecutorSpec, using_executor
+
+    if address and executor != "ray":
+        raise SplitplanError("needs --executor ray", source="command line", field="--address")
+    return using_executor(ExecutorSpec(executor, address))

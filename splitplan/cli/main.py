@@ -7,7 +7,6 @@ import sys
 
 import click
 
-from splitplan import __version__
 from splitplan.cli.lazy import LazyCommand, LazyGroup
 from splitplan.errors import USAGE_EXIT_CODE, SplitplanError
 
@@ -25,6 +24,8 @@ COMMANDS: dict[str, LazyCommand] = {
                            "List the GPUs, machines or models splitplan knows, with their numbers."),
     "check": LazyCommand("splitplan.cli.check_cmd:check_command",
                          "Re-run scenario files that have an expect: block and compare with their expectations."),
+    "deploy": LazyCommand("splitplan.cli.deploy_cmd:deploy_command",
+                          "Write what a verified plan needs to run on an engine or an orchestrator."),
     "docs": LazyCommand("splitplan.cli.docs_cmd:docs_group", "Generate documentation from the code."),
     "optimize": LazyCommand("splitplan.cli.optimize_cmd:optimize_command",
                             "Optimize the cluster designs of a scenario file under its budgets and SLOs; every "
@@ -39,6 +40,9 @@ COMMANDS: dict[str, LazyCommand] = {
     "simulate": LazyCommand("splitplan.cli.simulate_cmd:simulate_command",
                             "Simulate a baseline or Splitwise cluster serving a trace: latency percentiles, SLOs, "
                             "saturation, throughput, cost and power."),
+    "sweep": LazyCommand("splitplan.cli.sweep_cmd:sweep_command",
+                         "Optimize a scenario at every combination of varied fields and write one table of the "
+                         "answers, with the frontier plot; an interrupted sweep resumes where it stopped."),
     "trace": LazyCommand("splitplan.cli.trace_cmd:trace_group",
                          "Generate workloads from traces or distributions, and summarise trace files."),
 }
@@ -46,7 +50,7 @@ COMMANDS: dict[str, LazyCommand] = {
 
 @click.group(cls=LazyGroup, lazy_commands=COMMANDS,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="splitplan")
+@click.version_option(package_name="splitplan", prog_name="splitplan")  # looked up only for --version
 def cli() -> None:
     """Plan LLM inference clusters: split prompt and token phases (Splitwise) or not, on which GPUs,
     how many machines, within cost, power and latency budgets.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -24,6 +25,7 @@ from splitplan.slo import format_seconds, paper_slos, parse_slo, reference_laten
 from splitplan.workload import Workload, load_trace, poisson_workload, replay_workload, resolve_trace_path
 
 DEFAULT_DURATION_S = 120.0  # seconds of arrivals generated for --rate without --duration
+DESIGN_ALIASES = {"colocated": "baseline", "disaggregated": "disagg"}  # scenario kinds -> cluster designs
 
 
 def cluster_from_args(model: str, design: str | None, machines: tuple[str, ...], prompt: tuple[str, ...],
@@ -35,10 +37,11 @@ def cluster_from_args(model: str, design: str | None, machines: tuple[str, ...],
             out += pools_from_args(role, parse_pool_arg(arg, field=flag), tp)
         return out
 
-    design = design or ("splitwise" if prompt or token else "baseline")
+    design = DESIGN_ALIASES.get(design or "", design) or ("splitwise" if prompt or token else "baseline")
     if design == "baseline":
         if prompt or token:
-            raise SplitplanError("--prompt/--token need --design splitwise", source="command line", field="--design")
+            raise SplitplanError("--prompt/--token need --design splitwise or disagg", source="command line",
+                                 field="--design")
         if not machines and not mixed:
             raise SplitplanError("a baseline cluster needs --machines MACHINE:COUNT", source="command line",
                                  field="--machines")
@@ -76,6 +79,23 @@ def _check_flags(catalog, model: str, pool_flags: dict[str, tuple[str, ...]], ra
         check_request_estimate(rate, DEFAULT_DURATION_S if duration is None else duration, "command line", "--rate")
 
 
+ROLE_FLAGS = {"prompt": "--prompt", "token": "--token", "mixed": "--machines"}
+
+
+def _check_fit(cluster: ClusterSpec, settings, catalog) -> None:
+    """A pool whose shape cannot hold the model (in its weight format, after the engine's reserve) is
+    the flag's fault, named before anything runs."""
+    from splitplan.sim.api import pool_settings
+
+    for pool in (p for p in cluster.pools if p.count > 0):
+        try:
+            build_perf_model(cluster.model, pool.machine, pool.tp, pool_settings(settings, pool), catalog)
+        except SplitplanError as exc:
+            if exc.source:  # a file's problem (a profile, a stack) names that file
+                raise
+            raise SplitplanError(exc.problem, source="command line", field=ROLE_FLAGS[pool.role]) from None
+
+
 def _reject_unmeetable(slos: tuple, cluster: ClusterSpec, trace: str, settings, catalog) -> None:
     """An absolute SLO that every machine type of the cluster misses even unloaded is an input error,
     not a result to simulate."""
@@ -92,6 +112,14 @@ def _reject_unmeetable(slos: tuple, cluster: ClusterSpec, trace: str, settings, 
     common = sorted(set.intersection(*per_pool)) if per_pool else []
     if common:
         raise SplitplanError(common[0], source="command line", field="--slo")
+
+
+def with_scheduling(settings, **values):
+    """Perf settings with the flags' scheduling overrides on top of the scenario's (None: keep)."""
+    given = {k: v for k, v in values.items() if v is not None}
+    if not given:
+        return settings
+    return replace(settings, scheduling=tuple(sorted((dict(settings.scheduling) | given).items())))
 
 
 def resolve_profile(path: str | None) -> str | None:
@@ -116,8 +144,11 @@ def workload_from_args(trace: str, rate: float | None, duration: float | None, s
 
 @click.command("simulate")
 @click.option("--model", default=None, help="Model name (see `splitplan catalog models`); required unless --scenario.")
-@click.option("--design", type=click.Choice(["baseline", "splitwise"]), default=None,
-              help="Cluster design (default: splitwise when --prompt/--token are given).")
+@click.option("--design", type=click.Choice(["baseline", "colocated", "splitwise", "disagg", "disaggregated"]),
+              default=None, help="Cluster design: baseline/colocated (one pool running both phases), splitwise "
+                                 "(prompt and token pools that overflow into mixed or borrowed machines), disagg "
+                                 "(prefill and decode workers with fixed roles). Default: splitwise when "
+                                 "--prompt/--token are given.")
 @click.option("--machines", multiple=True, help="Baseline machines MACHINE:COUNT[:tpN][,...]; repeatable.")
 @click.option("--prompt", multiple=True, help="Splitwise prompt pool MACHINE:COUNT[:tpN][,...].")
 @click.option("--token", multiple=True, help="Splitwise token pool MACHINE:COUNT[:tpN][,...].")
@@ -134,8 +165,15 @@ def workload_from_args(trace: str, rate: float | None, duration: float | None, s
               help="Repeat over this many seeds (seed, seed+1, ...).")
 @click.option("--replay", is_flag=True, help="With --rate: replay the trace's real arrivals time-compressed.")
 @click.option("--slo", "slo_texts", multiple=True, help="SLO like ttft:p99:6x or tbt:p90:200ms (default: the paper's nine).")
-@click.option("--transfer", type=click.Choice(["layerwise", "serialized"]), default="layerwise", show_default=True,
-              help="KV-cache transfer mode (compat mode always uses SplitwiseSim's serialized 200 GiB/s).")
+@click.option("--transfer", type=click.Choice(["layerwise", "serialized"]), default=None,
+              help="KV-cache transfer mode (default: the scenario's serving.transfer, else layerwise; compat mode "
+                   "always uses SplitwiseSim's serialized 200 GiB/s).")
+@click.option("--batching", type=click.Choice(["chunked", "mixed", "prefill_first", "inflight"]), default=None,
+              help="Batching policy of machines running both phases (default: the stack's; mixed under compat).")
+@click.option("--max-batched-tokens", type=click.IntRange(min=16, max=1 << 20), default=None,
+              help="Iteration token budget over the stack's (vLLM --max-num-batched-tokens).")
+@click.option("--max-seqs", type=click.IntRange(min=1, max=1 << 16), default=None,
+              help="Running sequences per instance over the stack's (vLLM --max-num-seqs).")
 @click.option("--find-max-rps", is_flag=True, help="Bisect for the highest rate meeting every SLO unsaturated.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write summary.json, requests.csv, machines.csv, timeline.csv here.")
@@ -144,8 +182,8 @@ def workload_from_args(trace: str, rate: float | None, duration: float | None, s
 @perf_options
 @catalog_option
 def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, scenario_path, rate, duration, seed, seeds, replay,
-                     slo_texts, transfer, find_max_rps, out_dir, as_json, quiet, perf_backend, profile_path,
-                     stack, compat, catalog_files) -> None:
+                     slo_texts, transfer, batching, max_batched_tokens, max_seqs, find_max_rps, out_dir, as_json,
+                     quiet, perf_backend, profile_path, stack, compat, catalog_files) -> None:
     """Simulate a baseline or Splitwise cluster serving a trace: latency percentiles, SLOs, saturation,
     throughput, cost and power.
 
@@ -165,6 +203,7 @@ def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, s
     base_perf, reference, reference_tp = None, SimConfig().reference_machine, None
     if scenario_path:  # the scenario supplies what the flags leave out
         inputs = load_scenario(scenario_path).simulation_inputs()
+        transfer = transfer or inputs["transfer"]
         model, trace = model or inputs["model"], trace or inputs["trace"]
         duration = duration if duration is not None else inputs["duration_s"]
         slo_texts = slo_texts or tuple(slo.to_text() for slo in inputs["slos"])
@@ -178,11 +217,14 @@ def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, s
                  rate, duration)
     cluster = cluster_from_args(model, design, machines, prompt, token, mixed, tp).validate(catalog, "command line")
     settings = perf_settings_from(perf_backend, resolve_profile(profile_path), stack, compat, base=base_perf)
+    settings = with_scheduling(settings, max_batched_tokens=max_batched_tokens, max_seqs=max_seqs)
     slos = tuple(parse_slo(text) for text in slo_texts) or paper_slos()
-    config = SimConfig(transfer=transfer, reference_machine=catalog.machine(reference).name, reference_tp=reference_tp)
+    config = SimConfig(transfer=transfer or "layerwise", reference_machine=catalog.machine(reference).name,
+                       reference_tp=reference_tp, colocated_policy=batching)
     if seeds > 1 and rate is None and not find_max_rps:
         raise SplitplanError("--seeds needs --rate: a trace replayed as is is the same for every seed",
                              source="command line", field="--seeds")
+    _check_fit(cluster, settings, catalog)
     _reject_unmeetable(slos, cluster, trace, settings, catalog)
     if find_max_rps:
         _max_rps(cluster, trace, duration, seed, seeds, settings, catalog, config, slos, as_json, quiet)
@@ -219,18 +261,25 @@ def _max_rps(cluster, trace, duration, seed, seeds, settings, catalog, config, s
                               seeds=range(seed, seed + seeds),
                               perf=settings, catalog=catalog, config=config, slos=slos, progress=progress)
     if as_json:
-        click.echo(json.dumps(clean(result.to_dict()), sort_keys=True, indent=2))
+        click.echo(json.dumps(clean(max_rate_view(result.to_dict())), sort_keys=True, indent=2))
     elif not quiet:
         console.print(f"[bold]{cluster.label()}[/bold]")
-        console.print(f"max rate meeting all SLOs: [bold]{result.max_rps:.2f} req/s[/bold] "
+        console.print(f"max_rate_rps (every SLO met on every seed): [bold]{result.max_rps:.2f}[/bold] "
                       f"(per seed {', '.join(f'{r:.2f}' for r in result.per_seed_rps)}; mean {result.mean_rps:.2f}, "
                       f"95% CI {result.ci95_rps[0]:.2f}-{result.ci95_rps[1]:.2f}; {result.simulations} simulations)")
+
+
+def max_rate_view(found: dict) -> dict:
+    """find_max_rps's result in the optimizer's vocabulary (max_rate_rps, per_seed_max_rate_rps, ...)."""
+    names = {"max_rps": "max_rate_rps", "per_seed_rps": "per_seed_max_rate_rps", "mean_rps": "max_rate_mean_rps",
+             "ci95_rps": "max_rate_ci95_rps"}
+    return {names.get(k, k): v for k, v in found.items()}
 
 
 def _print_summary(summary: dict, slo_results: list, seed: int | None) -> None:
     head = summary["cluster"]["label"] + (f"  (seed {seed})" if seed is not None else "")
     console.print(f"[bold]{head}[/bold]  workload {summary['workload']}: {summary['requests']} requests, "
-                  f"{summary['arrival_rps'] or 0:.2f} req/s")
+                  f"{summary['offered_rps'] or 0:.2f} req/s offered")
     if summary["saturated"]:
         console.print(f"[red bold]SATURATED[/red bold]: {summary['saturation_reason']} "
                       f"(percentiles withheld; {summary['unfinished']} unfinished)")
@@ -250,9 +299,15 @@ def _print_summary(summary: dict, slo_results: list, seed: int | None) -> None:
         limit = f"{r.limit:g}x" if r.unit == "x" else format_seconds(r.limit)
         slo_table.add_row(r.slo.describe(), value, limit, f"{r.margin:+.1%}", "yes" if r.met else "[red]NO[/red]")
     console.print(slo_table)
-    throughput = summary["throughput_rps"]
-    console.print(f"throughput {'n/a' if throughput is None else f'{throughput:.2f}'} req/s; all SLOs met: "
+    mixed = summary["mixed_pool"]
+    console.print(f"offered_rps {_rps(summary['offered_rps'])}; completed_rps {_rps(summary['completed_rps'])} "
+                  f"({summary['completed']} of {summary['requests']} requests); all SLOs met: "
                   f"{'yes' if summary['all_slos_met'] else 'no'}; cost ${summary['cost_usd_per_h']:.1f}/h; "
                   f"provisioned power {summary['power_kw']:.1f} kW; mean power {summary['mean_power_kw']:.1f} kW; "
-                  f"energy {summary['energy_kwh']:.2f} kWh; mixed pool: {summary['mixed_pool']['requests']} requests, "
-                  f"{summary['mixed_pool']['borrowed_machines']} borrows")
+                  f"energy {summary['energy_kwh']:.2f} kWh; co-located (mixed pool): {mixed['requests']} requests "
+                  f"({mixed['request_share']:.0%}), {mixed['token_share']:.0%} of tokens, "
+                  f"{mixed['borrowed_machines']} borrows")
+
+
+def _rps(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

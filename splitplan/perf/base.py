@@ -11,7 +11,7 @@ returns float) or numpy arrays of equal shape (vectorized path, returns an array
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from splitplan.catalog import GPU, Machine, Model
 from splitplan.serving.quant import BF16, ComputeDtype, Quant, compute_dtype
@@ -105,6 +105,8 @@ class PerfSettings:
     stack: a bundled stack name or a stack YAML path (None: the default stack).
     compat: None, or "splitwisesim" to copy SplitwiseSim's documented modelling choices.
     quant: weights, expert weights and KV-cache formats.
+    scheduling: overrides of the stack's scheduling defaults, as sorted (field, value) pairs (a
+        scenario's `serving:` section: token budget, sequence limit, batching and KV policy).
     """
 
     backend: str = "analytic"
@@ -112,3 +114,4 @@ class PerfSettings:
     stack: str | None = None
     compat: str | None = None
     quant: Quant = field(default=BF16)
+    scheduling: tuple[tuple[str, Any], ...] = ()

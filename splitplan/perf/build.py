@@ -112,7 +112,7 @@ def build_perf_model(model: Model | str, machine: Machine | str, tp: int | None 
     cached = _MODELS.get(key)
     if cached is not None:
         return cached
-    scheduling = stack.scheduling_for(instance.gpu)
+    scheduling = stack.scheduling_for(instance.gpu, dict(settings.scheduling))
     if settings.compat != "splitwisesim":
         check_fit(instance, scheduling)
     if settings.backend == "profile":

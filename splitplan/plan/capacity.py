@@ -5,17 +5,20 @@ the catalog before anything is simulated. The model is closed-form queueing on t
 model, cheap enough to evaluate in milliseconds, and deliberately simple; the simulator verifies and the
 local search corrects it.
 
-- Prompt role: prompts batched up to `prompt_batch_tokens` give the saturation rate mu; waiting time is
+- Prompt role: prompts batched up to the stack's `max_batched_tokens` give the saturation rate mu; waiting time is
   M/G/c over the pool's c instances (Allen-Cunneen: Erlang-C wait probability, exponential tail; with
   c = 1 exactly Pollaczek-Khinchine's mean). A TTFT SLO at percentile q holds when the fraction of
   requests with W + own prefill <= limit is >= q.
 - Token role: decodes run as one growing batch; the number of concurrent decodes is Poisson (M/G/inf)
   with mean L = rate x E[decode time] (a fixed point, since step time grows with the batch). A TBT/E2E
-  SLO holds when P(batch seen by a request keeps it under its limit) >= q; the KV cache bounds the batch.
+  SLO holds when P(batch seen by a request keeps it under its limit) >= q; the KV cache and the
+  stack's `max_seqs` bound the batch.
 - Mixed role: both at once; prompt work takes a fraction rho_p of the machine, decode steps are
   stretched by 1 / (1 - rho_p) and prompts wait behind the current iteration.
 Each role's rate is the largest rate meeting all its SLOs (bisection; each test is monotone in rate),
-times the instances per machine and a named derating factor.
+times the instances per machine and a named derating factor. Batch limits come from the instance's
+scheduling (its stack's defaults after the scenario's `serving:` overrides), the object the simulator's
+policies read, so the model and the simulator batch alike.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 from scipy.stats import poisson
 
 from splitplan.perf.base import PerfModel
+from splitplan.serving.stack import Scheduling
 
 ROLES = ("prompt", "token", "mixed")
 
@@ -34,9 +38,7 @@ ROLES = ("prompt", "token", "mixed")
 class CapacityParams:
     """Named knobs of the capacity model; the simulator-driven local search absorbs what they miss."""
 
-    prompt_batch_tokens: int = 2048  # paper: prompt throughput peaks at ~2048 batched tokens
     prompt_util_cap: float = 0.90  # never plan a prompt machine above this utilisation (queue blow-up)
-    mixed_batch_requests: int = 512  # SplitwiseSim's mixed-machine batch limit
     nic_util_cap: float = 0.80  # share of the NIC the KV transfers of one prompt machine may use
     kv_util_cap: float = 0.95  # share of KV memory the planned decode batch may fill ...
     kv_quantile: float = 0.99  # ... at this quantile of the (Poisson) number of concurrent decodes
@@ -95,6 +97,7 @@ class RoleCapacity:
     rate_rps: float  # per machine, derating applied
     bound: str  # what limits it: "ttft p90", "kv memory", "nic", "saturation", ...
     instances: int
+    tp: int = 8  # GPUs per instance
 
 
 def prefill_service_ms(perf: PerfModel, prompt: np.ndarray) -> np.ndarray:
@@ -238,9 +241,16 @@ def _ttft_ok(rate_per_ms: float, s_ms: np.ndarray, mean_s: float, mean_s2: float
     return True
 
 
+def batch_limits(perf: PerfModel) -> tuple[int, int]:
+    """(token budget of a batch, most sequences in one): the instance's scheduling, as the simulator's
+    (a batch's KV cache must fit the instance too)."""
+    sched = getattr(perf, "scheduling", None) or Scheduling()
+    return min(sched.max_batched_tokens, int(perf.kv_capacity_tokens())), sched.max_seqs
+
+
 def _service_moments(perf: PerfModel, sample: RequestSample, params: CapacityParams):
     s_ms = prefill_service_ms(perf, sample.prompt_tokens)
-    mu = batched_prefill_rate_per_ms(perf, sample.prompt_tokens, params.prompt_batch_tokens)
+    mu = batched_prefill_rate_per_ms(perf, sample.prompt_tokens, batch_limits(perf)[0])
     scale = (1.0 / mu) / float(np.mean(s_ms))  # batching shortens the effective service time
     return s_ms, mu, float(np.mean(s_ms) * scale), float(np.mean((s_ms * scale) ** 2))
 
@@ -262,7 +272,7 @@ def prompt_rate_rps(perf: PerfModel, sample: RequestSample, slos: list[SloTarget
 def token_rate_rps(perf: PerfModel, sample: RequestSample, slos: list[SloTarget], params: CapacityParams,
                    transfer_ms: np.ndarray | None = None) -> tuple[float, str]:
     """Per-instance decode rate (req/s) under TBT/E2E SLOs and KV memory; E2E counts the reference TTFT."""
-    curve = _DecodeCurve(perf, sample, max_batch=4096)
+    curve = _DecodeCurve(perf, sample, max_batch=batch_limits(perf)[1])
     fixed = sample.ref_ttft_ms + (transfer_ms if transfer_ms is not None else 0.0)
 
     def ok(rate: float) -> bool:
@@ -277,7 +287,7 @@ def mixed_rate_rps(perf: PerfModel, sample: RequestSample, slos: list[SloTarget]
                    params: CapacityParams, servers: int = 1) -> tuple[float, str]:
     """Per-instance rate of a machine running prompts and decodes together (continuous batching)."""
     s_ms, mu, mean_s, mean_s2 = _service_moments(perf, sample, params)
-    curve = _DecodeCurve(perf, sample, max_batch=params.mixed_batch_requests)
+    curve = _DecodeCurve(perf, sample, max_batch=batch_limits(perf)[1])
 
     def failure(rate: float) -> str:
         """'' when every check passes at this rate, else the first one that fails."""
@@ -345,4 +355,4 @@ def machine_capacity(perf: PerfModel, machine: str, role: str, sample: RequestSa
                                 servers=max(1, pool_machines) * instances)
     derate = {"prompt": params.prompt_derate, "token": params.token_derate, "mixed": params.mixed_derate}[role]
     return RoleCapacity(machine=machine, role=role, rate_rps=rate * instances * derate, bound=bound,
-                        instances=instances)
+                        instances=instances, tp=perf.instance.tp)

@@ -45,7 +45,7 @@ def why_no_ilp_solution(space: DesignSpace, objective: str, solver: str) -> str:
     if not needed:
         return f"min_throughput {target:g} req/s: no {name} machine type has modelled capacity under the SLOs"
     sol = needed[0]
-    n = sum(c for _, _, c in sol.counts)
+    n = sol.machines()
     if lim.cost_usd_per_h is not None and sol.cost_usd_per_h > lim.cost_usd_per_h:
         allows = _machines_allowed(space, "cost_usd_per_h", lim.cost_usd_per_h)
         return (f"min_throughput {target:g} req/s needs about {n} {name} machines (${sol.cost_usd_per_h:.0f}/h), "
@@ -67,16 +67,57 @@ def _machines_allowed(space: DesignSpace, attr: str, budget: float) -> int:
     return int(math.floor(budget / min(getattr(o, attr) for o in space.options) + 1e-9))
 
 
-def why_unverified(space: DesignSpace, candidates: list[Candidate]) -> str:
-    """ILP plans existed but the simulator confirmed none."""
+def why_unverified(space: DesignSpace, candidates: list[Candidate], unloaded: str = "") -> str:
+    """Plans were simulated and none was acceptable: which constraint, which SLO (even unloaded, when
+    that is the cause), and the closest plan that was simulated, in one line."""
     name, target = space.design.name, space.limits.min_throughput_rps
     ok = [c for c in candidates if c.verified]
     if not ok:
-        return (f"no simulated {name} cluster within the constraints met every SLO at any rate "
+        line = (f"no simulated {name} cluster within the constraints met every SLO at any rate "
                 f"({len(candidates)} tried)")
+        if unloaded:
+            line += f"; {unloaded}"
+        closest = _closest_failure(candidates)
+        return line + (f"; closest simulated: {closest}" if closest else "")
     top = max(ok, key=lambda c: (c.throughput_rps, -c.cost_usd_per_h))
-    return (f"min_throughput {target:g} req/s not reached: the best simulated {name} cluster within the "
-            f"constraints ({top.cluster.label()}) sustains {top.throughput_rps:.1f} req/s")
+    return (f"min_throughput {target:g} req/s not reached within {_limits_text(space)}: the best simulated "
+            f"{name} cluster ({_plan(top)}) sustains {top.throughput_rps:.1f} req/s"
+            + (f"; {unloaded}" if unloaded else "") + model_estimate(space))
+
+
+def _limits_text(space: DesignSpace) -> str:
+    lim = space.limits
+    parts = [f"cost budget ${lim.cost_usd_per_h:g}/h" if lim.cost_usd_per_h is not None else "",
+             f"power budget {lim.power_kw:g} kW" if lim.power_kw is not None else "",
+             f"max_machines {lim.max_machines}" if lim.max_machines is not None else "",
+             f"{lim.max_per_pool} machines per pool"]
+    return ", ".join(p for p in parts if p)
+
+
+def model_estimate(space: DesignSpace, solver: str = "cbc") -> str:
+    """'; the capacity model estimates about 39 machines ($992/h) for it' (context, not the verdict)."""
+    target = space.limits.min_throughput_rps
+    if target is None:
+        return ""
+    sols = solve_ilp(space.options, Limits(max_per_pool=10**5, min_throughput_rps=target), "min_cost", solver)
+    if not sols:
+        return "; the capacity model finds no machine type with capacity under the SLOs"
+    n = sols[0].machines()
+    return f"; the capacity model estimates about {n} machines (${sols[0].cost_usd_per_h:.0f}/h) for it"
+
+
+def _closest_failure(candidates: list[Candidate]) -> str:
+    """The largest simulated plan, with what it missed at the lowest rate tried."""
+    if not candidates:
+        return ""
+    top = max(candidates, key=lambda c: (c.cost_usd_per_h, c.power_kw, c.key()))
+    v = top.verification
+    what = f"{v.miss} at {v.miss_rate_rps:.2f} req/s" if v.miss else "failed at every rate tried"
+    return f"{_plan(top)} ({what})"
+
+
+def _plan(c: Candidate) -> str:
+    return f"{c.cluster.label().split(': ', 1)[-1]}, ${c.cost_usd_per_h:.1f}/h"
 
 
 def what_binds(space: DesignSpace, best: Candidate, objective: str) -> str:

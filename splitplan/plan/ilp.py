@@ -1,12 +1,13 @@
 """The sizing ILP: integer machine counts per (pool, machine type) and a continuous served rate.
 
-    n[p, m] in {0..ub[p]}, r >= 0
-    r <= sum_m cap[p, m] * n[p, m]                 for every pool p (prompt and token, or mixed)
+    n[p, m, s] in {0..ub[p]}, r >= 0                machines of type m in pool p, instances of shape s
+    r <= sum_m,s cap[p, m, s] * n[p, m, s]          for every pool p (prompt and token, or mixed)
     sum_m n[p, m] >= 1                              every pool exists
     sum cost * n <= budget_cost,  sum power * n <= budget_power
     sum n <= max_machines,  sum_m n[p, m] <= max_per_pool
     objective: max r | min cost (r >= target) | min power (r >= target), ties to the cheaper plan
 
+A pool may mix shapes (tp) as it may mix machine types: each (machine type, shape) is one option.
 Integer counts with a continuous rate (not Melange's per-slice binaries) keep it to a handful of
 variables per design, so CBC solves it in milliseconds. `solve_ilp(..., top=k)` returns the k best
 distinct solutions by adding no-good cuts.
@@ -28,13 +29,18 @@ from splitplan.errors import SplitplanError
 
 @dataclass(frozen=True)
 class PoolOption:
-    """One machine type allowed in one pool, with its modelled capacity and price."""
+    """One machine type in one instance shape allowed in one pool, with its modelled capacity and price."""
 
     role: str
     machine: str
     cap_rps: float
     cost_usd_per_h: float
     power_kw: float
+    tp: int = 8
+
+    @property
+    def slot(self) -> tuple[str, str, int]:
+        return (self.role, self.machine, self.tp)
 
 
 @dataclass(frozen=True)
@@ -48,13 +54,16 @@ class Limits:
 
 @dataclass(frozen=True)
 class IlpSolution:
-    counts: tuple[tuple[str, str, int], ...]  # (role, machine, count), count > 0 only
+    counts: tuple[tuple[str, str, int, int], ...]  # (role, machine, tp, count), count > 0 only
     rate_rps: float  # modelled rate
     cost_usd_per_h: float
     power_kw: float
 
     def count(self, role: str, machine: str | None = None) -> int:
-        return sum(c for r, m, c in self.counts if r == role and (machine is None or m == machine))
+        return sum(c for r, m, _, c in self.counts if r == role and (machine is None or m == machine))
+
+    def machines(self) -> int:
+        return sum(c for *_, c in self.counts)
 
 
 def _solver(name: str) -> pulp.LpSolver:
@@ -74,7 +83,7 @@ def solve_ilp(options: list[PoolOption], limits: Limits, objective: str, solver:
 
     Lexicographic: the objective first, then (among its optima) the cheaper plan, or the
     lower-power one for min_cost; a weighted tie-break would drown in the solver's tolerance."""
-    excluded: list[dict[tuple[str, str], int]] = []
+    excluded: list[dict[tuple[str, str, int], int]] = []
     solutions: list[IlpSolution] = []
     for _ in range(top):
         prob, n, goal, tie = _build(options, limits, objective, excluded)
@@ -95,19 +104,19 @@ def solve_ilp(options: list[PoolOption], limits: Limits, objective: str, solver:
 def _build(options: list[PoolOption], limits: Limits, objective: str, excluded: list[dict]):
     roles = sorted({o.role for o in options}, key=("prompt", "token", "mixed").index)
     prob = pulp.LpProblem("splitplan", pulp.LpMaximize if objective == "max_throughput" else pulp.LpMinimize)
-    n = {(o.role, o.machine): prob.add_variable(f"n_{o.role}_{i}", 0, limits.max_per_pool, cat="Integer")
+    n = {o.slot: prob.add_variable(f"n_{o.role}_{i}", 0, limits.max_per_pool, cat="Integer")
          for i, o in enumerate(options)}
     r = prob.add_variable("rate", 0)
-    cost = pulp.lpSum(o.cost_usd_per_h * n[o.role, o.machine] for o in options)
-    power = pulp.lpSum(o.power_kw * n[o.role, o.machine] for o in options)
+    cost = pulp.lpSum(o.cost_usd_per_h * n[o.slot] for o in options)
+    power = pulp.lpSum(o.power_kw * n[o.slot] for o in options)
     goal = {"max_throughput": r, "min_cost": cost, "min_power": power}[objective]
     tie = power if objective == "min_cost" else cost
     prob += goal
     for role in roles:
         in_pool = [o for o in options if o.role == role]
-        prob += r <= pulp.lpSum(o.cap_rps * n[role, o.machine] for o in in_pool)
-        prob += pulp.lpSum(n[role, o.machine] for o in in_pool) >= 1
-        prob += pulp.lpSum(n[role, o.machine] for o in in_pool) <= limits.max_per_pool
+        prob += r <= pulp.lpSum(o.cap_rps * n[o.slot] for o in in_pool)
+        prob += pulp.lpSum(n[o.slot] for o in in_pool) >= 1
+        prob += pulp.lpSum(n[o.slot] for o in in_pool) <= limits.max_per_pool
     if limits.cost_usd_per_h is not None:
         prob += cost <= limits.cost_usd_per_h
     if limits.power_kw is not None:
@@ -146,15 +155,15 @@ def _stdout_fd_silenced(active: bool) -> Iterator[None]:
         os.close(saved)
 
 
-def _solution(options: list[PoolOption], values: dict[tuple[str, str], int]) -> IlpSolution:
+def _solution(options: list[PoolOption], values: dict[tuple[str, str, int], int]) -> IlpSolution:
     """Re-derive rate, cost and power from the integer counts (solver values are floats)."""
     roles = {o.role for o in options}
-    rate = min(sum(o.cap_rps * values[o.role, o.machine] for o in options if o.role == role) for role in roles)
+    rate = min(sum(o.cap_rps * values[o.slot] for o in options if o.role == role) for role in roles)
     return IlpSolution(
-        counts=tuple((o.role, o.machine, values[o.role, o.machine]) for o in options if values[o.role, o.machine]),
+        counts=tuple((*o.slot, values[o.slot]) for o in options if values[o.slot]),
         rate_rps=rate,
-        cost_usd_per_h=sum(o.cost_usd_per_h * values[o.role, o.machine] for o in options),
-        power_kw=sum(o.power_kw * values[o.role, o.machine] for o in options))
+        cost_usd_per_h=sum(o.cost_usd_per_h * values[o.slot] for o in options),
+        power_kw=sum(o.power_kw * values[o.slot] for o in options))
 
 
 def _exclude(prob: pulp.LpProblem, n: dict, values: dict, k: int, ub: int) -> None:

@@ -1,7 +1,9 @@
-"""Run candidate verifications on local cores, with results independent of the worker count.
+"""Run candidate verifications on local cores or a Ray cluster, with results independent of either.
 
 Each task is a pure function of (problem, cluster, hint): the seeds are fixed by the scenario, not by
-the worker, and results come back in submission order, so 1 or N workers give identical plans.
+the worker, and results come back in submission order, so 1 or N workers, local or Ray, give identical
+plans. The executor is chosen once per command (`using_executor`), so the optimizer, check and sweep
+code that builds `WorkerPool`s needs no executor argument; plan/ray_executor.py holds the Ray side.
 """
 
 from __future__ import annotations
@@ -14,10 +16,40 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any
 
 Task = tuple[Any, ...]
+OnResult = Callable[[int, Any], None]  # (task index, result), as each task finishes
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """Where simulations run: local worker processes, or Ray tasks (`address`: None starts a local Ray
+    instance, "auto" joins the cluster this machine belongs to, "ray://host:10001" a remote one)."""
+
+    kind: str = "local"
+    address: str | None = None
+
+
+_current = ExecutorSpec()
+
+
+@contextlib.contextmanager
+def using_executor(spec: ExecutorSpec) -> Iterator[None]:
+    """Every WorkerPool created inside uses `spec` (a command sets this once around its work)."""
+    global _current
+    previous, _current = _current, spec
+    try:
+        yield
+    finally:
+        _current = previous
+
+
+def current_executor() -> ExecutorSpec:
+    return _current
 
 
 def _init_worker(parent_pid: int) -> None:
@@ -64,20 +96,37 @@ def default_workers() -> int:
 
 
 class WorkerPool:
-    """A lazily started process pool; `map` keeps task order and reports progress per finished task."""
+    """A lazily started process pool (or Ray, see `using_executor`); `map` keeps task order and reports
+    each finished task (`on_done()` for progress, `on_result(index, result)` to save it at once)."""
 
-    def __init__(self, workers: int | None = None):
-        self.workers = workers or default_workers()
+    def __init__(self, workers: int | None = None, executor: ExecutorSpec | None = None):
+        spec = executor or _current
+        self._ray = None
+        if spec.kind == "ray" and workers != 1:  # a serial pool runs in this process: no cluster needed
+            from splitplan.plan.ray_executor import RayBackend
+
+            self._ray = RayBackend.connect(spec.address)
+            self.workers = workers or self._ray.cpus()
+        else:
+            self.workers = workers or default_workers()
         self._pool: ProcessPoolExecutor | None = None
 
-    def map(self, fn: Callable[..., Any], tasks: Sequence[Task], on_done: Callable[[], None] | None = None) -> list:
+    def map(self, fn: Callable[..., Any], tasks: Sequence[Task], on_done: Callable[[], None] | None = None,
+            on_result: OnResult | None = None) -> list:
+        def finished(index: int, result: Any) -> None:
+            if on_result:
+                on_result(index, result)
+            if on_done:
+                on_done()
+
         if self.workers <= 1 or len(tasks) <= 1:
             out = []
-            for task in tasks:
+            for i, task in enumerate(tasks):
                 out.append(fn(*task))
-                if on_done:
-                    on_done()
+                finished(i, out[-1])
             return out
+        if self._ray is not None:
+            return self._ray.map(fn, tasks, finished)
         futures: dict[Any, int] = {}
         results: list[Any] = [None] * len(tasks)
         try:
@@ -95,8 +144,7 @@ class WorkerPool:
                 done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 for fut in sorted(done, key=futures.__getitem__):
                     results[futures[fut]] = fut.result()
-                    if on_done:
-                        on_done()
+                    finished(futures[fut], results[futures[fut]])
         except BaseException:
             for fut in futures:
                 fut.cancel()

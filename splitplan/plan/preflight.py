@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from splitplan.errors import SplitplanError
-from splitplan.perf import build_perf_model
-from splitplan.plan.problem import Problem, fits
+from splitplan.plan.problem import Problem, fits, role_shapes
 from splitplan.slo import reference_latencies, unmeetable_slos
 
 
@@ -23,23 +22,37 @@ def check_inputs(problem: Problem) -> None:
     _check_unmeetable_slos(problem, instances)
 
 
-def _fitting_instances(problem: Problem) -> dict[tuple[str, int], object]:
-    """Perf model of every (machine, tp) some design may use; a pool with none that fits is an error."""
+def _fitting_instances(problem: Problem) -> dict[tuple, object]:
+    """Perf model of every (machine, shape, role settings) some design may use; a pool with no shape
+    that fits, or a searched design asked for the exhaustive grid, is an error."""
     sc = problem.scenario
-    out: dict[tuple[str, int], object] = {}
+    out: dict[tuple, object] = {}
     for design in sc.designs:
+        if design.searched and sc.search.method != "ilp":
+            raise SplitplanError(f"method {sc.search.method} simulates every count of every slot, which with "
+                                 f"searched instance shapes ({design.shape_text()}) is too many; fix the shape "
+                                 f"(tp: 8) or use method ilp", source=sc.source, field=f"designs.{design.name}.tp")
         for role, machines in design.pools().items():
-            reasons = {m: fits(problem, m, design.tp, design) for m in machines}
-            if all(reasons.values()):
-                m = machines[0]
+            shapes = {m: role_shapes(problem, design, role, m) for m in machines}
+            if not any(shapes.values()):
                 field = f"designs.{design.name}.{'machines' if role == 'mixed' else role}"
-                raise SplitplanError(f"{sc.model} does not fit any {role} machine at tp {design.tp} "
-                                     f"({m}: {reasons[m]})", source=sc.source, field=field)
-            for m in machines:
-                if not reasons[m] and (m, design.tp) not in out:
-                    out[m, design.tp] = build_perf_model(sc.model, m, design.tp, problem.perf_for(design),
-                                                         problem.catalog)
+                raise SplitplanError(f"{sc.model} does not fit any {role} machine at {design.shape_text(role)} "
+                                     f"({_why_not(problem, design, role, machines[0])})", source=sc.source,
+                                     field=field)
+            for m, tps in shapes.items():
+                for tp in tps:
+                    perf = problem.pool_perf(design, role, m, tp)
+                    out.setdefault((m, tp, id(perf)), perf)
     return out
+
+
+def _why_not(problem: Problem, design, role: str, machine: str) -> str:
+    """'dgx-h100: <reason>' at the largest of the role's shapes the machine can be cut into."""
+    gpus = problem.catalog.machine(machine).gpus
+    cut = [tp for tp in design.shapes(role) if gpus % tp == 0]
+    if not cut:
+        return f"{machine}: no shape of {design.shape_text(role)} divides its {gpus} GPUs"
+    return f"{machine}: {fits(problem, machine, max(cut), design, role)}"
 
 
 def _check_request_sizes(problem: Problem, instances: dict) -> None:

@@ -6,18 +6,26 @@ processes receive the same inputs and results do not depend on the worker count.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from splitplan.catalog import Catalog
+from splitplan.cluster import PoolSpec
 from splitplan.errors import SplitplanError
 from splitplan.perf import PerfSettings, build_perf_model, kv_transfer_ms
 from splitplan.plan.capacity import CapacityParams, RequestSample, RoleCapacity, SloTarget, machine_capacity
 from splitplan.plan.ilp import Limits, PoolOption
 from splitplan.scenario import Design, Scenario
+from splitplan.serving.stack import BatchPolicy, get_stack
+from splitplan.sim.api import pool_settings
 from splitplan.slo import SLO, reference_latencies
 from splitplan.workload import Workload, load_trace
+
+
+class TimeUp(Exception):
+    """The optimize time limit passed: a design's search stops and keeps what it verified so far."""
 
 
 @dataclass(frozen=True)
@@ -28,12 +36,38 @@ class Problem:
     sizes: Workload  # the trace whose prompt/output sizes the generators resample
     slos: tuple[SLO, ...]
     params: CapacityParams = field(default_factory=CapacityParams)
+    deadline_monotonic: float | None = None  # --time-limit: time.monotonic() past which searches stop
+
+    def check_deadline(self) -> None:
+        """Raise TimeUp once the time limit has passed (CLOCK_MONOTONIC is shared by worker processes)."""
+        if self.deadline_monotonic is not None and time.monotonic() > self.deadline_monotonic:
+            raise TimeUp()
 
     def perf_for(self, design: Design | None) -> PerfSettings:
         """The perf settings a design runs with: its own stack where it names one."""
         if design is None or not design.stack or design.stack == self.perf.stack:
             return self.perf
         return replace(self.perf, stack=design.stack)
+
+    def pool(self, design: Design, role: str, machine: str, tp: int, count: int = 0) -> PoolSpec:
+        """A pool of the design with the role's serving settings (serving.<role>: stack, scheduling) and,
+        for a co-located design, its batching policy. What the simulator runs and the capacity model
+        prices are built from this one spec."""
+        own = self.scenario.serving.role(role)
+        sched = dict(own.scheduling)
+        if role == "mixed" and design.kind == "colocated":
+            policy = design.batching or sched.get("policy") or dict(self.perf.scheduling).get("policy")
+            if policy is None:  # the stack's own policy; SplitwiseSim's 2023 mixed batching is not the default
+                stack = get_stack(own.stack or self.perf_for(design).stack)
+                policy = stack.scheduling.policy if stack.scheduling.policy is not BatchPolicy.MIXED \
+                    else BatchPolicy.CHUNKED
+            sched["policy"] = BatchPolicy(policy)
+        return PoolSpec(role, machine, count, tp, own.stack, tuple(sorted(sched.items())))
+
+    def pool_perf(self, design: Design, role: str, machine: str, tp: int):
+        """The performance model of one pool's instances (its stack, shape and scheduling)."""
+        settings = pool_settings(self.perf_for(design), self.pool(design, role, machine, tp))
+        return build_perf_model(self.scenario.model, machine, tp, settings, self.catalog)
 
     def limits(self) -> Limits:
         c, s = self.scenario.constraints, self.scenario.search
@@ -71,34 +105,58 @@ def request_sample(problem: Problem) -> RequestSample:
                               seed=sc.workload.seed)
 
 
-def fits(problem: Problem, machine: str, tp: int | None, design: Design | None = None) -> str | None:
-    """None if the model fits `tp` GPUs of the machine (with the design's stack), else the one-line reason."""
+def fits(problem: Problem, machine: str, tp: int | None, design: Design | None = None,
+         role: str | None = None) -> str | None:
+    """None if the model fits `tp` GPUs of the machine (with the design's stack, and the role's serving
+    settings when given), else the one-line reason."""
     try:
-        build_perf_model(problem.scenario.model, machine, tp, problem.perf_for(design), problem.catalog)
+        if design is not None and role is not None and tp is not None:
+            problem.pool_perf(design, role, machine, tp)
+        else:
+            build_perf_model(problem.scenario.model, machine, tp, problem.perf_for(design), problem.catalog)
     except SplitplanError as exc:
         return exc.problem
     return None
 
 
+def role_shapes(problem: Problem, design: Design, role: str, machine: str) -> list[int]:
+    """The role's shapes that divide the machine's GPUs, hold the model, and hold the KV cache of the
+    trace's largest request in that role (a prompt instance its prompt, others prompt + output: an
+    engine refuses a request longer than its cache), smallest first. With one fixed shape the KV test
+    is left to the preflight check, which names the request."""
+    gpus = problem.catalog.machine(machine).gpus
+    shapes = [tp for tp in design.shapes(role) if gpus % tp == 0 and not fits(problem, machine, tp, design, role)]
+    if len(design.shapes(role)) == 1:
+        return shapes
+    need = _largest_request_tokens(problem, role)
+    return [tp for tp in shapes if problem.pool_perf(design, role, machine, tp).kv_capacity_tokens() >= need]
+
+
+def _largest_request_tokens(problem: Problem, role: str) -> int:
+    sizes = problem.sizes
+    if role == "prompt":
+        return int(np.max(sizes.prompt_tokens)) if len(sizes.prompt_tokens) else 0
+    return int(np.max(sizes.prompt_tokens + sizes.output_tokens)) if len(sizes.prompt_tokens) else 0
+
+
 def design_capacities(problem: Problem, design: Design, sample: RequestSample,
                       pool_sizes: dict[str, int] | None = None) -> list[RoleCapacity]:
-    """Modelled per-machine rate of each (role, machine type) the design allows (skipping non-fitting ones),
-    for pools of `pool_sizes[role]` machines (default 1)."""
+    """Modelled per-machine rate of each (role, machine type, shape) the design allows (skipping shapes
+    that do not fit), for pools of `pool_sizes[role]` machines (default 1)."""
     pool_sizes = pool_sizes or {}
     targets = slo_targets(problem.slos)
     caps = []
     for role, machines in design.pools().items():
         for machine in machines:
-            if fits(problem, machine, design.tp, design):
-                continue
-            perf = build_perf_model(problem.scenario.model, machine, design.tp, problem.perf_for(design),
-                                    problem.catalog)
-            nic, transfer = None, None
-            if role in ("prompt", "token"):
-                nic = problem.catalog.machine(machine).nic_gbps if role == "prompt" else None
-                transfer = _transfer_ms(problem, design, sample, perf.kv_bytes_per_token()) if role == "token" else None
-            caps.append(machine_capacity(perf, machine, role, sample, targets, problem.params, nic, transfer,
-                                         pool_machines=pool_sizes.get(role, 1)))
+            for tp in role_shapes(problem, design, role, machine):
+                perf = problem.pool_perf(design, role, machine, tp)
+                nic, transfer = None, None
+                if role in ("prompt", "token"):
+                    nic = problem.catalog.machine(machine).nic_gbps if role == "prompt" else None
+                    transfer = (_transfer_ms(problem, design, sample, perf.kv_bytes_per_token())
+                                if role == "token" else None)
+                caps.append(machine_capacity(perf, machine, role, sample, targets, problem.params, nic, transfer,
+                                             pool_machines=pool_sizes.get(role, 1)))
     return caps
 
 
@@ -114,4 +172,4 @@ def _transfer_ms(problem: Problem, design: Design, sample: RequestSample, kv_byt
 def pool_options(problem: Problem, caps: list[RoleCapacity]) -> list[PoolOption]:
     cat = problem.catalog
     return [PoolOption(c.role, c.machine, c.rate_rps, cat.machine(c.machine).cost_usd_per_h,
-                       cat.machine(c.machine).power_kw) for c in caps]
+                       cat.machine(c.machine).power_kw, c.tp) for c in caps]

@@ -8,10 +8,15 @@ plan reach the target?" a test at the target. Only the plan that wins is verifie
   lattice step (2%) above the current plan's rate; the survivors are raised a step at a time until one
   is left (ties: the cheapest); it is verified in full, and the search moves there and repeats.
 - `refine_to_target` (min cost / min power at a target): scale the proposal along its ray (all pools by
-  the same factor) until it passes the target, bisect the factor, then walk to the cheapest passing
-  neighbour, in cost order, until none is cheaper; the end point is verified in full. The ray climb is
-  what lets the search reach a target the capacity model under-estimated by 20% or more, which a
-  neighbourhood search of one or two machines cannot.
+  the same factor) until it passes the target, bisect the factor, then bisect each pool's size on its
+  own down towards one machine (the others kept), then walk to the cheapest passing neighbour, in cost
+  order, until none is cheaper; the end point is verified in full. The ray climb reaches a target the
+  capacity model under-estimated; the per-pool bisection reaches the smallest plan when it
+  over-estimated one pool and not the other (a 2x error either way, tests/test_plan_refine.py), which
+  a neighbourhood search of one or two machines cannot.
+- When the model says no plan within the budgets reaches the target, that is not a verdict: the
+  model is calibrated on its unbudgeted proposal, and the largest calibrated plan within the budgets
+  is simulated (`ilp_search`).
 Neighbours are tested in batches of fixed size, so the answer does not depend on the worker count.
 """
 
@@ -20,10 +25,10 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from splitplan.plan.ilp import PoolOption, solve_ilp
+from splitplan.plan.ilp import Limits, PoolOption, solve_ilp
 from splitplan.plan.result import Candidate
 from splitplan.plan.search import Evaluator, Vector, neighbours, undominated, vector_of
-from splitplan.plan.studies import better
+from splitplan.plan.studies import better, pick_best
 from splitplan.plan.verify import lattice_index, lattice_rate
 
 BATCH = 4  # neighbours tested per round trip (fixed: results must not depend on the worker count)
@@ -35,14 +40,19 @@ EPS = 1e-9
 def ilp_search(ev: Evaluator, objective: str, top: int, radius: int, solver: str,
                calibration_rounds: int = 1) -> Candidate | None:
     """ILP proposals, re-solved with per-role capacities calibrated by (one-seed) simulation, then refined
-    by simulated pass/fail tests (plan/refine.py)."""
+    by simulated pass/fail tests (plan/refine.py).
+
+    At a target (min cost / min power) the model's "no plan within the limits" is not a verdict: the
+    model may be pessimistic. The proposal without the budgets is calibrated instead, and when the
+    calibrated ILP still finds nothing within the limits, the in-budget plan of the highest calibrated
+    rate is simulated, so an infeasible answer always rests on simulations."""
     space = ev.space
     options = list(space.options)
     previous: Vector | None = None
     for _ in range(calibration_rounds):
-        sols = solve_ilp(options, space.limits, objective, solver)
+        sols = solve_ilp(options, space.limits, objective, solver) or _unbudgeted(options, space, objective, solver)
         if not sols:
-            return None
+            break
         v0 = space.vector(sols[0].counts)
         if v0 == previous:  # calibration no longer moves the answer
             break
@@ -53,12 +63,27 @@ def ilp_search(ev: Evaluator, objective: str, top: int, radius: int, solver: str
         options = [replace(o, cap_rps=o.cap_rps * scales[o.role]) for o in options]
         ev.hint_options = options
     sols = solve_ilp(options, space.limits, objective, solver, top=top)
+    if not sols and objective != "max_throughput":  # the largest calibrated plan the limits allow
+        sols = solve_ilp(options, replace(space.limits, min_throughput_rps=None), "max_throughput", solver)
     if not sols:
         return None
     vectors = [space.vector(s.counts) for s in sols]
     if objective == "max_throughput":
         return refine_max_throughput(ev, ev.evaluate(vectors, "ilp"), objective, radius)
-    return refine_to_target(ev, vectors, objective, radius)
+    found = refine_to_target(ev, vectors, objective, radius)
+    # a plan verified on the way (the calibration's proposal) may beat where the refinement ended
+    best = pick_best([c for c in (found, *ev.seen.values()) if c is not None], objective,
+                     space.limits.min_throughput_rps)
+    return best or found
+
+
+def _unbudgeted(options: list[PoolOption], space, objective: str, solver: str) -> list:
+    """At a target, the model's cheapest plan ignoring cost, power and machine budgets: something to
+    calibrate the model on when it says nothing within the budgets reaches the target."""
+    if objective == "max_throughput" or space.limits.min_throughput_rps is None:
+        return []
+    free = Limits(max_per_pool=space.limits.max_per_pool, min_throughput_rps=space.limits.min_throughput_rps)
+    return solve_ilp(options, free, objective, solver)
 
 
 def role_scales(ev: Evaluator, options: list[PoolOption], v: Vector) -> dict[str, float]:
@@ -133,7 +158,7 @@ def refine_to_target(ev: Evaluator, proposals: list[Vector], objective: str, rad
     if current is None:  # the limits stop the climb: measure the largest plan tried, for the diagnosis
         ev.evaluate([largest], "local")
         return _closest(ev, objective)
-    current = _descend(ev, current, kt, key, radius, max_rounds)
+    current = _descend(ev, _shrink_pools(ev, current, kt), kt, key, radius, max_rounds)
     for _ in range(3):  # the full verification (every seed) must agree; else grow along the ray
         c = ev.evaluate([current], "local", passed_k={current: kt})[0]
         if c.verified and c.throughput_rps >= space.limits.min_throughput_rps - EPS:
@@ -201,6 +226,37 @@ def _descend(ev: Evaluator, v: Vector, kt: int, key, radius: int, max_rounds: in
             return v
         v = found
     return v
+
+
+def _shrink_pools(ev: Evaluator, v: Vector, kt: int) -> Vector:
+    """Each pool bisected down on its own, the others kept, to the fewest machines that still pass.
+
+    A plan meets the target only when every pool keeps up, so a pool can be shrunk while the others
+    stay as they are; bisecting its size (all its machine types scaled together) between one machine
+    and its present size costs about log2(size) tests and reaches the smallest passing pool however
+    pessimistic the model was for it, and whatever it was for the other pools. Smaller plans below
+    the ray's are thereby always simulated, not inferred."""
+    space = ev.space
+    for role in space.roles():
+        slots = [i for i, o in enumerate(space.options) if o.role == role and v[i] > 0]
+        top = max((v[i] for i in slots), default=0)
+        lo, hi = 0, top  # size index: m / top of every slot of the role; hi passes (v does), lo = none
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            w = _role_scaled(v, slots, mid, top)
+            if space.valid(w) and ev.passes([w], kt)[0]:
+                hi = mid
+            else:
+                lo = mid
+        v = _role_scaled(v, slots, hi, top)
+    return v
+
+
+def _role_scaled(v: Vector, slots: list[int], m: int, top: int) -> Vector:
+    """v with the given slots scaled by m / top (rounded up; a slot in use keeps at least one machine
+    while m > 0)."""
+    return tuple(max(1, math.ceil(n * m / top - EPS)) if i in slots and m > 0 else (0 if i in slots else n)
+                 for i, n in enumerate(v))
 
 
 def _scaled(v: Vector, factor: float) -> Vector:

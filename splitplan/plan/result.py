@@ -19,9 +19,14 @@ from typing import Any
 import pandas as pd
 
 from splitplan.cluster import ClusterSpec
+from splitplan.plan.phases import Phases, phases_of
 from splitplan.scenario import Scenario
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: max_rate_rps vocabulary, phases and co-located shares, model_error, partial runs
+STATUSES = ("feasible", "infeasible", "time_limit", "interrupted")
+# plan.json names of schema 1, still accepted in `expect:` paths (expectation_view adds them)
+LEGACY_ALIASES = {"throughput_rps": "max_rate_rps", "throughput_mean_rps": "max_rate_mean_rps",
+                  "throughput_ci95_rps": "max_rate_ci95_rps", "per_seed_rps": "per_seed_max_rate_rps"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,10 @@ class Verification:
     saturated: bool  # saturated (or SLO-violating) even at the lowest rate tried
     n_simulations: int
     screened: bool = False  # one seed only, no re-check: a local-search screen, never a reported plan
+    mixed_request_share: float | None = None  # at rate_rps, worst seed: requests run on mixed/borrowed machines
+    mixed_token_share: float | None = None  # ... and their prompt + output tokens, as a share of all tokens
+    miss: str = ""  # met no SLO-holding rate: what failed at the lowest rate simulated ("ttft_p50 missed by 40%")
+    miss_rate_rps: float = 0.0  # that lowest rate
 
 
 @dataclass(frozen=True)
@@ -53,8 +62,26 @@ class Candidate:
     within_budget: bool
 
     @property
-    def throughput_rps(self) -> float:
+    def max_rate_rps(self) -> float:
+        """The highest offered rate at which every SLO held on every seed (require_fraction of them)."""
         return self.verification.rate_rps
+
+    @property
+    def throughput_rps(self) -> float:  # the name before schema 2; kept for Python callers
+        return self.verification.rate_rps
+
+    @property
+    def phases(self) -> Phases:
+        return phases_of(self.kind, self.verification.mixed_request_share)
+
+    @property
+    def model_error(self) -> float | None:
+        """Capacity model vs simulation: model_rate / max_rate - 1 (+ = the model was optimistic); only
+        for full verifications with a positive rate (a pass/fail test bounds the rate, it does not measure it)."""
+        v = self.verification
+        if v.screened or v.rate_rps <= 0 or self.model_rate_rps <= 0:
+            return None
+        return self.model_rate_rps / v.rate_rps - 1.0
 
     @property
     def verified(self) -> bool:
@@ -77,16 +104,19 @@ class Candidate:
             "machines": self.machines(), "prompt_machines": self.machines("prompt"),
             "token_machines": self.machines("token"), "mixed_machines": self.machines("mixed"),
             "cost_usd_per_h": _r(self.cost_usd_per_h), "power_kw": _r(self.power_kw),
-            "throughput_rps": _r(v.rate_rps), "throughput_mean_rps": _r(v.mean_rps),
-            "throughput_ci95_rps": [_r(v.ci95_rps[0]), _r(v.ci95_rps[1])],
-            "per_seed_rps": [_r(x) for x in v.per_seed_rps],
+            "max_rate_rps": _r(v.rate_rps), "max_rate_mean_rps": _r(v.mean_rps),
+            "max_rate_ci95_rps": [_r(v.ci95_rps[0]), _r(v.ci95_rps[1])],
+            "per_seed_max_rate_rps": [_r(x) for x in v.per_seed_rps],
             "slo_margins": {k: _r(m) for k, m in sorted(v.slo_margins.items())},
-            "saturated": v.saturated, "model_rate_rps": _r(self.model_rate_rps),
+            "saturated": v.saturated, "phases": self.phases.value,
+            "mixed_request_share": _r(v.mixed_request_share), "mixed_token_share": _r(v.mixed_token_share),
+            "model_rate_rps": _r(self.model_rate_rps), "model_error": _r(self.model_error),
             "within_budget": self.within_budget, "verified": self.verified, "source": self.source,
-            "n_simulations": v.n_simulations,
+            "n_simulations": v.n_simulations, "miss": v.miss or None,
         }
         if provenance is not None:
-            out["perf_provenance"] = {p.machine: provenance_of(provenance, p.machine, p.tp, self.cluster.stack)
+            out["perf_provenance"] = {f"{p.machine}/tp{p.tp}": provenance_of(provenance, p.machine, p.tp,
+                                                                             p.stack or self.cluster.stack)
                                       for p in self.cluster.pools}
         return out
 
@@ -107,7 +137,7 @@ class DesignResult:
 
     name: str
     kind: str
-    status: str  # "feasible" | "infeasible"
+    status: str  # "feasible" | "infeasible" | "time_limit" (searched in part: best so far) | "interrupted"
     best: Candidate | None
     binding: str  # the constraint that binds (feasible: what limits the plan; infeasible: why none)
     capacities: tuple[dict[str, Any], ...] = ()  # the capacity model's per-machine rates
@@ -159,8 +189,9 @@ class PlanResult:
         }
 
     def expectation_view(self) -> dict[str, Any]:
-        """The mapping `expect:` paths address (the plan.json content)."""
-        return self.to_dict()
+        """The mapping `expect:` paths address: the plan.json content, plus the schema-1 names
+        (`throughput_rps`, ...) beside their schema-2 names so that older `expect:` blocks still work."""
+        return with_legacy_aliases(self.to_dict())
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n"
@@ -169,13 +200,12 @@ class PlanResult:
         rows = []
         for c in self.all_candidates():
             d = c.to_dict()
-            rows.append({k: d[k] for k in ("design", "kind", "label", "machines", "prompt_machines",
-                                           "token_machines", "mixed_machines", "cost_usd_per_h", "power_kw",
-                                           "throughput_rps", "throughput_mean_rps", "model_rate_rps",
-                                           "saturated", "within_budget", "verified", "source")}
-                        | {"ci95_lo_rps": d["throughput_ci95_rps"][0], "ci95_hi_rps": d["throughput_ci95_rps"][1],
+            rows.append({k: d[k] for k in CANDIDATE_COLUMNS}
+                        | {"max_rate_ci95_lo_rps": d["max_rate_ci95_rps"][0],
+                           "max_rate_ci95_hi_rps": d["max_rate_ci95_rps"][1],
                            "min_slo_margin": min(d["slo_margins"].values(), default=None)})
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows, columns=[*CANDIDATE_COLUMNS, "max_rate_ci95_lo_rps", "max_rate_ci95_hi_rps",
+                                           "min_slo_margin"])
 
     def pareto_frame(self) -> pd.DataFrame:
         from splitplan.plan.studies import pareto_rows
@@ -183,7 +213,7 @@ class PlanResult:
         rows = [r | {"axis": "cost"} for r in pareto_rows(self.all_candidates(), "cost_usd_per_h")]
         rows += [r | {"axis": "power"} for r in pareto_rows(self.all_candidates(), "power_kw")]
         return pd.DataFrame(rows, columns=["axis", "design", "label", "cost_usd_per_h", "power_kw",
-                                           "throughput_rps"])
+                                           "max_rate_rps"])
 
     def write(self, out_dir: str | Path) -> Path:
         """plan.json, candidates.csv, pareto.csv, written atomically (temp dir, then rename)."""
@@ -209,17 +239,48 @@ class PlanResult:
         return out
 
 
+CANDIDATE_COLUMNS = ("design", "kind", "label", "machines", "prompt_machines", "token_machines", "mixed_machines",
+                     "cost_usd_per_h", "power_kw", "max_rate_rps", "max_rate_mean_rps", "phases",
+                     "mixed_request_share", "mixed_token_share", "model_rate_rps", "model_error", "saturated",
+                     "within_budget", "verified", "source", "n_simulations", "miss")
+
+
 def _design_dict(d: DesignResult, prov: dict[str, str]) -> dict[str, Any]:
     best = d.best.to_dict(prov) if d.best else None
-    shortcuts = {k: (best[k] if best else None) for k in ("throughput_rps", "cost_usd_per_h", "power_kw",
+    shortcuts = {k: (best[k] if best else None) for k in ("max_rate_rps", "cost_usd_per_h", "power_kw",
                                                            "machines", "prompt_machines", "token_machines",
-                                                           "mixed_machines")}
+                                                           "mixed_machines", "phases")}
     out = {"kind": d.kind, "status": d.status, "binding": d.binding, **shortcuts, "best": best,
-           "capacity_model": [dict(c) for c in d.capacities]}
+           "capacity_model": [dict(c) for c in d.capacities], "model_error": model_error_summary(d.candidates)}
     if d.ilp_best is not None or d.grid_best is not None:
-        out["methods"] = {name: ({"label": c.cluster.label(), "throughput_rps": _r(c.throughput_rps),
+        out["methods"] = {name: ({"label": c.cluster.label(), "max_rate_rps": _r(c.max_rate_rps),
                                   "cost_usd_per_h": _r(c.cost_usd_per_h), "power_kw": _r(c.power_kw)} if c else None)
                           for name, c in (("ilp", d.ilp_best), ("grid", d.grid_best))}
+    return out
+
+
+def model_error_summary(candidates: tuple[Candidate, ...]) -> dict[str, Any]:
+    """How far the capacity model was from the simulator over a design's fully verified candidates."""
+    errors = [e for e in (c.model_error for c in candidates) if e is not None]
+    if not errors:
+        return {"candidates": 0, "median": None, "min": None, "max": None}
+    ordered = sorted(errors)
+    mid = len(ordered) // 2
+    median = ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+    return {"candidates": len(errors), "median": _r(median), "min": _r(ordered[0]), "max": _r(ordered[-1])}
+
+
+def with_legacy_aliases(plan: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a plan.json mapping with the schema-1 names added beside the schema-2 ones."""
+    def alias(entry: Any) -> Any:
+        if isinstance(entry, dict):
+            return {**entry, **{old: entry[new] for old, new in LEGACY_ALIASES.items() if new in entry}}
+        return entry
+
+    out = dict(plan)
+    out["best"] = alias(plan.get("best"))
+    out["designs"] = {name: {**alias(d), "best": alias(d.get("best"))} for name, d in plan.get("designs", {}).items()}
+    out["candidates"] = [alias(c) for c in plan.get("candidates", [])]
     return out
 
 
@@ -232,8 +293,8 @@ def scenario_echo(s: Scenario) -> dict[str, Any]:
                      "seeds": list(s.seed_list())},
         "slos": [slo.to_text() for slo in s.slos], "reference_machine": s.reference_machine,
         "reference_tp": s.reference_tp,
-        "designs": [{"name": d.name, "kind": d.kind, "tp": d.tp, **{r: list(m) for r, m in d.pools().items()}}
-                    for d in s.designs],
+        "designs": [d.to_dict() for d in s.designs],
+        "serving": s.serving.to_dict(),
         "constraints": {k: getattr(c, k) for k in c.__dataclass_fields__},
         "objective": s.objective,
         "search": {k: getattr(se, k) for k in se.__dataclass_fields__ if k != "workers"},

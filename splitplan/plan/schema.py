@@ -3,7 +3,8 @@
 A schema node is a Python type (or tuple of types), a dict of required keys -> nodes, a one-element
 list [node] for "list of node", `Nullable(node)`, `MapOf(node)` for free-form keys, or `OneOf(...)` of
 literal values. `check_plan(data)` returns the list of problems ("best.pools[0].count: expected int").
-Consumers (report, check) can rely on every key below existing in schema_version 1.
+Consumers (report, check) can rely on every key below existing in schema_version 2 (the report also
+reads schema-1 files, whose rates were named throughput_rps).
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from splitplan.scenario_designs import DESIGN_KINDS
+
 NUM = (int, float)
+STATUSES = ("feasible", "infeasible", "time_limit", "interrupted")
+PHASES = ("split", "partly co-located", "co-located")
 
 
 @dataclass(frozen=True)
@@ -32,39 +37,44 @@ class OneOf:
 POOL = {"role": OneOf(("prompt", "token", "mixed")), "machine": str, "count": int, "tp": int}
 
 CANDIDATE = {
-    "design": str, "kind": OneOf(("baseline", "splitwise")), "label": str, "pools": [POOL],
+    "design": str, "kind": OneOf(DESIGN_KINDS), "label": str, "pools": [POOL],
     "machines": int, "prompt_machines": int, "token_machines": int, "mixed_machines": int,
     "cost_usd_per_h": NUM, "power_kw": NUM,
-    "throughput_rps": NUM, "throughput_mean_rps": NUM, "throughput_ci95_rps": [Nullable(NUM)],
-    "per_seed_rps": [NUM], "slo_margins": MapOf(Nullable(NUM)), "saturated": bool,
-    "model_rate_rps": NUM, "within_budget": bool, "verified": bool, "source": OneOf(("ilp", "local", "grid", "screen")),
-    "n_simulations": int, "perf_provenance": MapOf(str),
+    "max_rate_rps": NUM, "max_rate_mean_rps": NUM, "max_rate_ci95_rps": [Nullable(NUM)],
+    "per_seed_max_rate_rps": [NUM], "slo_margins": MapOf(Nullable(NUM)), "saturated": bool,
+    "phases": OneOf(PHASES), "mixed_request_share": Nullable(NUM), "mixed_token_share": Nullable(NUM),
+    "model_rate_rps": NUM, "model_error": Nullable(NUM), "within_budget": bool, "verified": bool,
+    "source": OneOf(("ilp", "local", "grid", "screen")), "n_simulations": int, "miss": Nullable(str),
+    "perf_provenance": MapOf(str),
 }
 
 DESIGN = {
-    "kind": OneOf(("baseline", "splitwise")), "status": OneOf(("feasible", "infeasible")), "binding": str,
-    "throughput_rps": Nullable(NUM), "cost_usd_per_h": Nullable(NUM), "power_kw": Nullable(NUM),
+    "kind": OneOf(DESIGN_KINDS), "status": OneOf(STATUSES), "binding": str,
+    "max_rate_rps": Nullable(NUM), "cost_usd_per_h": Nullable(NUM), "power_kw": Nullable(NUM),
     "machines": Nullable(int), "prompt_machines": Nullable(int), "token_machines": Nullable(int),
-    "mixed_machines": Nullable(int), "best": Nullable(CANDIDATE),
-    "capacity_model": [{"role": str, "machine": str, "rate_rps": NUM, "bound": str, "instances": int}],
+    "mixed_machines": Nullable(int), "phases": Nullable(OneOf(PHASES)), "best": Nullable(CANDIDATE),
+    "capacity_model": [{"role": str, "machine": str, "tp": int, "rate_rps": NUM, "bound": str, "instances": int}],
+    "model_error": {"candidates": int, "median": Nullable(NUM), "min": Nullable(NUM), "max": Nullable(NUM)},
 }
 
 COMPARISON = {
     "design": str, "kind": str, "status": str, "binding": str, "label": Nullable(str),
-    "throughput_rps": Nullable(NUM), "cost_usd_per_h": Nullable(NUM), "power_kw": Nullable(NUM),
-    "throughput_ratio": Nullable(NUM), "cost_ratio": Nullable(NUM), "power_ratio": Nullable(NUM),
+    "max_rate_rps": Nullable(NUM), "phases": Nullable(OneOf(PHASES)), "cost_usd_per_h": Nullable(NUM),
+    "power_kw": Nullable(NUM), "max_rate_ratio": Nullable(NUM), "cost_ratio": Nullable(NUM),
+    "power_ratio": Nullable(NUM),
 }
 
-PARETO_POINT = {"design": str, "label": str, "cost_usd_per_h": NUM, "power_kw": NUM, "throughput_rps": NUM}
+PARETO_POINT = {"design": str, "label": str, "cost_usd_per_h": NUM, "power_kw": NUM, "max_rate_rps": NUM}
 
 PLAN = {
-    "schema_version": OneOf((1,)),
+    "schema_version": OneOf((2,)),
     "scenario": {"name": str, "model": str, "workload": dict, "slos": [str], "reference_machine": str,
                  "designs": [dict], "constraints": dict, "objective": str, "search": dict, "perf": dict},
     "objective": OneOf(("max_throughput", "min_cost", "min_power")),
     "method": OneOf(("ilp", "grid", "both")),
-    "status": OneOf(("feasible", "infeasible")),
+    "status": OneOf(STATUSES),
     "binding": str,
+    "warnings": [str],
     "best": Nullable(CANDIDATE),
     "designs": MapOf(DESIGN),
     "comparisons": [COMPARISON],

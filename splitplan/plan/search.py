@@ -1,6 +1,6 @@
 """Search over machine counts of one design: ILP proposals refined by simulated local search, or a grid.
 
-A design's search space is a vector of counts, one per (role, machine type) "slot". The capacity model
+A design's search space is a vector of counts, one per (role, machine type, instance shape) "slot". The capacity model
 + ILP propose the best vectors; the simulator measures them; a local search (a few machines either way
 per slot) moves to any better neighbour until none is better, which corrects the capacity model's
 errors. `grid_search` simulates every relevant vector instead (the paper's method, for checking).
@@ -11,14 +11,16 @@ cannot win: dominated ones under max_throughput, those below a known failure und
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from splitplan.cluster import ClusterSpec, PoolSpec
 from splitplan.plan.ilp import Limits, PoolOption
 from splitplan.plan.parallel import WorkerPool
+from splitplan.plan.progress import EventKind, emit
 from splitplan.plan.result import Candidate, Verification
 from splitplan.plan.verify import lattice_rate
 from splitplan.plan.studies import pick_best, sort_key
@@ -31,23 +33,28 @@ VerifyFn = Callable[..., Verification]  # (problem, cluster, hint_rps) -> Verifi
 
 @dataclass
 class DesignSpace:
-    """Slots, prices and modelled capacities of one design, plus the limits every vector must respect."""
+    """Slots, prices and modelled capacities of one design, plus the limits every vector must respect.
+
+    `templates`: the pool spec of each slot (its serving settings; count ignored), as Problem.pool
+    builds it, so the clusters simulated are the ones the capacity model priced."""
 
     model: str
     design: Design
     options: list[PoolOption]  # one per slot, in slot order
     limits: Limits
+    templates: dict[tuple[str, str, int], PoolSpec] = field(default_factory=dict)
 
     @property
-    def slots(self) -> list[tuple[str, str]]:
-        return [(o.role, o.machine) for o in self.options]
+    def slots(self) -> list[tuple[str, str, int]]:
+        return [o.slot for o in self.options]
 
     def roles(self) -> list[str]:
         return list(dict.fromkeys(o.role for o in self.options))
 
     def cluster(self, v: Vector) -> ClusterSpec:
-        pools = tuple(PoolSpec(o.role, o.machine, n, self.design.tp) for o, n in zip(self.options, v) if n > 0)
-        return ClusterSpec(self.model, self.design.kind, pools, self.design.stack)
+        pools = tuple(replace(self.templates[o.slot], count=n) if o.slot in self.templates
+                      else PoolSpec(o.role, o.machine, n, o.tp) for o, n in zip(self.options, v) if n > 0)
+        return ClusterSpec(self.model, self.design.cluster_design, pools, self.design.stack)
 
     def cost(self, v: Vector) -> float:
         return sum(o.cost_usd_per_h * n for o, n in zip(self.options, v))
@@ -73,9 +80,17 @@ class DesignSpace:
         return (min(v) >= 0 and all(1 <= c <= self.limits.max_per_pool for c in counts)
                 and self.within_budget(v))
 
-    def vector(self, counts: tuple[tuple[str, str, int], ...]) -> Vector:
-        found = {(r, m): c for r, m, c in counts}
+    def vector(self, counts: tuple[tuple[str, str, int, int], ...]) -> Vector:
+        """The vector of (role, machine, tp, count) tuples."""
+        found = {(r, m, tp): c for r, m, tp, c in counts}
         return tuple(found.get(slot, 0) for slot in self.slots)
+
+    def shape_groups(self) -> list[list[int]]:
+        """Slot indices grouped by (role, machine): the shapes one machine type can take in one pool."""
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, o in enumerate(self.options):
+            groups.setdefault((o.role, o.machine), []).append(i)
+        return list(groups.values())
 
 
 @dataclass
@@ -113,9 +128,19 @@ class Evaluator:
 
     def map(self, fn: VerifyFn, tasks: list[tuple]) -> list[Verification]:
         """Run simulation tasks on the worker pool, in order, reporting them to the progress hooks."""
+        self.check_deadline()
         if tasks and self.on_total:
             self.on_total(len(tasks))
+        if tasks:
+            what = "verifying" if fn is self.verify_fn else "testing" if fn is self.test_fn else "measuring"
+            emit(EventKind.STAGE, f"{what} {len(tasks)} candidate(s): " + ", ".join(
+                _short_label(task[1]) for task in tasks[:3]) + (", ..." if len(tasks) > 3 else ""))
         return self.pool.map(fn, tasks, self.on_done)
+
+    def check_deadline(self) -> None:
+        check = getattr(self.problem, "check_deadline", None)  # test doubles of Problem may have none
+        if check is not None:
+            check()
 
     def passes(self, vectors: list[Vector], k: int) -> list[bool]:
         """Does each vector meet every SLO at lattice rate k on the first seed? One simulation per new
@@ -155,27 +180,71 @@ class Evaluator:
         return sorted(out.values(), key=lambda c: c.key())
 
 
+def _short_label(cluster: ClusterSpec) -> str:
+    """'prompt 2 x dgx-h100 + token 1 x dgx-h100' without the design word."""
+    return cluster.label().split(": ", 1)[-1]
+
+
 def _target(space: DesignSpace) -> float | None:
     return space.limits.min_throughput_rps
 
 
 def neighbours(space: DesignSpace, v: Vector, radius: int) -> list[Vector]:
-    """Valid vectors within `radius` machines of v in every slot, excluding v, plus budget-neutral swaps:
-    k (<= radius) machines more in one slot paid for by the fewest machines less in another."""
+    """Valid vectors within `radius` machines of v in every active slot, excluding v, plus budget-neutral
+    swaps (k <= radius machines more in one slot paid for by the fewest machines less in another), plus
+    shape moves (one machine type of a pool re-cut into another instance shape).
+
+    Active slots: per (role, machine type), the shapes v uses, or the best-modelled one when it uses
+    none; with one shape per machine type (a fixed tp) that is every slot, as before shapes were
+    searched. Counting every shape as a free slot would multiply the neighbourhood (and its
+    simulations) by the shapes squared; a shape change is one move instead."""
+    active = _active_slots(space, v)
     steps = range(-radius, radius + 1)
-    if (2 * radius + 1) ** len(v) <= FULL_BOX_LIMIT:
-        deltas = itertools.product(steps, repeat=len(v))
+    if (2 * radius + 1) ** len(active) <= FULL_BOX_LIMIT:
+        deltas = itertools.product(steps, repeat=len(active))
     else:  # the full box is exponential in the slots (4 + 4 machine types at radius 3: 5.7M vectors)
-        deltas = _two_slot_deltas(len(v), steps)
-    out = {tuple(a + d for a, d in zip(v, delta)) for delta in deltas if any(delta)}
-    for i, j in itertools.permutations(range(len(v)), 2):
+        deltas = _two_slot_deltas(len(active), steps)
+    out = {_moved(v, active, delta) for delta in deltas if any(delta)}
+    for i, j in itertools.permutations(active, 2):
         for k in range(1, radius + 1):
             for m in range(1, v[j] + 1):
                 w = tuple(a + k * (x == i) - m * (x == j) for x, a in enumerate(v))
                 if space.valid(w):
                     out.add(w)
                     break
+    out |= set(shape_moves(space, v))
     return sorted(w for w in out if space.valid(w))
+
+
+def _active_slots(space: DesignSpace, v: Vector) -> list[int]:
+    active = []
+    for group in space.shape_groups():
+        used = [i for i in group if v[i] > 0]
+        active += used or [max(group, key=lambda i: (space.options[i].cap_rps, -i))]
+    return sorted(active)
+
+
+def _moved(v: Vector, slots: list[int], delta: tuple[int, ...]) -> Vector:
+    w = list(v)
+    for i, d in zip(slots, delta):
+        w[i] += d
+    return tuple(w)
+
+
+def shape_moves(space: DesignSpace, v: Vector) -> list[Vector]:
+    """Each used (role, machine type) slot moved whole to another shape of that machine type: with the
+    same machines (same cost), one fewer (the move a cost descent needs when the new shape is better),
+    and with the machines the model says give the same capacity."""
+    out = []
+    for group in space.shape_groups():
+        for i in (i for i in group if v[i] > 0):
+            for j in (j for j in group if j != i):
+                ratio = space.options[i].cap_rps / max(space.options[j].cap_rps, 1e-12)
+                for n in {v[i], v[i] - 1, max(1, math.ceil(v[i] * ratio - 1e-9))} - {0}:
+                    w = list(v)
+                    w[i], w[j] = 0, w[j] + n
+                    out.append(tuple(w))
+    return out
 
 
 def _two_slot_deltas(slots: int, steps: range) -> list[tuple[int, ...]]:
@@ -239,4 +308,4 @@ def grid_search(ev: Evaluator, objective: str, batch: int = 4) -> Candidate | No
 
 
 def vector_of(space: DesignSpace, c: Candidate) -> Vector:
-    return space.vector(tuple((p.role, p.machine, p.count) for p in c.cluster.pools))
+    return space.vector(tuple((p.role, p.machine, p.tp, p.count) for p in c.cluster.pools))

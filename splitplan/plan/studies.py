@@ -22,7 +22,7 @@ def pareto_rows(candidates: list[Candidate], axis: str) -> list[dict[str, Any]]:
             frontier.append(c)
             best = c.throughput_rps
     return [{"design": c.design, "label": c.cluster.label(), "cost_usd_per_h": round(c.cost_usd_per_h, 6),
-             "power_kw": round(c.power_kw, 6), "throughput_rps": round(c.throughput_rps, 6)} for c in frontier]
+             "power_kw": round(c.power_kw, 6), "max_rate_rps": round(c.throughput_rps, 6)} for c in frontier]
 
 
 def comparisons(designs: tuple[DesignResult, ...]) -> tuple[dict[str, Any], ...]:
@@ -33,10 +33,11 @@ def comparisons(designs: tuple[DesignResult, ...]) -> tuple[dict[str, Any], ...]
         row: dict[str, Any] = {"design": d.name, "kind": d.kind, "status": d.status, "binding": d.binding}
         b = d.best
         row.update({"label": b.cluster.label() if b else None,
-                    "throughput_rps": round(b.throughput_rps, 6) if b else None,
+                    "max_rate_rps": round(b.throughput_rps, 6) if b else None,
+                    "phases": b.phases.value if b else None,
                     "cost_usd_per_h": round(b.cost_usd_per_h, 6) if b else None,
                     "power_kw": round(b.power_kw, 6) if b else None})
-        for key, attr in (("throughput_ratio", "throughput_rps"), ("cost_ratio", "cost_usd_per_h"),
+        for key, attr in (("max_rate_ratio", "throughput_rps"), ("cost_ratio", "cost_usd_per_h"),
                           ("power_ratio", "power_kw")):
             num, den = (getattr(b, attr) if b else None), (getattr(ref, attr) if ref else None)
             row[key] = round(num / den, 4) if num is not None and den else None

@@ -1,9 +1,10 @@
 """Verification: the simulator's max rate of a cluster over independent seeds, and its SLO margins.
 
-Only simulated numbers are reported as throughput. Per seed, the max rate is bisected over a geometric
-lattice of rates (2% apart) in a bracket around the capacity model's estimate (moved when the estimate
-is off): a tight bracket takes about half the simulations of a blind one, and the lattice makes the
-answer independent of where the bracket started. Pass/fail is not exactly monotone in the rate, so
+Only simulated numbers are reported as throughput. Per seed, the max rate is searched over a geometric
+lattice of rates (2% apart) from the capacity model's estimate (later seeds: from the first seed's
+answer), widening until the edge is bracketed, then bisected (sim/maxrate.py: lattice_max): an
+estimate near the answer saves simulations, and the lattice makes the answer independent of where the
+search started. Pass/fail is not exactly monotone in the rate, so
 the reported rate is then re-simulated on every seed and lowered until >= require_fraction of the seeds
 meet every SLO unsaturated: the plan's margins are measured at the very rate reported.
 `verify_cluster` is a module-level function of picklable arguments (worker processes run it); its seeds
@@ -12,20 +13,21 @@ come from the scenario, so its result does not depend on the worker that ran it.
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from splitplan.cluster import ClusterSpec
 from splitplan.plan.problem import Problem
+from splitplan.plan.progress import note_simulation
 from splitplan.plan.result import Verification
 from splitplan.sim import SimConfig, simulate
-from splitplan.sim.maxrate import ci95
+from splitplan.sim.maxrate import HINT_STEP_K, KNOWN_STEP_K, SEED_STEP_K, ci95, lattice_max
 from splitplan.workload import Workload, poisson_workload
 
 RATE_STEP = 1.02  # rates are resolved on a geometric lattice (2% steps), whatever the estimate
-BRACKET_STEPS = (-15, 13)  # initial bracket around the estimate: about [0.74, 1.29] x estimate
-KNOWN_PASS_STEPS = 6  # bracket above a rate known to pass: about x1.13
 CONFIRM_STEPS = 6  # at most this many lattice steps down when the seeds disagree at the combined rate
 
 
@@ -36,12 +38,30 @@ CONFIRM_STEPS = 6  # at most this many lattice steps down when the seeds disagre
 
 
 def sim_config(problem: Problem) -> SimConfig:
-    return SimConfig(reference_machine=problem.catalog.machine(problem.scenario.reference_machine).name,
-                     reference_tp=problem.scenario.reference_tp)
+    """The simulator's settings for every plan: the SLO reference and the serving section's transfer mode
+    and overflow limits (batch limits travel with each pool's scheduling, the capacity model's too)."""
+    sc = problem.scenario
+    serving = {k: v for k, v in (("transfer", sc.serving.transfer),
+                                 ("prompt_overflow_tokens", sc.serving.prompt_overflow_tokens),
+                                 ("token_overflow_tokens", sc.serving.token_overflow_tokens)) if v is not None}
+    return SimConfig(reference_machine=problem.catalog.machine(sc.reference_machine).name,
+                     reference_tp=sc.reference_tp, **serving)
 
 
 def lattice_rate(k: int) -> float:
     return RATE_STEP ** k
+
+
+@dataclass(frozen=True)
+class Run:
+    """One simulation's verdict: every SLO met unsaturated, the margin of each SLO, and the share of
+    requests and tokens that ran co-located (a mixed or borrowed machine)."""
+
+    passed: bool
+    margins: dict[str, float]
+    mixed_request_share: float = 0.0
+    mixed_token_share: float = 0.0
+    saturated: bool = False
 
 
 class _Runs:
@@ -50,29 +70,46 @@ class _Runs:
 
     def __init__(self, problem: Problem, cluster: ClusterSpec):
         self.problem, self.cluster = problem, cluster
-        self.memo: dict[tuple[int, int], tuple[bool, dict[str, float]]] = {}
+        self.memo: dict[tuple[int, int], Run] = {}
         self.known_pass: set[tuple[int, int]] = set()  # passes established by an earlier test_cluster
 
     @property
     def sims(self) -> int:
         return len(self.memo)
 
-    def run(self, seed: int, k: int) -> tuple[bool, dict[str, float]]:
-        """(every SLO met unsaturated, margin per SLO) for one seed at lattice rate k."""
+    def run(self, seed: int, k: int) -> Run:
+        """The verdict of one seed at lattice rate k (simulated once)."""
         if (seed, k) not in self.memo:
             p = self.problem
+            p.check_deadline()
             w = workload_at(p, lattice_rate(k), seed)
             if len(w) == 0:  # a rate so low that no request arrives proves nothing
-                self.memo[seed, k] = (False, {})
+                self.memo[seed, k] = Run(False, {})
             else:
+                note_simulation(self.cluster, lattice_rate(k), seed)
                 r = simulate(self.cluster, w, perf=p.perf, catalog=p.catalog, config=sim_config(p), slos=p.slos)
                 margins = {name: (-math.inf if item["margin"] is None else float(item["margin"]))
                            for name, item in r.summary["slo"].items()}
-                self.memo[seed, k] = (bool(r.all_slos_met), margins)
+                mixed = r.summary["mixed_pool"]
+                self.memo[seed, k] = Run(bool(r.all_slos_met), margins, float(mixed["request_share"]),
+                                         float(mixed["token_share"]), bool(r.saturated))
         return self.memo[seed, k]
 
+    def worst_miss(self) -> tuple[float, str]:
+        """(rate, what failed) at the lowest rate simulated: for a plan that met the SLOs at no rate."""
+        if not self.memo:
+            return 0.0, ""
+        seed, k = min(self.memo, key=lambda sk: (sk[1], sk[0]))
+        run = self.memo[seed, k]
+        if run.saturated:
+            return lattice_rate(k), "saturated"
+        if not run.margins:
+            return lattice_rate(k), "no request arrived"
+        name, margin = min(run.margins.items(), key=lambda kv: kv[1])
+        return lattice_rate(k), f"{name} missed by {-margin:.0%}" if math.isfinite(margin) else f"{name} unfinished"
+
     def passes(self, seed: int, k: int) -> bool:
-        return (seed, k) in self.known_pass or self.run(seed, k)[0]
+        return (seed, k) in self.known_pass or self.run(seed, k).passed
 
 
 def _lattice_bounds(problem: Problem, hint_rps: float) -> tuple[int, int]:
@@ -92,23 +129,31 @@ def verify_cluster(problem: Problem, cluster: ClusterSpec, hint_rps: float,
     runs = _Runs(problem, cluster)
     seeds = problem.scenario.seed_list()
     known = lattice_index(passed_rps) if passed_rps else None
-    per_k = [_seed_max_k(runs, seed, hint_k, floor_k, known if i == 0 else None) for i, seed in enumerate(seeds)]
+    per_k: list[int] = []
+    for i, seed in enumerate(seeds):  # later seeds start from the first seed's answer (sim/maxrate.py)
+        start, step = (hint_k, HINT_STEP_K) if not per_k else (max(floor_k, per_k[0]), SEED_STEP_K)
+        per_k.append(_seed_max_k(runs, seed, start, floor_k, known if i == 0 else None, step))
     need = max(1, math.ceil(problem.scenario.search.require_fraction * len(per_k)))
     k = sorted(per_k, reverse=True)[need - 1]
-    margins, ok = {}, False
+    margins, ok, results = {}, False, []
     for _ in range(CONFIRM_STEPS):
         if k < floor_k:
             break
         results = [runs.run(seed, k) for seed in seeds]
-        if sum(passed for passed, _ in results) >= need:
+        if sum(r.passed for r in results) >= need:
             ok = True
-            margins = {name: min(m[name] for _, m in results if name in m) for name in results[0][1]}
+            margins = {name: min(r.margins[name] for r in results if name in r.margins)
+                       for name in results[0].margins}
             break
         k -= 1
     per_seed = [lattice_rate(x) if x >= floor_k else 0.0 for x in per_k]
     rate = lattice_rate(k) if ok else 0.0
+    miss_rate, miss = (0.0, "") if ok else runs.worst_miss()
     return Verification(rate_rps=rate, per_seed_rps=tuple(per_seed), mean_rps=float(np.mean(per_seed)),
-                        ci95_rps=ci95(per_seed), slo_margins=margins, saturated=not ok, n_simulations=runs.sims)
+                        ci95_rps=ci95(per_seed), slo_margins=margins, saturated=not ok, n_simulations=runs.sims,
+                        mixed_request_share=max(r.mixed_request_share for r in results) if ok else None,
+                        mixed_token_share=max(r.mixed_token_share for r in results) if ok else None,
+                        miss=miss, miss_rate_rps=miss_rate)
 
 
 def screen_cluster(problem: Problem, cluster: ClusterSpec, hint_rps: float) -> Verification:
@@ -130,9 +175,13 @@ def test_cluster(problem: Problem, cluster: ClusterSpec, rate_rps: float) -> Ver
     0; like screens, tests are never reported as a plan's throughput."""
     k = lattice_index(rate_rps)
     runs = _Runs(problem, cluster)
-    rate = lattice_rate(k) if runs.passes(problem.scenario.seed_list()[0], k) else 0.0
+    run = runs.run(problem.scenario.seed_list()[0], k)
+    rate = lattice_rate(k) if run.passed else 0.0
     return Verification(rate_rps=rate, per_seed_rps=(rate,), mean_rps=rate, ci95_rps=(rate, rate), slo_margins={},
-                        saturated=rate <= 0, n_simulations=1, screened=True)
+                        saturated=rate <= 0, n_simulations=1, screened=True,
+                        mixed_request_share=run.mixed_request_share if run.passed else None,
+                        mixed_token_share=run.mixed_token_share if run.passed else None,
+                        miss="" if run.passed else runs.worst_miss()[1], miss_rate_rps=0.0 if run.passed else lattice_rate(k))
 
 
 def lattice_index(rate_rps: float) -> int:
@@ -140,34 +189,16 @@ def lattice_index(rate_rps: float) -> int:
     return round(math.log(rate_rps) / math.log(RATE_STEP))
 
 
-def _seed_max_k(runs: _Runs, seed: int, hint_k: int, floor_k: int, known_pass_k: int | None = None) -> int:
-    """One seed's highest passing lattice index (floor_k - 1 when none passes), by bisection.
-
-    The bracket starts around the estimate and moves until it straddles the edge, so the answer depends
-    on the estimate only through the noise of non-monotone seeds, not through the bracket's ends. With a
-    known passing index the bracket starts there, a few steps wide (about half the simulations)."""
+def _seed_max_k(runs: _Runs, seed: int, hint_k: int, floor_k: int, known_pass_k: int | None = None,
+                step_k: int = HINT_STEP_K) -> int:
+    """One seed's highest passing lattice index (floor_k - 1 when none passes): a search that starts at
+    the estimate (or at a known passing index) and widens until it brackets the edge (sim/maxrate.py),
+    so the answer depends on the estimate only through the noise of non-monotone seeds."""
+    passes = functools.partial(runs.passes, seed)
     if known_pass_k is not None and known_pass_k >= floor_k:
-        lo, hi = known_pass_k, known_pass_k + KNOWN_PASS_STEPS
-        runs.known_pass.add((seed, lo))  # margins, if needed at lo, are simulated by the re-check
-    else:
-        lo, hi = max(floor_k, hint_k + BRACKET_STEPS[0]), max(floor_k + 1, hint_k + BRACKET_STEPS[1])
-    for _ in range(8):  # make hi fail (x1.8 per move)
-        if not runs.passes(seed, hi):
-            break
-        lo, hi = hi, hi + 30
-    else:
-        return hi
-    while not runs.passes(seed, lo):  # make lo pass (/2.4 per move)
-        if lo <= floor_k:
-            return floor_k - 1
-        hi, lo = lo, max(floor_k, lo - 45)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if runs.passes(seed, mid):
-            lo = mid
-        else:
-            hi = mid
-    return lo
+        runs.known_pass.add((seed, known_pass_k))  # margins, if needed there, are simulated by the re-check
+        return lattice_max(passes, known_pass_k, floor_k, KNOWN_STEP_K, start_passes=True)
+    return lattice_max(passes, hint_k, floor_k, step_k)
 
 
 def workload_at(problem: Problem, rate_rps: float, seed: int) -> Workload:

@@ -38,15 +38,18 @@ def best_plan_simulation(data: PlanOutput) -> Replay:
 
 
 def _replay(plan: dict[str, Any], out_dir: Path) -> Replay:
-    from splitplan.cluster import ClusterSpec
+    from dataclasses import replace
+
+    from splitplan.cluster import ClusterSpec, serving_overrides
     from splitplan.scenario import PerfSection, perf_settings_of_section
+    from splitplan.scenario_designs import CLUSTER_DESIGNS
     from splitplan.sim import SimConfig, simulate
     from splitplan.slo import parse_slos
     from splitplan.workload import load_trace, poisson_workload, resolve_trace_path
 
     scenario = plan.get("scenario") or {}
     best = plan.get("best") or {}
-    rate_rps = pick_key(best, "throughput_rps")
+    rate_rps = pick_key(best, "max_rate_rps") if "max_rate_rps" in best else pick_key(best, "throughput_rps")
     if not best.get("pools") or not isinstance(rate_rps, (int, float)) or rate_rps <= 0:
         raise SplitplanError("plan.json has no verified best plan")
     workload = scenario.get("workload") or {}
@@ -62,11 +65,20 @@ def _replay(plan: dict[str, Any], out_dir: Path) -> Replay:
         backend=perf.get("backend") or "analytic", profile=perf.get("profile"),
         stack=perf.get("stack_file") or perf.get("stack"), compat=perf.get("compat"), weights=perf.get("weights"),
         moe_weights=perf.get("moe_weights"), kv=perf.get("kv")))
-    cluster = ClusterSpec.from_dict({"model": scenario["model"], "design": best.get("kind") or "splitwise",
-                                     "pools": best["pools"]}, source=str(out_dir / "plan.json"))
+    design = next((d for d in scenario.get("designs") or [] if d.get("name") == best.get("design")), {})
+    cluster = ClusterSpec.from_dict({"model": scenario["model"],
+                                     "design": CLUSTER_DESIGNS.get(best.get("kind") or "", "splitwise"),
+                                     "pools": best["pools"], "stack": design.get("stack")},
+                                    source=str(out_dir / "plan.json"))
+    serving = scenario.get("serving") or {}
+    top = {k: v for k, v in serving.items() if k not in ("prompt", "token", "mixed", "transfer",
+                                                         "prompt_overflow_tokens", "token_overflow_tokens")}
+    if top:
+        settings = replace(settings, scheduling=serving_overrides(top, str(out_dir / "plan.json"), "serving"))
     slos = parse_slos(scenario["slos"], source=str(out_dir / "plan.json")) if scenario.get("slos") else None
+    extra = {k: serving[k] for k in ("transfer", "prompt_overflow_tokens", "token_overflow_tokens") if k in serving}
     config = SimConfig(reference_machine=scenario.get("reference_machine") or "dgx-a100",
-                       reference_tp=scenario.get("reference_tp"))
+                       reference_tp=scenario.get("reference_tp"), **extra)
     result = simulate(cluster, poisson_workload(sizes, float(rate_rps), duration_s, seed), perf=settings,
                       catalog=_catalog(source), config=config, slos=slos)
     sim = SimOutput(path=out_dir, summary=result.summary, requests=result.requests, machines=result.machines,

@@ -18,6 +18,7 @@ from splitplan.report.inputs import PlanOutput, ReportInput, SimOutput, load_out
 from splitplan.report.plan_sections import plan_sections, plan_title
 from splitplan.report.sim_sections import Section, cluster_label, sim_sections
 from splitplan.report.tables import esc
+from splitplan.report.trust_line import trust_line
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto; max-width: 1180px;
@@ -62,13 +63,17 @@ def render_report(data: ReportInput, *, simulate_best: bool = True) -> str:
     if isinstance(data, PlanOutput):
         title, subtitle = plan_title(data.plan)
         sections = plan_sections(data, simulate_best)
+        css, line = trust_line((data.plan.get("perf") or {}).get("provenance"), data.plan.get("warnings") or ())
     else:
         title, subtitle = "splitplan simulation report", cluster_label(data.summary)
         sections = sim_sections(data)
-    return page(title, subtitle, sections, source=data.path)
+        css, line = trust_line((data.summary.get("perf") or {}).get("provenance"))
+    lead = f'<p class="verdict {css} trust" id="trust">{esc(line)}</p>'
+    return page(title, subtitle, sections, source=data.path, lead=lead)
 
 
-def page(title: str, subtitle: str, sections: list[Section], *, source: Path) -> str:
+def page(title: str, subtitle: str, sections: list[Section], *, source: Path, lead: str = "") -> str:
+    """`lead`: HTML shown before everything else (the trust line: what the numbers rest on)."""
     nav = " ".join(f'<a href="#{esc(s.anchor)}">{esc(s.title)}</a>' for s in sections)
     body = "\n".join(f'<section id="{esc(s.anchor)}">\n<h2>{esc(s.title)}</h2>\n{s.body}\n</section>'
                      for s in sections)
@@ -84,6 +89,7 @@ def page(title: str, subtitle: str, sections: list[Section], *, source: Path) ->
 <body>
 <h1>{esc(title)}</h1>
 <p class="subtitle">{esc(subtitle)}</p>
+{lead}
 {plot_note}
 <nav>{nav}</nav>
 {body}

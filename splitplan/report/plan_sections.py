@@ -17,8 +17,8 @@ from splitplan.report.columns import pick_column
 from splitplan.report.inputs import PlanOutput
 from splitplan.report.plan_view import PlanRow, PlanView, plan_view, pools_text
 from splitplan.report.sim_sections import Section, sim_sections
-from splitplan.report.tables import (esc, fmt_margin, fmt_num, frame_table, key_values, slo_label, slo_order,
-                                     table, uncalibrated_warning)
+from splitplan.report.tables import esc, fmt_margin, fmt_num, frame_table, key_values, slo_label, slo_order, table
+from splitplan.plan.phases import is_split_kind
 
 OBJECTIVES = {"max_throughput": "highest throughput", "min_cost": "lowest cost", "min_power": "lowest power"}
 
@@ -33,9 +33,8 @@ def plan_title(plan: dict[str, Any]) -> tuple[str, str]:
 def plan_sections(data: PlanOutput, simulate_best: bool = True) -> list[Section]:
     """`simulate_best`: when the output holds no simulation of the best plan, re-run one (about a second)."""
     view = plan_view(data.plan)
-    warning = uncalibrated_warning((data.plan.get("perf") or {}).get("provenance"))
     sections = [
-        Section("recommendation", "Recommendation", recommendation_body(view) + warning),
+        Section("recommendation", "Recommendation", status_note(data.plan) + recommendation_body(view)),
         Section("designs", "Per-design comparison", designs_body(view)),
         Section("pareto", "Pareto frontiers", pareto_body(data, view)),
         Section("candidates", "Verified candidates", candidates_body(data.candidates)),
@@ -56,21 +55,45 @@ def plan_sections(data: PlanOutput, simulate_best: bool = True) -> list[Section]
     return sections
 
 
+STATUS_NOTES = {"time_limit": "The time limit stopped the search: every plan below is the best verified so far, "
+                              "not necessarily the best there is.",
+                "interrupted": "The run was interrupted: only the designs that finished are shown."}
+
+
+def status_note(plan: dict[str, Any]) -> str:
+    note = STATUS_NOTES.get(str(plan.get("status")))
+    return f'<p class="verdict warn">{esc(note)}</p>' if note else ""
+
+
+def split_text(row: PlanRow) -> str:
+    """The answer to "split phases?", as the plan ran at its verified rate."""
+    share = "" if row.mixed_request_share is None else f"{row.mixed_request_share:.0%}"
+    if not is_split_kind(row.kind):
+        return f"No, do not split: {pools_text(row.pools)} running both phases"
+    if row.kind == "disaggregated":
+        return f"Yes, split: {pools_text(row.pools)} (prefill and decode workers, roles fixed)"
+    if row.is_split:
+        return f"Yes, split: {pools_text(row.pools)}" + (f" ({share} of requests on mixed or borrowed machines)"
+                                                         if share else "")
+    return (f"Not in practice: designed as a split ({pools_text(row.pools)}), but {share} of requests ran "
+            f"co-located on mixed or borrowed machines at the verified rate ({row.phases})")
+
+
 def recommendation_body(view: PlanView) -> str:
     best = view.best
     if best is None:
         reason = view.binding or "no plan met the constraints and SLOs"
         return f'<p class="verdict bad">Infeasible: {esc(reason)}.</p>'
-    split = (f"Yes, split: {pools_text(best.pools)}" if best.is_split
-             else f"No, do not split: {pools_text(best.pools)} running both phases")
-    sentence = (f"{best.name}: {pools_text(best.pools)} — {fmt_num(best.throughput_rps, 1)} req/s for "
-                f"${fmt_num(best.cost_usd_per_h, 0)}/h and {fmt_num(best.power_kw, 1)} kW.")
-    pairs = [("design", f"{best.name} ({best.kind or 'design'})"), ("split phases?", split),
+    sentence = (f"{best.name}: {pools_text(best.pools)} — max rate {fmt_num(best.throughput_rps, 1)} req/s with "
+                f"every SLO met, for ${fmt_num(best.cost_usd_per_h, 0)}/h and {fmt_num(best.power_kw, 1)} kW.")
+    pairs = [("design", f"{best.name} ({best.kind or 'design'})"), ("split phases?", split_text(best)),
              ("machines", f"{best.machine_count} ({pools_text(best.pools)})"),
              ("cost", f"${fmt_num(best.cost_usd_per_h, 1)}/h"), ("provisioned power", f"{fmt_num(best.power_kw, 1)} kW"),
-             ("throughput (all SLOs met on every seed)", throughput_text(best))]
+             ("max_rate_rps (highest offered rate meeting every SLO on every seed)", throughput_text(best))]
     if best.per_seed_rps:
         pairs.append(("each seed's own max rate", ", ".join(fmt_num(v, 2) for v in best.per_seed_rps) + " req/s"))
+    if best.model_error is not None:
+        pairs.append(("capacity model vs simulation", f"{best.model_error:+.0%} (+ = the model was optimistic)"))
     parts = [f'<p class="verdict good">{esc(sentence)}</p>', key_values(pairs)]
     if best.slo_margins:
         ordered = sorted(best.slo_margins.items(), key=slo_order)
@@ -105,23 +128,32 @@ def designs_body(view: PlanView) -> str:
                  if first and row.throughput_rps and row.feasible else None)
         per_kusd = (1000.0 * row.throughput_rps / row.cost_usd_per_h
                     if row.throughput_rps and row.cost_usd_per_h else None)
-        rows.append([row.name, "split" if row.is_split else "not split", pools_text(row.pools),
+        rows.append([row.name, phases_cell(row), pools_text(row.pools),
                      fmt_num(row.cost_usd_per_h, 0), fmt_num(row.power_kw, 1), throughput_text(row),
                      f"{ratio:.2f}×" if ratio else "—", fmt_num(per_kusd, 1),
+                     "—" if row.model_error is None else f"{row.model_error:+.0%}",
                      row.status if row.feasible else f"{row.status}: {row.binding or ''}".strip(": ")])
         is_best = view.best is not None and row.name == view.best.name
         classes.append("best" if is_best else ("bad" if not row.feasible else ""))
-    headers = ["design", "phases", "machines", "$/h", "kW", "throughput", f"vs {first.name if first else 'first'}",
-               "req/s per $1000/h", "status"]
-    parts = [table(headers, rows, numeric=[False, False, False, True, True, True, True, True, False],
+    headers = ["design", "phases (as run)", "machines", "$/h", "kW", "max_rate_rps",
+               f"vs {first.name if first else 'first'}", "req/s per $1000/h", "model error", "status"]
+    parts = [table(headers, rows, numeric=[False, False, False, True, True, True, True, True, True, False],
                    row_classes=classes), why_text(view, designs)]
     feasible = [d for d in designs if d.feasible and d.throughput_rps]
     if len(feasible) > 1:
-        png = plots.bars([d.name for d in feasible], [("throughput", [d.throughput_rps for d in feasible])],
-                         "req/s with all SLOs met")
+        png = plots.bars([d.name for d in feasible], [("max_rate_rps", [d.throughput_rps for d in feasible])],
+                         "max_rate_rps (every SLO met)")
         if png:
             parts.append(plots.img_tag(png, "Throughput of each design's best plan"))
     return "\n".join(parts)
+
+
+def phases_cell(row: PlanRow) -> str:
+    if not is_split_kind(row.kind):
+        return "not split"
+    if row.mixed_request_share is None:
+        return "split" if row.phases in (None, "split") else str(row.phases)
+    return f"{row.phases or 'split'} ({row.mixed_request_share:.0%} co-located)"
 
 
 def why_text(view: PlanView, designs: list[PlanRow]) -> str:
@@ -138,7 +170,7 @@ def why_text(view: PlanView, designs: list[PlanRow]) -> str:
             continue
         facts = []
         if best.throughput_rps and other.throughput_rps:
-            facts.append(f"{best.throughput_rps / other.throughput_rps:.2f}× its throughput")
+            facts.append(f"{best.throughput_rps / other.throughput_rps:.2f}× its max rate")
         if best.cost_usd_per_h and other.cost_usd_per_h:
             facts.append(f"{_relative(best.cost_usd_per_h, other.cost_usd_per_h)} cost")
         if best.power_kw and other.power_kw:
@@ -161,7 +193,7 @@ def _relative(mine: float, theirs: float) -> str:
 def pareto_body(data: PlanOutput, view: PlanView) -> str:
     candidates, frontier = data.candidates, data.pareto
     points = candidates if not candidates.empty else frontier
-    y = pick_column(points, ("throughput_rps", "rate_rps", "throughput"), ("throughput",))
+    y = pick_column(points, ("max_rate_rps", "throughput_rps", "rate_rps", "throughput"), ("throughput",))
     if points.empty or y is None:
         return '<p class="note">No candidates.csv / pareto.csv with a throughput column in this output.</p>'
     group = pick_column(points, ("design", "name", "design_name"))
@@ -177,12 +209,12 @@ def pareto_body(data: PlanOutput, view: PlanView) -> str:
             continue
         front = _frontier_for(frontier, x, axis)
         best = (best_x, view.best.throughput_rps) if view.best and best_x and view.best.throughput_rps else None
-        png = plots.pareto(points, front, x=x, y=y, group=group, xlabel=label, ylabel="throughput (req/s, SLOs met)",
-                           best=best)
+        png = plots.pareto(points, front, x=x, y=y, group=group, xlabel=label,
+                           ylabel="max_rate_rps (every SLO met)", best=best)
         if png is None:
             parts.append(f'<p class="note">{esc(plots.PLOT_EXTRA_HINT)}</p>')
             break
-        parts.append(f"<h3>Throughput vs {esc(label)}</h3>" + plots.img_tag(png, f"Pareto frontier: {label}"))
+        parts.append(f"<h3>Max rate vs {esc(label)}</h3>" + plots.img_tag(png, f"Pareto frontier: {label}"))
     if not frontier.empty:
         parts.append("<h3>Frontier points</h3>" + frame_table(frontier, max_rows=60))
     return "\n".join(parts) or '<p class="note">No cost or power column to plot against.</p>'
@@ -204,7 +236,8 @@ def candidates_body(candidates: pd.DataFrame) -> str:
     if candidates.empty:
         return '<p class="note">No candidates.csv in this output.</p>'
     return (f"<p>{len(candidates):,} candidate plans were simulated; every row below is a simulator result, not a "
-            f"model estimate.</p><details><summary>All candidates</summary>{frame_table(candidates, max_rows=300)}"
+            f"model estimate (model_error = the capacity model's rate / the simulated max_rate_rps - 1; "
+            f"source screen = a one-seed pass/fail test, never a plan).</p><details><summary>All candidates</summary>{frame_table(candidates, max_rows=300)}"
             "</details>")
 
 

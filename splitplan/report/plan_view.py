@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from splitplan.plan.phases import is_split_kind
+
 
 @dataclass(frozen=True)
 class Pool:
@@ -30,17 +32,24 @@ class PlanRow:
     pools: tuple[Pool, ...]
     cost_usd_per_h: float | None
     power_kw: float | None
-    throughput_rps: float | None  # the rate that met every SLO on every seed
+    throughput_rps: float | None  # max_rate_rps: the highest offered rate meeting every SLO on every seed
     ci_rps: tuple[float, float] | None  # 95% CI of the per-seed max rates' mean
     per_seed_rps: tuple[float, ...]  # each seed's own max rate
     mean_rps: float | None = None
     slo_margins: dict[str, float] = field(default_factory=dict)  # (limit - value) / limit, worst seed
     status: str = "feasible"
     binding: str | None = None  # what limits the plan, or why there is none
+    phases: str | None = None  # "split" | "partly co-located" | "co-located" (schema 2)
+    mixed_request_share: float | None = None  # at the verified rate, worst seed
+    mixed_token_share: float | None = None
+    model_error: float | None = None  # capacity model / simulated max rate - 1
 
     @property
     def is_split(self) -> bool:
-        return self.kind == "splitwise"
+        """Split as run, not only as designed: a split design whose traffic mostly ran co-located is not."""
+        if not is_split_kind(self.kind):
+            return False
+        return self.phases in (None, "split")
 
     @property
     def machine_count(self) -> int:
@@ -98,15 +107,25 @@ def plan_row(candidate: Mapping[str, Any], status: str = "feasible", binding: st
         pools=_pools(candidate.get("pools")),
         cost_usd_per_h=_number(candidate.get("cost_usd_per_h")),
         power_kw=_number(candidate.get("power_kw")),
-        throughput_rps=_number(candidate.get("throughput_rps")),
-        ci_rps=_pair(candidate.get("throughput_ci95_rps")),
-        per_seed_rps=tuple(v for v in map(_number, candidate.get("per_seed_rps") or ()) if v is not None),
-        mean_rps=_number(candidate.get("throughput_mean_rps")),
+        throughput_rps=_number(_either(candidate, "max_rate_rps", "throughput_rps")),
+        ci_rps=_pair(_either(candidate, "max_rate_ci95_rps", "throughput_ci95_rps")),
+        per_seed_rps=tuple(v for v in map(_number, _either(candidate, "per_seed_max_rate_rps", "per_seed_rps") or ())
+                           if v is not None),
+        mean_rps=_number(_either(candidate, "max_rate_mean_rps", "throughput_mean_rps")),
+        phases=candidate.get("phases") if isinstance(candidate.get("phases"), str) else None,
+        mixed_request_share=_number(candidate.get("mixed_request_share")),
+        mixed_token_share=_number(candidate.get("mixed_token_share")),
+        model_error=_number(candidate.get("model_error")),
         slo_margins={str(k): float(v) for k, v in _mapping(candidate.get("slo_margins")).items()
                      if _number(v) is not None},
         status=status,
         binding=binding,
     )
+
+
+def _either(entry: Mapping[str, Any], name: str, old_name: str) -> Any:
+    """A schema-2 key, or its schema-1 name in an older plan.json."""
+    return entry.get(name) if name in entry else entry.get(old_name)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -112,28 +112,40 @@ def timeline(frame: pd.DataFrame, *, time_col: str, group_col: str | None,
     return _png_base64(fig)
 
 
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h")
+
+
 def pareto(points: pd.DataFrame, frontier: pd.DataFrame, *, x: str, y: str, group: str | None,
            xlabel: str, ylabel: str, best: tuple[float, float] | None = None) -> str | None:
-    """Verified candidates as dots (by design), the Pareto frontier as a line, the plan as a star."""
-    made = _new_figure(5.6, 4.0, margins={"left": 0.13, "right": 0.97, "top": 0.96, "bottom": 0.13})
+    """Verified candidates as dots (colour and shape by design), the Pareto frontier as a thin grey
+    step line drawn behind them, the plan as a star.
+
+    The frontier used to be a black line with square markers over the dots: it hid the colours of
+    the designs on it (7 designs in the legend, 3 colours visible). Drawn underneath, thin and
+    without markers, every design keeps its colour; the chart is sized for the page width."""
+    made = _new_figure(10.0, 4.8, margins={"left": 0.08, "right": 0.78, "top": 0.95, "bottom": 0.12})
     if made is None:
         return None
     fig, axes = made
     ax = axes[0, 0]
+    if not frontier.empty and x in frontier and y in frontier:
+        line = frontier.sort_values(x)
+        ax.step(line[x], line[y], where="post", color="#6e7781", linewidth=1.0, linestyle="--", zorder=1,
+                label="Pareto frontier")
     groups = list(dict.fromkeys(points[group].astype(str))) if group and group in points else [None]
     for i, name in enumerate(groups):
         part = points if name is None else points[points[group].astype(str) == name]
-        ax.scatter(part[x], part[y], s=18, alpha=0.75, color=_COLORS[i % len(_COLORS)], label=name or "candidates")
-    if not frontier.empty and x in frontier and y in frontier:
-        line = frontier.sort_values(x)
-        ax.plot(line[x], line[y], color="black", linewidth=1.4, marker="s", markersize=3, label="Pareto frontier")
+        ax.scatter(part[x], part[y], s=42, alpha=0.85, color=_COLORS[i % len(_COLORS)],
+                   marker=_MARKERS[i % len(_MARKERS)], edgecolor="white", linewidth=0.6, zorder=3,
+                   label=name or "candidates")
     if best is not None:
-        ax.scatter([best[0]], [best[1]], marker="*", s=220, color="gold", edgecolor="black", zorder=5,
-                   label="recommended plan")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+        ax.scatter([best[0]], [best[1]], marker="*", s=260, facecolor="none", edgecolor="black", linewidth=1.4,
+                   zorder=5, label="recommended plan")
+    ax.set_xlabel(xlabel, fontsize=10)
+    ax.set_ylabel(ylabel, fontsize=10)
+    ax.tick_params(labelsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return _png_base64(fig)
 
 

@@ -84,8 +84,8 @@ def summary_body(summary: dict[str, Any]) -> str:
         ("cluster", cluster_label(summary)),
         ("model", pick_key(summary, "cluster.model", default="—")),
         ("machines", fmt_num(_machine_count(summary), 0)),
-        ("throughput", f"{fmt_num(summary.get('throughput_rps'), 2)} req/s completed "
-                       f"(offered {fmt_num(summary.get('arrival_rps'), 2)} req/s)"),
+        ("offered_rps (arrival rate of the run)", f"{fmt_num(_first(summary, 'offered_rps', 'arrival_rps'), 2)} req/s"),
+        ("completed_rps (offered requests that finished)", f"{fmt_num(_completed_rps(summary), 2)} req/s"),
         ("requests", f"{fmt_num(completed, 0)} of {fmt_num(total, 0)} completed"
                      + (f", {fmt_num(summary.get('unfinished'), 0)} unfinished" if summary.get("unfinished") else "")),
         ("cost", f"${fmt_num(summary.get('cost_usd_per_h'), 1)}/h"),
@@ -95,10 +95,26 @@ def summary_body(summary: dict[str, Any]) -> str:
     ]
     mixed = summary.get("mixed_pool")
     if isinstance(mixed, dict) and mixed:
-        pairs.append(("mixed pool", ", ".join(f"{k}: {fmt_num(v, 0) if isinstance(v, (int, float)) else v}"
-                                              for k, v in mixed.items())))
+        pairs.append(("co-located (mixed pool, borrowed machines)", ", ".join(
+            f"{k}: {(fmt_pct(v) if k.endswith('share') else fmt_num(v, 0)) if isinstance(v, (int, float)) else v}"
+            for k, v in mixed.items())))
     warning = uncalibrated_warning(pick_key(summary, "perf.provenance"))
     return f'<p class="verdict {css}">{esc(sentence)}</p>' + warning + key_values(pairs)
+
+
+def _first(summary: dict[str, Any], name: str, old_name: str) -> Any:
+    """A schema-2 summary key, or its name in an older summary.json."""
+    return summary.get(name) if name in summary else summary.get(old_name)
+
+
+def _completed_rps(summary: dict[str, Any]) -> float | None:
+    """completed_rps; older summaries have only the windowed throughput, which is not the same number."""
+    if "completed_rps" in summary:
+        return summary["completed_rps"]
+    offered, done, total = summary.get("arrival_rps"), summary.get("completed"), summary.get("requests")
+    if isinstance(offered, (int, float)) and isinstance(done, int) and isinstance(total, int) and total:
+        return offered * done / total
+    return None
 
 
 def _machine_count(summary: dict[str, Any]) -> int | None:

@@ -102,10 +102,9 @@ class Stack:
     source: str  # the file it was read from
     rules: tuple[SchedulingRule, ...] = ()
 
-    def scheduling_for(self, gpu: GPU) -> Scheduling:
-        """The scheduling defaults on this GPU (rules in file order, later ones winning)."""
-        from dataclasses import replace
-
+    def scheduling_for(self, gpu: GPU, overrides: Mapping[str, Any] | None = None) -> Scheduling:
+        """The scheduling defaults on this GPU (rules in file order, later ones winning), then the
+        deployment's own settings (`overrides`: what a scenario's serving section or a flag sets)."""
         from splitplan.serving.kernels import gpu_arch
 
         arch = gpu_arch(gpu)
@@ -113,7 +112,7 @@ class Stack:
         for rule in self.rules:
             if rule.applies(gpu, arch):
                 sched = replace(sched, **rule.values)
-        return sched
+        return replace(sched, **overrides) if overrides else sched
 
     @property
     def calibrated(self) -> bool:
@@ -235,6 +234,15 @@ def _scheduling(data: Any, source: str, prefix: str = "scheduling", base: Schedu
     if partial:
         return {k: getattr(s, k) for k in (data or {})}
     return s
+
+
+def scheduling_overrides(data: Any, source: str, prefix: str) -> tuple[tuple[str, Any], ...]:
+    """Validated scheduling fields of a mapping, as sorted (field, value) pairs (hashable, so perf
+    models built with them cache by them)."""
+    return tuple(sorted(_scheduling(data, source, prefix, partial=True).items()))
+
+
+SCHEDULING_FIELDS = tuple(Scheduling.__dataclass_fields__)
 
 
 def _rules(data: Any, source: str) -> tuple[SchedulingRule, ...]:

@@ -1,4 +1,7 @@
-"""`simulate`: build instances for a cluster, run the event loop, and assemble the SimResult."""
+"""`simulate`: build instances for a cluster, run the event loop, and assemble the SimResult.
+
+After the loop only numpy is used: the per-request table stays as arrays and becomes a pandas frame
+when it is written or read (sim/result.py), so the hundreds of runs of a search pay nothing for it."""
 
 from __future__ import annotations
 
@@ -6,10 +9,9 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from splitplan.catalog import Catalog, get_catalog
-from splitplan.cluster import ClusterSpec
+from splitplan.cluster import ClusterSpec, PoolSpec
 from splitplan.errors import SplitplanError
 from splitplan.perf import build_perf_model, kv_transfer_ms, phase_power_w
 from splitplan.perf.base import PerfSettings
@@ -28,18 +30,26 @@ def _build_perf(model, machine, tp: int, settings: PerfSettings, catalog: Catalo
     return build_perf_model(model, machine, tp=tp, settings=settings, catalog=catalog)
 
 
+def pool_settings(perf: PerfSettings, pool: PoolSpec) -> PerfSettings:
+    """The perf settings one pool runs with: its own stack and scheduling settings over the cluster's."""
+    if pool.stack is None and not pool.scheduling:
+        return perf
+    merged = dict(perf.scheduling) | dict(pool.scheduling)
+    return replace(perf, stack=pool.stack or perf.stack, scheduling=tuple(sorted(merged.items())))
+
+
 def build_instances(cluster: ClusterSpec, perf: PerfSettings, catalog: Catalog):
     """Instances in pool order (gpus // tp per machine), their perf models, and the machine list."""
     model = catalog.model(cluster.model)
-    perfs: dict[tuple[str, int], Any] = {}
-    caches: dict[tuple[str, int], tuple[dict, dict]] = {}
+    perfs: dict[tuple, Any] = {}
+    caches: dict[tuple, tuple[dict, dict]] = {}
     insts: list[Inst] = []
     machines = []
     for pool in cluster.pools:
         machine = catalog.machine(pool.machine)
-        key = (machine.name, pool.tp)
+        key = (machine.name, pool.tp, pool.stack, pool.scheduling)
         if key not in perfs:
-            perfs[key] = _build_perf(model, machine, pool.tp, perf, catalog)
+            perfs[key] = _build_perf(model, machine, pool.tp, pool_settings(perf, pool), catalog)
             caches[key] = ({}, {})
         model_perf = perfs[key]
         cap = int(model_perf.kv_capacity_tokens())
@@ -49,6 +59,12 @@ def build_instances(cluster: ClusterSpec, perf: PerfSettings, catalog: Catalog):
                 insts.append(Inst(len(insts), pool.role, machine.name, len(machines) - 1, model_perf, cap,
                                   *caches[key]))
     return insts, perfs, machines, model
+
+
+def provenance_key(key: tuple) -> str:
+    """'dgx-h100/tp8' for a perf model of build_instances (with '/stack' when a pool names its own)."""
+    machine, tp, stack, sched = key
+    return f"{machine}/tp{tp}" + (f"/{stack}" if stack else "") + ("/tuned" if sched else "")
 
 
 def simulate(cluster: ClusterSpec, workload: Workload, *, perf: PerfSettings = PerfSettings(),
@@ -73,19 +89,9 @@ def simulate(cluster: ClusterSpec, workload: Workload, *, perf: PerfSettings = P
     slos = paper_slos() if slos is None else tuple(slos)
     eng = Engine(insts, cluster.design, arrival, prompt, output, float(first_perf.kv_bytes_per_token()),
                  links, machines, config, compat, _longest_unloaded_s(perfs.values(), prompt, output),
-                 record_itl=any(s.metric == "itl" for s in slos),
-                 colocated_policy=colocated_policy(first_perf, config, compat))
+                 record_itl=any(s.metric == "itl" for s in slos))
     eng.run()
     return _assemble(eng, cluster, workload, arrival, prompt, output, perf, perfs, catalog, config, slos, compat)
-
-
-def colocated_policy(perf, config: SimConfig, compat: bool) -> str:
-    """How instances serving both phases batch: the stack's policy (vLLM v1 chunks prompts, SGLang runs
-    prefill first, ...); SplitwiseSim's mixed batching under compat or when the config names it."""
-    if compat or config.colocated_policy != "mixed":
-        return config.colocated_policy
-    stack = getattr(perf, "stack", None)
-    return stack.scheduling.policy.value if stack is not None else config.colocated_policy
 
 
 def run_closed_loop(perf, prompt_tokens: np.ndarray, output_tokens: np.ndarray, clients: int, *,
@@ -103,6 +109,38 @@ def run_closed_loop(perf, prompt_tokens: np.ndarray, output_tokens: np.ndarray, 
     eng = Engine([inst], "baseline", np.zeros(len(prompt)), prompt, output, float(perf.kv_bytes_per_token()), links,
                  [machine], SimConfig(), False, record_itl=record_itl, clients=clients, colocated_policy=policy,
                  record_segments=record_segments, client_delay_s=client_delay_s)
+    eng.run()
+    return eng
+
+
+def run_closed_loop_disagg(prefill_perf, decode_perf, prefill_workers: int, decode_workers: int,
+                           prompt_tokens: np.ndarray, output_tokens: np.ndarray, clients: int, *, catalog: Catalog,
+                           record_itl: bool = True, client_delay_s=None) -> Engine:
+    """Disaggregated serving: `prefill_workers` instances of `prefill_perf` only prefill, `decode_workers`
+    of `decode_perf` only decode, and each prompt's KV cache moves from one to the other (over NVLink when
+    both sit in one machine, over the NICs otherwise; workers fill machines in order, prefill first).
+    Prefill batches use the prefill stack's token budget, decode batches the decode stack's sequence limit."""
+    insts: list[Inst] = []
+    machines: list = []
+    free = 0
+    for role, perf, count in (("prompt", prefill_perf, prefill_workers), ("token", decode_perf, decode_workers)):
+        machine, tp = perf.instance.machine, perf.instance.tp
+        cap = int(perf.kv_capacity_tokens())
+        for _ in range(count):
+            if tp > free or machines[-1].name != machine.name:
+                machines.append(machine)
+                free = machine.gpus
+            insts.append(Inst(len(insts), role, machine.name, len(machines) - 1, perf, cap))
+            free -= tp
+    prompt = np.asarray(prompt_tokens, dtype=np.int64)
+    output = np.asarray(output_tokens, dtype=np.int64)
+    gpu = prefill_perf.instance.gpu
+    links = Links(len(machines), compat_gibps=None, layerwise=False, layerwise_min_tokens=0,
+                  layers=prefill_perf.instance.model.layers, transfer_ms=kv_transfer_ms, intra_gbps=gpu.nvlink_gbps / 2)
+    config = SimConfig(transfer="serialized")
+    eng = Engine(insts, "disagg", np.zeros(len(prompt)), prompt, output, float(decode_perf.kv_bytes_per_token()),
+                 links, machines, config, False, record_itl=record_itl, clients=clients,
+                 client_delay_s=client_delay_s)
     eng.run()
     return eng
 
@@ -132,16 +170,14 @@ def _assemble(eng: Engine, cluster: ClusterSpec, workload: Workload, arrival, pr
     slo_results = evaluate_slos(slos, ttft_s=lat.ttft_s, tbt_s=tbt_eval, e2e_s=lat.e2e_s, refs=refs,
                                 itl_s=itl_s, itl_weights=itl_w)
     all_met = (not saturated) and all(r.met for r in slo_results)
-    requests = pd.DataFrame({
+    requests = {
         "request_id": np.arange(len(workload)), "arrival_s": arrival, "prompt_tokens": prompt,
         "output_tokens": output, "ttft_s": lat.ttft_s, "tbt_s": lat.tbt_s, "e2e_s": lat.e2e_s,
-        "queue_s": lat.queue_s, "transfer_s": lat.transfer_s, "prompt_instance": eng.p_inst,
-        "token_instance": eng.t_inst, "completed": lat.completed})
-    machines = _machines_table(eng, catalog)
-    timeline = pd.DataFrame(eng.timeline, columns=["time_s", "pool", "busy_instances", "instances",
-                                                   "mean_decode_batch", "queued_requests", "pending_tokens"])
+        "queue_s": lat.queue_s, "transfer_s": lat.transfer_s, "prompt_instance": np.asarray(eng.p_inst, dtype=np.int64),
+        "token_instance": np.asarray(eng.t_inst, dtype=np.int64), "completed": lat.completed}
+    machines = _machine_rows(eng, catalog)
     window_s = max(eng.end_s, 1e-9)
-    energy_j = float(machines["energy_j"].sum())
+    energy_j = float(np.sum(np.array([row["energy_j"] for row in machines], dtype=np.float64)))  # as pandas sums
     n = len(workload)
     span = float(arrival[-1] - arrival[0])
     summary: dict[str, Any] = {
@@ -152,8 +188,8 @@ def _assemble(eng: Engine, cluster: ClusterSpec, workload: Workload, arrival, pr
         "unfinished": int(n - lat.completed.sum()),
         "saturated": saturated,
         "saturation_reason": reason,
-        "arrival_rps": (n - 1) / span if span > 0 else None,
-        "throughput_rps": throughput_rps(arrival, np.asarray(eng.t_done, dtype=np.float64)),
+        **rates_rps(n, int(lat.completed.sum()), span),
+        "window_completed_rps": throughput_rps(arrival, np.asarray(eng.t_done, dtype=np.float64)),
         "simulated_s": eng.end_s,
         "slo": {r.slo.name: {"value": r.value, "limit": r.limit, "met": r.met, "margin": r.margin, "unit": r.unit}
                 for r in slo_results},
@@ -164,19 +200,37 @@ def _assemble(eng: Engine, cluster: ClusterSpec, workload: Workload, arrival, pr
         "energy_kwh": energy_j / 3.6e6,
         "mean_power_kw": energy_j / window_s / 1000.0,
         "perf": {"backend": perf.backend, "compat": perf.compat,
-                 "provenance": {f"{m}/tp{tp}": p.provenance for (m, tp), p in sorted(perfs.items())},
+                 "provenance": dict(sorted((provenance_key(k), p.provenance) for k, p in perfs.items())),
                  "reference_machine": config.reference_machine, "reference_tp": ref_perf.instance.tp},
         "config": config.to_dict(),
-        "mixed_pool": {"requests": eng.router.mixed_requests, "borrowed_machines": eng.router.borrows,
-                       "max_borrowed_at_once": eng.router.max_borrowed},
+        "mixed_pool": mixed_pool_summary(eng.router, n, int(prompt.sum() + output.sum())),
     }
     for key in ("ttft_s", "tbt_s", "e2e_s", "queue_s", "transfer_s"):
         values = getattr(lat, key)
         summary[key] = {"p50": None, "p90": None, "p99": None, "mean": None} if saturated else stats(values)
-    return SimResult(summary, requests, machines, timeline, slo_results, saturated, all_met)
+    return SimResult(summary, requests, machines, eng.timeline, slo_results, saturated, all_met)
 
 
-def _machines_table(eng: Engine, catalog: Catalog) -> pd.DataFrame:
+def rates_rps(requests: int, completed: int, span_s: float) -> dict[str, float | None]:
+    """offered_rps: the arrival rate the run was given ((n - 1) / arrival span, the rate a Poisson
+    workload was drawn at); completed_rps: the offered requests that finished, per second of that same
+    span (offered_rps x completed / requests: equal to it when nothing was left unfinished)."""
+    if span_s <= 0 or requests < 2:
+        return {"offered_rps": None, "completed_rps": None}
+    offered = (requests - 1) / span_s
+    return {"offered_rps": offered, "completed_rps": offered * completed / requests}
+
+
+def mixed_pool_summary(router, requests: int, tokens: int) -> dict[str, float | int]:
+    """How much of the traffic ran co-located (a provisioned mixed machine or a borrowed one): what
+    tells a split plan that splits from one that only works because its machines run both phases."""
+    return {"requests": router.mixed_requests, "borrowed_machines": router.borrows,
+            "max_borrowed_at_once": router.max_borrowed,
+            "request_share": router.mixed_requests / requests if requests else 0.0,
+            "token_share": router.mixed_tokens / tokens if tokens else 0.0}
+
+
+def _machine_rows(eng: Engine, catalog: Catalog) -> list[dict[str, Any]]:
     """Per-instance busy time, batch sizes and energy (phase power x phase time, plus idle and host)."""
     total_s = max(eng.end_s, 1e-9)
     rows = []
@@ -202,4 +256,4 @@ def _machines_table(eng: Engine, catalog: Catalog) -> pd.DataFrame:
                      "busy_s": busy, "utilization": busy / total_s, "mean_batch_size": mean_b,
                      "prompts": inst.prefill_prompts, "tokens": inst.decode_tokens + inst.prefill_prompts,
                      "requests_completed": inst.served, "energy_j": energy, "mean_power_w": energy / total_s})
-    return pd.DataFrame(rows)
+    return rows

@@ -24,10 +24,10 @@ from splitplan.sim.machines import (SEG_DECODE, SEG_IDLE, SEG_MIXED, SEG_PREFILL
                                     steps_done)
 from splitplan.serving.stack import KvPolicy
 from splitplan.sim.policies import make_policy
-from splitplan.sim.policies.chunked import scheduling
-from splitplan.sim.scheduler import Router
+from splitplan.sim.policies import scheduling
+from splitplan.sim.routers import make_router
 
-EV_SEG, EV_XFER, EV_KICK, EV_ARRIVE = 0, 1, 2, 3
+EV_SEG, EV_XFER, EV_KICK, EV_ARRIVE, EV_RETRY = 0, 1, 2, 3, 4
 NAN = math.nan
 INF = math.inf
 ROLE_POLICIES = {"prompt": "prompt_pool", "token": "token_pool"}
@@ -45,15 +45,20 @@ class Engine:
         self.compat = compat
         self.insts = insts
         self.machines = machines  # Machine object per physical machine index
-        self.router = Router(insts, design, config.prompt_overflow_tokens,
-                             None if compat else config.token_overflow_tokens)
-        # the policy follows the instance's current role: a borrowed machine runs the co-located one
+        override = colocated_policy or config.colocated_policy
+        # compat: SplitwiseSim batches every instance one way, whatever its pool (policies/splitwisesim.py)
+        self.ssim = make_policy("splitwisesim") if compat and override in (None, "mixed") else None
+        self.router = make_router(design, insts, config.prompt_overflow_tokens,
+                                  None if compat else config.token_overflow_tokens, compat=self.ssim is not None)
+        # the policy follows the instance's current role: a borrowed machine runs its co-located one
         self.policies = {role: make_policy(name) for role, name in ROLE_POLICIES.items()}
-        colocated = colocated_policy or config.colocated_policy
-        self.policies["mixed"] = make_policy(colocated)
-        if colocated != "mixed":  # the stack's KV policy: paged (allocate as used) or reserve at admission
+        self._colocated(override, compat)
+        if self.ssim is not None:
+            self.policies = dict.fromkeys(("prompt", "token"), self.ssim)
             for inst in insts:
-                inst.paged = inst.role == "mixed" and scheduling(inst).kv_policy is KvPolicy.PAGED
+                inst.colo = self.ssim
+            self.router.queue_len = self.ssim.queue_len
+            self.ssim.bind(len(prompt_tokens), insts)
         self.links = links
         self.kvbpt = kv_bytes_per_token
         self.pr = prompt_tokens.tolist()
@@ -96,6 +101,7 @@ class Engine:
         self.jseq = 0
         self.join_seq = [0] * n  # order in which requests (re)joined a decode batch
         self.t_last = [0.0] * n  # when the request's previous token (or preemption) happened
+        self.t_join0 = [NAN] * n  # when the request first joined a decode batch (disaggregated TTFT)
         self.unservable: list[int] = []
         self.max_cap = max(inst.kv_cap for inst in insts)
         self.now = 0.0
@@ -161,7 +167,12 @@ class Engine:
                 if inst.ver == b:
                     self._end_segment(inst)
             elif kind == EV_XFER:
-                self._decode_arrive(insts[self.t_inst[a]], a)
+                if self.ssim is not None:
+                    self.ssim.flow_landed(self, a)
+                else:
+                    self._decode_arrive(insts[self.t_inst[a]], a)
+            elif kind == EV_RETRY:
+                self.ssim.flow_retry(self, a)
             elif kind == EV_ARRIVE:
                 self._arrive(a)
                 self.arrived += 1
@@ -188,6 +199,9 @@ class Engine:
         p_inst, t_inst = self.router.route(p, need)
         self.p_inst[rid] = p_inst.id
         self.t_inst[rid] = t_inst.id
+        if self.ssim is not None:
+            self.ssim.arrive(self, rid, p_inst, t_inst)
+            return
         p_inst.sched_pending += p
         t_inst.sched_pending += 1
         t_inst.sched_mem += need
@@ -225,12 +239,18 @@ class Engine:
         inst.kv_used -= held if inst.paged else need
         inst.sched_mem -= need
         inst.sched_pending -= 1
+        self.router.lowered(inst)
         inst.served += 1
         self.completed += 1
+        if self.ssim is not None:
+            self.ssim.decode_done(inst, rid)
         if self.clients:
             self._client_done()
 
     def _prompt_done(self, inst: Inst, rid: int, prefill_s: float) -> None:
+        if self.ssim is not None:
+            self.ssim.prompt_done(self, inst, rid)
+            return
         now = self.now
         if self.recompute[rid]:  # a preempted request re-prefilled its context: one more token, then decode
             self.recompute[rid] = False
@@ -245,6 +265,7 @@ class Engine:
         self.t_first[rid] = now
         self.t_last[rid] = now
         inst.sched_pending -= p
+        self.router.lowered(inst)
         t_inst = self.insts[self.t_inst[rid]]
         remaining = self.out[rid] - 1
         if remaining <= 0:
@@ -276,6 +297,8 @@ class Engine:
         if self.record_itl:
             self.gap_s.append(self.now - self.t_last[rid])
         join_batch(inst, rid, self.left[rid], self.ctx0[rid], self.ctx0, self.join_k, self.fin_k)
+        if self.t_join0[rid] != self.t_join0[rid]:  # NaN: its first join
+            self.t_join0[rid] = self.now
         if inst.paged:
             self.jseq += 1
             self.join_seq[rid] = self.jseq
@@ -291,15 +314,32 @@ class Engine:
                 ctx = leave_batch(inst, rid, self.ctx0, self.join_k)
                 self._complete(inst, rid, ctx - 1)
 
+    def _colocated(self, override: str | None, compat: bool) -> None:
+        """Each instance's co-located policy: the override, else SplitwiseSim's mixed under compat,
+        else its stack's (after the deployment's settings); KV paged where the stack pages it."""
+        made: dict[str, object] = {}
+        for inst in self.insts:
+            sched = scheduling(inst)
+            name = override or ("mixed" if compat else sched.policy.value)
+            if name not in made:
+                made[name] = make_policy(name)
+            inst.colo = made[name]
+            inst.paged = inst.role == "mixed" and name != "mixed" and sched.kv_policy is KvPolicy.PAGED
+
+    def colocated_policies(self) -> list[str]:
+        """Names of the co-located policies the instances run (each once, in instance order)."""
+        return list(dict.fromkeys(inst.colo.name for inst in self.insts))
+
     # ---------------------------------------------------------------------- primitives for policies
     def _start(self, inst: Inst) -> None:
-        self.policies[inst.role].start(self, inst)
+        (inst.colo if inst.role == "mixed" else self.policies[inst.role]).start(self, inst)
 
     def idle(self, inst: Inst) -> None:
         inst.busy = False
         inst.seg = SEG_IDLE
-        # a borrowed machine goes home once nothing routed to it is outstanding (KV caches in flight too)
-        if inst.role == "mixed" and inst.home != "mixed" and inst.sched_pending == 0:
+        # a borrowed machine goes home once nothing routed to it is outstanding (KV caches in flight too);
+        # under compat SplitwiseSim's policy releases it itself, once nothing waits there
+        if inst.role == "mixed" and inst.home != "mixed" and inst.sched_pending == 0 and self.ssim is None:
             self.router.release(inst)
 
     def begin_prompts(self, inst: Inst, batch: list[int], seg: int) -> None:
@@ -511,6 +551,7 @@ class Engine:
                 continue
             busy = sum(1 for inst in pool if inst.busy)
             batch = sum(inst.B for inst in pool) / len(pool)
-            queued = sum(len(inst.pq) + len(inst.wait) + len(inst.blocked) for inst in pool)
+            queued = sum(len(inst.pq) + len(inst.wait) + len(inst.blocked) for inst in pool) if self.ssim is None \
+                else sum(self.ssim.queue_len(inst) for inst in pool)
             pending = sum(inst.sched_pending for inst in pool)
             self.timeline.append((t, role, busy, len(pool), batch, queued, pending))

@@ -1,4 +1,10 @@
-"""What a simulation returns and writes: summary (JSON-ready), per-request, per-machine and timeline tables."""
+"""What a simulation returns and writes: summary (JSON-ready), per-request, per-machine and timeline tables.
+
+The tables are kept as numpy columns and plain rows: building pandas frames for every run cost more than
+the statistics themselves (the optimizer runs hundreds of simulations and reads only the summary), so a
+frame is built on first access (`requests`, `machines`, `timeline`) or when the run is written, and
+pandas is imported only then.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +13,59 @@ import math
 import os
 import shutil
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+import numpy as np
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    import pandas as pd
+
+SCHEMA_VERSION = 2  # 2: offered_rps / completed_rps / window_completed_rps; mixed_pool shares
 FLOAT_FORMAT = "%.9g"
 FILES = ("summary.json", "requests.csv", "machines.csv", "timeline.csv")
+REQUEST_COLUMNS = ("request_id", "arrival_s", "prompt_tokens", "output_tokens", "ttft_s", "tbt_s", "e2e_s",
+                   "queue_s", "transfer_s", "prompt_instance", "token_instance", "completed")
+MACHINE_COLUMNS = ("instance", "pool", "machine", "machine_index", "busy_s", "utilization", "mean_batch_size",
+                   "prompts", "tokens", "requests_completed", "energy_j", "mean_power_w")
+TIMELINE_COLUMNS = ("time_s", "pool", "busy_instances", "instances", "mean_decode_batch", "queued_requests",
+                    "pending_tokens")
 
 
-@dataclass
+@dataclass(eq=False)
 class SimResult:
-    """One simulation's outcome. `summary` holds no wall-clock values: same inputs -> same bytes."""
+    """One simulation's outcome. `summary` holds no wall-clock values: same inputs -> same bytes.
+
+    `request_columns` (numpy arrays, REQUEST_COLUMNS), `machine_rows` (dicts) and `timeline_rows` (tuples)
+    are the raw tables; `requests`, `machines` and `timeline` are the same as pandas frames, built once
+    on first use."""
 
     summary: dict[str, Any]
-    requests: pd.DataFrame
-    machines: pd.DataFrame
-    timeline: pd.DataFrame
+    request_columns: dict[str, np.ndarray]
+    machine_rows: list[dict[str, Any]]
+    timeline_rows: list[tuple]
     slo_results: list = field(default_factory=list)
     saturated: bool = False
     all_slos_met: bool = False
+
+    @cached_property
+    def requests(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame({name: self.request_columns[name] for name in REQUEST_COLUMNS})
+
+    @cached_property
+    def machines(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.machine_rows, columns=list(MACHINE_COLUMNS))
+
+    @cached_property
+    def timeline(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.timeline_rows, columns=list(TIMELINE_COLUMNS))
 
     def write(self, out_dir: str | Path) -> Path:
         """Write the four files atomically: into a temporary sibling folder, then renamed into place,

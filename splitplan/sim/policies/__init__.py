@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, ClassVar
 
 from splitplan.errors import SplitplanError, nearest_names
+from splitplan.serving.stack import Scheduling
 
 if TYPE_CHECKING:
     from splitplan.sim.engine import Engine
@@ -36,6 +37,13 @@ class BatchPolicy:
 
 
 POLICIES: dict[str, type[BatchPolicy]] = {}
+_DEFAULT = Scheduling()
+
+
+def scheduling(inst: Inst) -> Scheduling:
+    """The instance's batch limits and KV policy: its stack's on its GPU, after the deployment's
+    overrides (one object read by every policy and by the capacity model)."""
+    return getattr(inst.perf, "scheduling", None) or _DEFAULT
 
 
 def register(name: str) -> Callable[[type[BatchPolicy]], type[BatchPolicy]]:
@@ -61,4 +69,11 @@ def policy_names() -> tuple[str, ...]:
 
 
 def _load_bundled() -> None:
-    from splitplan.sim.policies import chunked, inflight, mixed, pools, prefill_first  # noqa: F401  (registers)
+    from splitplan.sim.policies import (  # noqa: F401  (registers)
+        chunked,
+        inflight,
+        mixed,
+        pools,
+        prefill_first,
+        splitwisesim,
+    )

@@ -11,16 +11,9 @@ when its prompt plus whole output fits, and never preempts.
 
 from __future__ import annotations
 
-from splitplan.serving.stack import Scheduling
-from splitplan.sim.policies import BatchPolicy, register
+from splitplan.sim.policies import BatchPolicy, register, scheduling
 
-_DEFAULT = Scheduling()
 WATERMARK = 0.01  # vLLM keeps 1% of the KV blocks free when admitting new requests
-
-
-def scheduling(inst) -> Scheduling:
-    """The instance's scheduling defaults: its stack's, resolved for its GPU."""
-    return getattr(inst.perf, "scheduling", None) or _DEFAULT
 
 
 def make_room_for_decodes(eng, inst) -> bool:

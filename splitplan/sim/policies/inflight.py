@@ -9,7 +9,8 @@ whole output (GUARANTEED_NO_EVICT), or allocated as it is used on a paged instan
 from __future__ import annotations
 
 from splitplan.sim.policies import BatchPolicy, register
-from splitplan.sim.policies.chunked import decode_or_idle, make_room_for_decodes, scheduling
+from splitplan.sim.policies import scheduling
+from splitplan.sim.policies.chunked import decode_or_idle, make_room_for_decodes
 
 
 @register("inflight")

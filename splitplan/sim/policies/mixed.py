@@ -1,7 +1,7 @@
 """SplitwiseSim's mixed batching: whole prompts preempt running decodes (the paper's baseline).
 
 Order of one iteration, as SplitwiseSim forms it: decodes passed over `max_preemptions` times first,
-then prompts FCFS within the token budget (reserving their whole KV), then the other preempted
+then prompts FCFS within the token budget (the stack's max_batched_tokens, max_seqs requests) (reserving their whole KV), then the other preempted
 decodes, the running batch and new decodes; running decodes beyond the budget sit out (latest arrival
 first), keeping their memory.
 """
@@ -9,14 +9,14 @@ first), keeping their memory.
 from __future__ import annotations
 
 from splitplan.sim.machines import SEG_MIXED, take_prompts
-from splitplan.sim.policies import BatchPolicy, register
+from splitplan.sim.policies import BatchPolicy, register, scheduling
 
 
 @register("mixed")
 class Mixed(BatchPolicy):
     def start(self, eng, inst) -> None:
-        cfg = eng.cfg
-        budget, max_batch, maxp = cfg.mixed_batch_tokens, cfg.mixed_max_batch, cfg.max_preemptions
+        sched = scheduling(inst)
+        budget, max_batch, maxp = sched.max_batched_tokens, sched.max_seqs, eng.cfg.max_preemptions
         npre, blocked = eng.npre, inst.blocked
         starving = [rid for rid in blocked if npre[rid] >= maxp] if blocked else []
         batch, tokens = take_prompts(inst, budget, max_batch, eng.pr, eng.reserve, eng.t_inst,

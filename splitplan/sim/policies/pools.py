@@ -1,15 +1,16 @@
 """Splitwise's split pools: prompt machines run FCFS prefill batches, token machines decode batches.
 
-Prompt pool: whole prompts FCFS within `prompt_batch_tokens` (a larger prompt runs alone); the KV
-cache then moves to the request's token instance. Token pool: continuous decode batching up to
-`token_max_batch` sequences, each admitted only when its prompt plus whole output fits the KV cache
+Prompt pool: whole prompts FCFS within the stack's `max_batched_tokens` and the instance's KV cache (a
+batch's KV must fit until it is sent; a larger prompt runs alone);
+the KV cache then moves to the request's token instance. Token pool: continuous decode batching up to
+the stack's `max_seqs` sequences, each admitted only when its prompt plus whole output fits the KV cache
 (reserved at admission, as SplitwiseSim does).
 """
 
 from __future__ import annotations
 
 from splitplan.sim.machines import SEG_PREFILL, take_prompts
-from splitplan.sim.policies import BatchPolicy, register
+from splitplan.sim.policies import BatchPolicy, register, scheduling
 
 
 @register("prompt_pool")
@@ -20,7 +21,7 @@ class PromptPool(BatchPolicy):
         if not inst.pq:
             eng.idle(inst)
             return
-        batch, _ = take_prompts(inst, eng.cfg.prompt_batch_tokens, 1 << 30, eng.pr, None, None)
+        batch, _ = take_prompts(inst, min(scheduling(inst).max_batched_tokens, inst.kv_cap), 1 << 30, eng.pr, None, None)
         if not batch:
             eng.idle(inst)
             return
@@ -32,7 +33,7 @@ class TokenPool(BatchPolicy):
     colocated = False
 
     def start(self, eng, inst) -> None:
-        eng.admit(inst, eng.cfg.token_max_batch)
+        eng.admit(inst, scheduling(inst).max_seqs)
         if inst.B:
             eng.decode_run(inst)
         else:

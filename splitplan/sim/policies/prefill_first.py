@@ -9,9 +9,8 @@ closed-loop benchmark's waves (TTFT that grows with concurrency) come from this,
 
 from __future__ import annotations
 
-from splitplan.sim.policies import BatchPolicy, register
-from splitplan.sim.policies.chunked import (collect_chunks, decode_or_idle, make_room_for_decodes,
-                                            release_a_prefill, scheduling)
+from splitplan.sim.policies import BatchPolicy, register, scheduling
+from splitplan.sim.policies.chunked import collect_chunks, decode_or_idle, make_room_for_decodes, release_a_prefill
 
 
 @register("prefill_first")
