@@ -69,16 +69,20 @@ def test_impossible_benchmarks_are_refused():
 
 def test_rows_mode_predicts_what_it_can_and_refuses_the_rest(tmp_path):
     frame = read_rows(ROWS)
+    dense = frame[(frame["engine"] == "sglang") & (frame["mode"] == "agg")].head(3)
+    unmodelled = pd.concat([dense.head(1).assign(pp="2"), dense.head(1).assign(tp="16")])
     sample = pd.concat([frame[frame["mode"] == "disagg"].head(2), frame[frame["model"].str.contains("gpt-oss")].head(2),
-                        frame[(frame["engine"] == "sglang") & (frame["mode"] == "agg")].head(3)])
+                        dense, unmodelled])
     out = predict_rows(sample, CAT, workers=1)
     status = out["status"].tolist()
-    assert status[0].startswith("refused: a disaggregated row needs") and status[2].startswith("refused: mixture-of-experts")
-    assert all(s.startswith("ok") for s in status[4:])
+    assert status[0].startswith("refused: a disaggregated row needs")
+    assert all(s.startswith("ok") for s in status[2:7])  # mixture-of-experts rows are predicted
+    assert status[7] == "refused: pipeline parallelism is not modelled"
+    assert status[8] == "refused: instances spanning machines are not modelled (tp 16 > the 8 GPUs of one machine)"
     assert out["stack"].tolist()[4].startswith("sglang")
     assert list(out.columns[: len(sample.columns)]) == list(sample.columns)  # input columns kept in order
     table = error_table(out)
-    assert len(table) == 1 and table["ttft_median_pct"].iloc[0] >= 0
+    assert len(table) == 2 and (table["ttft_median_pct"] >= 0).all()
 
 
 def test_rows_mode_ignores_measured_columns():
@@ -100,6 +104,15 @@ def test_cli_prints_json_and_one_line_errors(capsys):
         main(["benchmark", "--model", "llama3.1-70x", "--machine", "h100", "--isl", "1", "--osl", "1", "--concurrency", "1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2 and len(err) == 1 and "unknown model 'llama3.1-70x'" in err[0]
+
+
+def test_a_four_bit_label_on_gpt_oss_means_its_checkpoint():
+    from splitplan.apps.benchmark_rows import checkpoint_formats
+
+    gpt_oss, qwen = CAT.model("gpt-oss-120b"), CAT.model("qwen3-235b-a22b")
+    assert checkpoint_formats(gpt_oss, "nvfp4", "nvfp4") == ("bf16", "mxfp4")  # BF16 attention, MXFP4 experts
+    assert checkpoint_formats(gpt_oss, "fp8", "fp8") == ("fp8", "fp8")  # other labels are taken as given
+    assert checkpoint_formats(qwen, "nvfp4", None) == ("nvfp4", None)  # a model with 4-bit checkpoints of all of it
 
 
 def test_disaggregated_workers_move_kv_and_serve_every_request():

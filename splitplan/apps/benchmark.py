@@ -84,7 +84,9 @@ class BenchmarkConfig:
     quant: Quant | None = None  # None: BF16 weights and the stack's KV default
     tp: int | None = None  # None: all of the machine's GPUs
     protocol: Protocol = field(default_factory=Protocol)
-    disagg: Disagg | None = None  # separate prefill and decode workers (then `tp` is unused)
+    ep: int = 1  # expert parallelism: routed experts split over ep groups of the instance's GPUs
+    dp: int = 1  # attention data parallelism: dp groups of tp/dp GPUs, each with its own sequences
+    disagg: Disagg | None = None  # separate prefill and decode workers (then `tp`, `ep` and `dp` are unused)
 
     def validate(self) -> None:
         for name in ("isl", "osl", "concurrency"):
@@ -163,7 +165,7 @@ def run_benchmark(config: BenchmarkConfig, catalog: Catalog, *, record_segments:
     if config.disagg is not None:
         return _run_disagg(config, stack, quant, catalog)
     perf = build_perf_model(config.model, config.machine, config.tp, PerfSettings(stack=stack.name, quant=quant),
-                            catalog, stack=stack)
+                            catalog, stack=stack, ep=config.ep, dp=config.dp)
     prompt, output = request_sizes(config)
     if int(prompt.max() + output.max()) > perf.kv_capacity_tokens():
         raise SplitplanError(f"one request of {int(prompt.max() + output.max()):,} tokens does not fit the "
@@ -236,6 +238,7 @@ def summarize(eng, perf, config: BenchmarkConfig, prompt: np.ndarray, output: np
     mean_tpot = _stats(tpot_ms)["mean"]
     return {
         "model": inst.model.name, "machine": inst.machine.name, "gpu": inst.gpu.name, "tp": inst.tp,
+        "ep": inst.ep, "dp": inst.dp,
         "quant": inst.quant.to_dict(), "policy": eng.insts[0].colo.name,
         "isl": config.isl, "osl": config.osl, "concurrency": config.concurrency,
         "requests": int(len(prompt)), "measured_requests": int(keep.sum()),

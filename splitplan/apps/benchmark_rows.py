@@ -6,7 +6,10 @@ ignored; measured ttft_ms/tpot_ms, when present, are never used for the predicti
 simulated as the closed-loop benchmark it describes on the closest shipped stack for its engine and
 version (or the --stack given), and written back with predicted_ttft_ms, predicted_tpot_ms,
 predicted_output_tokens_per_s_per_gpu, stack and status: `ok`, or `refused: <reason>` for what splitplan
-cannot model yet. A row is refused, never guessed.
+cannot model yet (pipeline parallelism, instances spanning machines, disaggregated workers with expert or
+attention-data parallelism). Dense and mixture-of-experts models are predicted with the row's tp, ep and
+attention_dp as the instance's shape; disaggregated rows with their prefill and decode workers' TP.
+A row is refused, never guessed.
 """
 
 from __future__ import annotations
@@ -142,22 +145,67 @@ def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None,
         model = catalog.model(str(row["model"]))
     except SplitplanError as exc:
         return refuse(exc.problem)
-    if getattr(model, "is_moe", False) or (ep and ep > 1) or (dp and dp > 1):
-        return refuse("mixture-of-experts models, expert and attention-data parallelism are not modelled yet")
+    ep, dp = (ep or 1, dp or 1) if disagg is None else (1, 1)  # disaggregated workers: plain TP (above)
     try:
+        largest = max_gpus_per_machine(catalog, str(row["gpu"]))
+        if tp > largest:
+            return refuse(f"instances spanning machines are not modelled (tp {tp} > the {largest} GPUs of one machine)")
         machine = machine_for(catalog, str(row["gpu"]), tp)
+        if tp % ep or tp % dp:
+            return refuse(f"ep {ep} and attention_dp {dp} must divide tp {tp} (they split the instance's GPUs)")
+        for shard in ((tp // dp,) if disagg is None else {disagg.prefill_tp, disagg.decode_tp}):
+            model.check_tp(shard)
+        model.check_ep(ep)
         if forced is not None:
             stack, note = forced, forced.name
         else:
             stack, note = closest_stack(str(row.get("engine", "")), str(row.get("engine_version", "")), pool)
-        quant = stack.default_quant(str(row.get("weights", "") or "") or None,
-                                    str(row.get("moe_weights", "") or "") or None, None)
+        weights, moe_weights = checkpoint_formats(model, str(row.get("weights", "") or "") or None,
+                                                  str(row.get("moe_weights", "") or "") or None)
+        quant = stack.default_quant(weights, moe_weights, None)
     except SplitplanError as exc:
         return refuse(exc.problem)
     chosen = protocol_for(row, stack) if protocol is None else (protocol(row, stack) if callable(protocol) else protocol)
     config = BenchmarkConfig(model=model.name, machine=machine.name, isl=isl, osl=osl, concurrency=conc,
-                             stack=stack, quant=quant, tp=None if disagg else tp, protocol=chosen, disagg=disagg)
+                             stack=stack, quant=quant, tp=None if disagg else tp, protocol=chosen, ep=ep, dp=dp,
+                             disagg=disagg)
     return RowJob(index, config, note)
+
+
+FOUR_BIT = ("mxfp4", "nvfp4", "int4_wo")
+
+
+def checkpoint_formats(model, weights: str | None, moe_weights: str | None) -> tuple[str | None, str | None]:
+    """The formats a row's labels mean for this model. A 4-bit label on a model whose published checkpoint
+    is 4-bit in its experts only (gpt-oss: MXFP4 experts, BF16 attention, router and head) names that
+    checkpoint: the dense weights keep their native format and the experts take the checkpoint's 4-bit
+    format (the measured rows label openai/gpt-oss-120b 'nvfp4'; on Hopper both 4-bit formats run
+    weight-only with 16-bit math and differ by 6% in bytes)."""
+    from splitplan.serving.quant import weight_format
+
+    native_w, native_e = model.native_weights, model.native_moe_weights
+    if not (model.is_moe and native_e in FOUR_BIT and native_w not in FOUR_BIT):
+        return weights, moe_weights
+    w = weight_format(weights).value if weights else None
+    e = weight_format(moe_weights, "moe_weights").value if moe_weights else w
+    if w in FOUR_BIT:
+        w = native_w
+    if e in FOUR_BIT:
+        e = native_e
+    return w, e
+
+
+def max_gpus_per_machine(catalog: Catalog, gpu_name: str) -> int:
+    """The most GPUs one uncapped catalog machine of this GPU (or this machine) has."""
+    try:
+        return catalog.machine(gpu_name).gpus
+    except SplitplanError:
+        pass
+    gpu = catalog.gpu(gpu_name)
+    counts = [m.gpus for m in catalog.machines.values() if m.gpu == gpu.name and not m.is_power_capped]
+    if not counts:
+        raise SplitplanError(f"no machine of the catalog holds {gpu.name}")
+    return max(counts)
 
 
 def _run(job: RowJob, catalog: Catalog) -> dict[str, Any]:

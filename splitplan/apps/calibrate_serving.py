@@ -4,8 +4,9 @@ Rows are grouped by engine; each engine's rows fit that engine's stack (the bund
 whose scheduling defaults and policy stay as they are). Every row is simulated once with its iteration
 shapes recorded; the fit and the grouped cross-validation then evaluate the performance model on those
 shapes only (apps/serving_fit.py). Cross-validation holds out whole configurations (model, weights, tp,
-isl, osl: every concurrency of one curve together), or one TP degree, or one (isl, osl) pair, at a
-time, and refits on the rest: never a random split of rows.
+isl, osl: every concurrency of one curve together), or one TP degree, or one (isl, osl) pair, or one
+model, at a time, and refits on the rest: never a random split of rows. Errors are also reported per
+model (`per_model`), so an engine's MoE rows are read apart from its dense ones.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ import yaml
 from splitplan.apps.benchmark import Protocol, measured_mask, request_sizes
 from splitplan.apps.benchmark_rows import INFERENCEX, RowJob, plan_row
 from splitplan.apps.serving_features import row_features
-from splitplan.apps.serving_fit import FIT_PARAMS, FitData, FitRow, errors, fit, grouped_cv
+from splitplan.apps.serving_fit import FitData, FitRow, errors, fit, fit_params_for, grouped_cv
 from splitplan.catalog import Catalog
 from splitplan.errors import SplitplanError
 from splitplan.serving.kernels import arch_kernels, gpu_arch
 from splitplan.serving.stack import Stack, closest_stack, get_stack
 
-CV_KEYS = ("config", "tp", "isl_osl")
+CV_KEYS = ("config", "tp", "isl_osl", "model")  # model: leave one model out (dense and MoE rows together)
 # The rows do not record the benchmark client's length distribution; these are the two in use (InferenceX's
 # client: lengths uniform in [0.8 L, L]; fixed-length sweeps), and calibration keeps the one under which
 # the engine's held-out error is lowest.
@@ -48,6 +49,8 @@ class EngineCalibration:
     refused: int
     protocol: str = "inferencex"
     protocol_scores: dict[str, float] | None = None  # held-out score of each candidate client protocol
+    per_model: dict[str, dict[str, dict[str, dict[str, float]]]] | None = None  # grouping -> model -> metric -> errors
+    staged: bool = True  # dense rows fitted first, MoE rows then (serving_fit.fit)
 
 
 def _groups(row: dict[str, Any]) -> dict[str, str]:
@@ -81,13 +84,45 @@ def _task(job: RowJob):
     return _simulate(job, _CATALOG)
 
 
+CONFIG_COLUMNS = ("model", "engine", "weights", "moe_weights", "tp", "ep", "attention_dp", "isl", "osl")
+TPOT_DROP = 0.6  # a row whose TPOT is 40% below one at fewer clients of the same configuration is flagged
+
+
+def failed_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Rows no closed loop can produce, flagged and left out of fits and error tables: in one configuration
+    (CONFIG_COLUMNS), a TPOT below TPOT_DROP x the TPOT measured with fewer clients. More clients never make
+    a decode step faster (a larger batch reads as many weights and more KV; preemption and queueing do
+    not shorten steps). Aggregated rows only. In the H100 rows this flags exactly six gpt-oss-120b vLLM
+    rows at 512 clients (TPOT 3.6-5.6 ms against 7.1-16.7 ms at 64 clients of the same configuration;
+    TTFT 20-118 s): their means describe some other setup than the closed loop the row names. The set
+    is the same for thresholds 0.55-0.6 (0.5: five of them); at 0.7 a 64-client row whose 32-client
+    neighbour is the odd one would be flagged too."""
+    flagged = np.zeros(len(frame), dtype=bool)
+    if not {"tpot_ms", "concurrency"} <= set(frame.columns):
+        return flagged
+    keys = [c for c in CONFIG_COLUMNS if c in frame.columns]
+    tpot = pd.to_numeric(frame["tpot_ms"], errors="coerce").to_numpy(float)
+    conc = pd.to_numeric(frame["concurrency"], errors="coerce").to_numpy(float)
+    agg = frame["mode"].astype(str).str.strip().str.lower().isin(("agg", "")).to_numpy() if "mode" in frame else \
+        np.ones(len(frame), dtype=bool)
+    for _, idx in frame.groupby(keys, sort=False).indices.items():
+        idx = [i for i in idx if agg[i]]
+        for i in idx:
+            lower = [tpot[j] for j in idx if conc[j] < conc[i] and np.isfinite(tpot[j])]
+            if lower and np.isfinite(tpot[i]) and tpot[i] < TPOT_DROP * max(lower):
+                flagged[i] = True
+    return flagged
+
+
 def prepare(frame: pd.DataFrame, catalog: Catalog, stack: Stack, protocol=INFERENCEX,
             workers: int | None = None) -> tuple[list[FitRow], int]:
-    """Simulate every modelable row with measured TTFT and TPOT once; (rows ready to fit, refused)."""
+    """Simulate every modelable row with measured TTFT and TPOT once; (rows ready to fit, refused).
+    Flagged rows (failed_rows) count as refused."""
     from splitplan.plan.parallel import WorkerPool
 
     global _CATALOG
     _CATALOG = catalog
+    frame = frame[~failed_rows(frame)]
     records = frame.to_dict("records")
     jobs = [plan_row(i, row, catalog, stack, protocol) for i, row in enumerate(records)]
     with WorkerPool(workers) as pool:
@@ -105,38 +140,57 @@ def prepare(frame: pd.DataFrame, catalog: Catalog, stack: Stack, protocol=INFERE
 
 def calibrate_engine(frame: pd.DataFrame, catalog: Catalog, engine: str, *, base_stack: Stack | None = None,
                      protocols: dict[str, Protocol] | None = None, workers: int | None = None, cv: bool = True,
-                     rounds: int = 1) -> EngineCalibration:
+                     rounds: int = 1, staged: bool = True) -> EngineCalibration:
     """Fit one engine's stack on its rows, under the client protocol its held-out error prefers, and
     cross-validate it. With client delays the iteration sequence depends a little on iteration times, so
-    `rounds` > 1 re-simulates with the fitted values."""
+    `rounds` > 1 re-simulates with the fitted values. `staged`: dense rows first, then MoE rows for the
+    grouped-GEMM parameters (serving_fit.fit); False: one joint fit."""
     engine_rows = frame[frame["engine"].astype(str).str.strip().str.lower() == engine]
     if engine_rows.empty:
         raise SplitplanError(f"no rows for engine '{engine}'", field="engine")
     stack = base_stack or closest_stack(engine, "")[0]
     candidates = protocols or PROTOCOLS
-    fits = {name: _fit_under(engine_rows, catalog, engine, stack, protocol, workers, rounds)
+    fits = {name: _fit_under(engine_rows, catalog, engine, stack, protocol, workers, rounds, staged)
             for name, protocol in candidates.items()}
-    scores = {name: _held_out_score(f) for name, f in fits.items()} if len(fits) > 1 else {n: 0.0 for n in fits}
+    held = {name: _held_out(f, workers, staged) for name, f in fits.items()} if len(fits) > 1 or cv else {}
+    scores = {name: _score(f[0], *held[name]) for name, f in fits.items()} if len(fits) > 1 else {n: 0.0 for n in fits}
     chosen = min(scores, key=scores.get)
     data, base, kernels, result, arch, refused = fits[chosen]
     params = replace(base, **result.values)
     ttft, tpot = data.predict(lambda _instance: params)
     in_sample = {"ttft": errors(ttft, data.ttft), "tpot": errors(tpot, data.tpot)}
+    per_model = {"in_sample": _per_model(data, ttft, tpot)}
     cv_errors: dict[str, dict[str, dict[str, float]]] = {}
     if cv:
         for key in CV_KEYS:
-            t, p = grouped_cv(data, key, base, prior=kernels)
+            if len({row.groups[key] for row in data.rows}) < 2:
+                continue  # one group (an engine measured on one model): nothing to hold out
+            t, p = held[chosen] if key == "config" else grouped_cv(data, key, base, prior=kernels, workers=workers,
+                                                                   staged=staged)
             cv_errors[key] = {"ttft": errors(t, data.ttft), "tpot": errors(p, data.tpot)}
+            per_model[key] = _per_model(data, t, p)
     return EngineCalibration(engine, stack, arch, result.values, result.at_bound, data, in_sample, cv_errors, refused,
-                             chosen, scores)
+                             chosen, scores, per_model, staged)
+
+
+def _per_model(data: FitData, ttft: np.ndarray, tpot: np.ndarray) -> dict[str, dict[str, dict[str, float]]]:
+    """Errors of predictions `ttft`, `tpot` per model of the rows, and pooled over the dense and over the
+    mixture-of-experts models ("dense models", "moe models") when the rows have both."""
+    models = np.array([row.groups["model"] for row in data.rows])
+    moe = np.array([row.instance.model.is_moe for row in data.rows])
+    groups = {str(m): models == m for m in sorted(set(models))}
+    if moe.any() and not moe.all():
+        groups.update({"dense models": ~moe, "moe models": moe})
+    return {name: {"ttft": errors(ttft[mask], data.ttft[mask]), "tpot": errors(tpot[mask], data.tpot[mask])}
+            for name, mask in groups.items()}
 
 
 def _fit_under(rows: pd.DataFrame, catalog: Catalog, engine: str, stack: Stack, protocol: Protocol,
-               workers: int | None, rounds: int):
+               workers: int | None, rounds: int, staged: bool = True):
     fit_rows, refused = prepare(rows, catalog, stack, protocol, workers)
-    if len(fit_rows) < len(FIT_PARAMS) + 2:
+    if len(fit_rows) < len(fit_params_for(fit_rows)) + 2:
         raise SplitplanError(f"only {len(fit_rows)} modelable rows with measured TTFT and TPOT for '{engine}'; "
-                             f"a fit of {len(FIT_PARAMS)} parameters needs more", field="engine")
+                             f"a fit of {len(fit_params_for(fit_rows))} parameters needs more", field="engine")
     archs = {gpu_arch(r.instance.gpu) for r in fit_rows}
     if len(archs) != 1:
         raise SplitplanError(f"rows of '{engine}' mix GPU architectures ({', '.join(sorted(archs))}); "
@@ -145,21 +199,25 @@ def _fit_under(rows: pd.DataFrame, catalog: Catalog, engine: str, stack: Stack, 
     kernels, _ = arch_kernels(arch)
     base = kernels.with_values(stack.params)
     data = FitData(fit_rows)
-    result = fit(data, base, prior=kernels)
+    result = fit(data, base, prior=kernels, staged=staged)
     for _ in range(rounds - 1):
         trial = replace(stack, arch_params={**stack.arch_params, arch: result.values})
         fit_rows, refused = prepare(rows, catalog, trial, protocol, workers)
         data = FitData(fit_rows)
-        result = fit(data, replace(base, **result.values), prior=kernels)
+        result = fit(data, replace(base, **result.values), prior=kernels, staged=staged)
     return data, base, kernels, result, arch, refused
 
 
-def _held_out_score(fitted) -> float:
-    """Mean absolute log error of whole-configuration held-out predictions (TPOT + weighted TTFT)."""
+def _held_out(fitted, workers: int | None = 1, staged: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Whole-configuration held-out (TTFT, TPOT) of every row of one protocol's fit."""
+    data, base, kernels, _, _, _ = fitted
+    return grouped_cv(data, "config", base, prior=kernels, workers=workers, staged=staged)
+
+
+def _score(data: FitData, ttft: np.ndarray, tpot: np.ndarray) -> float:
+    """Mean absolute log error of held-out predictions (TPOT + weighted TTFT)."""
     from splitplan.apps.serving_fit import TTFT_WEIGHT
 
-    data, base, kernels, _, _, _ = fitted
-    ttft, tpot = grouped_cv(data, "config", base, prior=kernels)
     good = np.isfinite(ttft) & np.isfinite(tpot)
     return float(np.mean(np.abs(np.log(tpot[good] / data.tpot[good])))
                  + TTFT_WEIGHT * np.mean(np.abs(np.log(ttft[good] / data.ttft[good]))))
@@ -184,11 +242,24 @@ def stack_doc(cal: EngineCalibration, source: str, date: str | None = None) -> d
         "data": source, "date": date, "archs": sorted({*stack.fitted.archs, cal.arch}),
         "protocol": {"range_ratio": protocol.range_ratio, "warmup": protocol.warmup},
         "ranges": {"tp": [min(tps), max(tps)], "concurrency": [min(concurrency), max(concurrency)]} | _ranges(cal),
-        "accuracy": {"rows": len(cal.data.rows), "in_sample": _round(cal.in_sample),
-                     "held_out": {k: _round(v) for k, v in cal.cv.items()}, "at_bound": list(cal.at_bound),
+        "accuracy": {"fit": fit_kind(cal), "rows": len(cal.data.rows), "in_sample": _round(cal.in_sample),
+                     "held_out": {k: _round(v) for k, v in cal.cv.items()},
+                     "per_model": {key: {m: _round(e) for m, e in models.items()}
+                                   for key, models in (cal.per_model or {}).items()
+                                   if key in ("in_sample", "config", "model")},
+                     "at_bound": list(cal.at_bound),
                      "protocol_scores": {k: round(v, 4) for k, v in (cal.protocol_scores or {}).items()}},
     }
     return data
+
+
+def fit_kind(cal: EngineCalibration) -> str:
+    """How the fitted values were found: one fit, or the two stages of dense and MoE rows."""
+    kinds = {row.instance.model.is_moe for row in cal.data.rows}
+    if len(kinds) < 2:
+        return "one fit (MoE rows only)" if True in kinds else "one fit (dense rows only)"
+    return ("staged: dense parameters on the dense rows, then moe_* on the MoE rows (moe_eta_m <= eta_m)"
+            if cal.staged else "joint: every parameter on the dense and MoE rows together")
 
 
 def write_stacks(path: str | Path, cals: list[EngineCalibration], source: str, header: str = "") -> None:

@@ -11,6 +11,11 @@ near them by a prior (a log-normal penalty of PRIOR_SIGMA): an engine's kernels 
 FlashAttention benchmarks by tens of percent, not by factors, and the prior keeps a parameter the data
 cannot see (say FP8 GEMMs for an engine measured in BF16 only) at its physical value. Host-side costs
 (per iteration, per sequence, per request) have no prior inside their bounds: they are the stack.
+
+Rows of dense and mixture-of-experts models fit in two stages (the default): FIT_PARAMS on the
+dense rows alone, then the grouped-GEMM parameters (moe_*) on the MoE rows with the dense ones fixed,
+so adding MoE rows cannot move a dense model's predictions. A joint fit of everything on all rows is
+`staged=False` (docs/stacks.md compares the two).
 """
 
 from __future__ import annotations
@@ -26,12 +31,16 @@ from scipy.optimize import least_squares
 from splitplan.perf.analytic import AnalyticPerfModel
 from splitplan.serving.params import SPECS, StackParams
 
-KERNEL_PARAMS = ("eta_c_bf16", "eta_c_fp8", "eta_c_wo", "eta_m", "eta_fa", "eta_kv", "gemm_t0_us", "ar_alpha_us")
+DENSE_KERNEL_PARAMS = ("eta_c_bf16", "eta_c_fp8", "eta_c_wo", "eta_m", "eta_fa", "eta_kv", "gemm_t0_us", "ar_alpha_us")
+# grouped expert GEMMs: fitted only on data with MoE rows whose experts run in that compute dtype (fit_params_for)
+MOE_KERNEL_PARAMS = ("moe_eta_c_bf16", "moe_eta_c_fp8", "moe_eta_c_wo", "moe_eta_m", "moe_t0_us")
+KERNEL_PARAMS = DENSE_KERNEL_PARAMS + MOE_KERNEL_PARAMS
 HOST_PARAMS = ("step_ms", "seq_us", "api_ms", "prompt_token_us")
-FIT_PARAMS = KERNEL_PARAMS + HOST_PARAMS
+FIT_PARAMS = DENSE_KERNEL_PARAMS + HOST_PARAMS  # what every fit moves; fit_params_for adds what MoE rows see
 PRIOR_SIGMA = 0.15  # log-normal width of the prior on kernel efficiencies and floors
 TTFT_WEIGHT = 0.6  # TTFT residuals count less: they carry queueing the model reproduces less exactly
 F_SCALE = 0.10  # robust loss: residuals beyond ~10% count linearly, not quadratically
+CAP_MOE_ETA_M = True  # staged fits: moe_eta_m <= the dense stage's eta_m (_fit_staged)
 
 
 @dataclass
@@ -100,6 +109,26 @@ class FitData:
         return FitData([r for r, k in zip(self.rows, keep) if k])
 
 
+def fit_params_for(rows: list[FitRow]) -> tuple[str, ...]:
+    """FIT_PARAMS plus the grouped-GEMM parameters the rows can see: MoE rows' expert efficiency in the
+    compute dtype their experts run in (weight-only 4-bit experts on Hopper: moe_eta_c_wo), and the expert
+    streaming efficiency. Parameters no row exercises stay at the architecture's measured kernels."""
+    from splitplan.perf.ops_core import expert_format
+
+    seen: list[str] = []
+    for row in rows:
+        if not row.instance.model.is_moe:
+            continue
+        _, dtype, weight_only = expert_format(row.instance)
+        name = "moe_eta_c_wo" if weight_only else f"moe_eta_c_{dtype.value}"
+        seen += [name, "moe_eta_m", "moe_t0_us"]
+    return FIT_PARAMS + tuple(k for k in MOE_KERNEL_PARAMS if k in seen)
+
+
+def _is_moe(data: FitData) -> np.ndarray:
+    return np.array([row.instance.model.is_moe for row in data.rows], dtype=bool)
+
+
 @dataclass(frozen=True)
 class FitResult:
     values: dict[str, float]  # fitted parameter values
@@ -107,12 +136,39 @@ class FitResult:
     cost: float
 
 
-def fit(data: FitData, base: StackParams, fit_params: tuple[str, ...] = FIT_PARAMS,
-        prior: StackParams | None = None, sigma: float = PRIOR_SIGMA) -> FitResult:
-    """Least-squares fit of `fit_params` (others stay at `base`) on log TTFT and TPOT errors."""
+def fit(data: FitData, base: StackParams, fit_params: tuple[str, ...] | None = None,
+        prior: StackParams | None = None, sigma: float = PRIOR_SIGMA, staged: bool = True) -> FitResult:
+    """Least-squares fit of `fit_params` (default: fit_params_for the rows; others stay at `base`) on log
+    TTFT and TPOT errors. With `staged` and both dense and MoE rows (and no explicit `fit_params`): the
+    dense stage, then the MoE stage (module docstring); otherwise one joint fit."""
+    moe = _is_moe(data)
+    if staged and fit_params is None and moe.any() and not moe.all():
+        return _fit_staged(data, moe, base, prior, sigma)
+    return _fit_joint(data, base, fit_params or fit_params_for(data.rows), prior, sigma)
+
+
+def _fit_staged(data: FitData, moe: np.ndarray, base: StackParams, prior: StackParams | None,
+                sigma: float) -> FitResult:
+    """FIT_PARAMS on the dense rows, then fit_params_for(MoE rows) minus FIT_PARAMS on the MoE rows from
+    the dense values. moe_eta_m is held at or below the dense stage's eta_m: a grouped GEMM streams the
+    weights of E_l experts in tiles of a few routed rows each, and measured on an H200 it reaches 0.62
+    of HBM bandwidth where a dense GEMM reaches 0.85 (docs/kernel-measurements.md)."""
+    dense = _fit_joint(data.subset(~moe), base, FIT_PARAMS, prior, sigma)
+    moe_data = data.subset(moe)
+    moe_params = tuple(k for k in fit_params_for(moe_data.rows) if k not in FIT_PARAMS)
+    after_dense = replace(base, **dense.values)
+    caps = {"moe_eta_m": dense.values["eta_m"]} if CAP_MOE_ETA_M else {}
+    experts = _fit_joint(moe_data, after_dense, moe_params, prior, sigma, caps=caps)
+    return FitResult({**dense.values, **experts.values}, dense.at_bound + experts.at_bound,
+                     dense.cost + experts.cost)
+
+
+def _fit_joint(data: FitData, base: StackParams, fit_params: tuple[str, ...], prior: StackParams | None,
+               sigma: float, caps: dict[str, float] | None = None) -> FitResult:
+    """One least-squares fit of `fit_params` on all of `data`; `caps` lower a parameter's upper bound."""
     prior = prior or base
     lo = np.array([SPECS[k].lo for k in fit_params])
-    hi = np.array([SPECS[k].hi for k in fit_params])
+    hi = np.array([min(SPECS[k].hi, (caps or {}).get(k, math.inf)) for k in fit_params])
     x0 = np.clip(np.array([getattr(base, k) for k in fit_params], float), lo + 1e-9 * (hi - lo), hi)
     kernel = np.array([k in KERNEL_PARAMS for k in fit_params])
     prior_x = np.array([max(getattr(prior, k), 1e-6) for k in fit_params])
@@ -147,18 +203,38 @@ def errors(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
             "p90": float(np.percentile(rel, 90)), "max": float(rel.max())}
 
 
-def grouped_cv(data: FitData, key: str, base: StackParams, fit_params: tuple[str, ...] = FIT_PARAMS,
-               prior: StackParams | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out (TTFT, TPOT) of every row: for each value of group `key`, fit on the other groups only."""
+_CV: tuple | None = None  # (data, labels, base, fit_params, prior, staged) of the running grouped_cv, for workers
+
+
+def _fold(label: str) -> tuple[np.ndarray, np.ndarray]:
+    """One fold of grouped_cv: fit without the rows of `label`, predict them."""
+    data, labels, base, fit_params, prior, staged = _CV
+    held = labels == label
+    fitted = fit(data.subset(~held), base, fit_params, prior, staged=staged)
+    params = replace(base, **fitted.values)
+    return data.subset(held).predict(lambda _instance: params)
+
+
+def grouped_cv(data: FitData, key: str, base: StackParams, fit_params: tuple[str, ...] | None = None,
+               prior: StackParams | None = None, workers: int | None = 1,
+               staged: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out (TTFT, TPOT) of every row: for each value of group `key`, fit (`staged` or joint) on the
+    other groups only. Folds are independent fits, run on `workers` processes (the result does not depend
+    on how many)."""
+    from splitplan.plan.parallel import WorkerPool
+
+    global _CV
     labels = np.array([row.groups[key] for row in data.rows])
     ttft = np.full(data.n, np.nan)
     tpot = np.full(data.n, np.nan)
-    for label in sorted(set(labels)):
+    folds = [label for label in sorted(set(labels)) if not (labels == label).all()]
+    _CV = (data, labels, base, fit_params, prior, staged)
+    try:
+        with WorkerPool(workers) as pool:
+            results = pool.map(_fold, [(label,) for label in folds])
+    finally:
+        _CV = None
+    for label, (t, p) in zip(folds, results):
         held = labels == label
-        if held.all():
-            continue
-        fitted = fit(data.subset(~held), base, fit_params, prior)
-        params = replace(base, **fitted.values)
-        t, p = data.subset(held).predict(lambda _instance: params)
         ttft[held], tpot[held] = t, p
     return ttft, tpot

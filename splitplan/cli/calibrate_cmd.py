@@ -32,6 +32,9 @@ def _errors_table(title: str, errors: dict[tuple[str, str], Errors]) -> Table:
                    "vllm bench serve JSON / AIPerf / GenAI-Perf exports (a file, folder or glob).")
 @click.option("--engine", "engines", multiple=True, help="--serving: fit only this engine (repeatable).")
 @click.option("--no-cv", is_flag=True, help="--serving: skip the grouped cross-validation (faster).")
+@click.option("--joint", is_flag=True,
+              help="--serving: fit dense and MoE rows together (default: the dense rows fix every dense parameter, "
+                   "the MoE rows then fit the grouped-GEMM ones).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Stack YAML to write.")
 @click.option("--gpu", "gpus", multiple=True, help="Fit only this GPU (repeatable; default: every GPU in the profile).")
 @click.option("--name", default=None, help="Stack name recorded in provenance (default: the output file stem).")
@@ -45,7 +48,7 @@ def _errors_table(title: str, errors: dict[tuple[str, str], Errors]) -> Table:
 @result_options(skip=("gpu", "engine"))
 @catalog_option
 def calibrate_command(profile: str | None, serving_rows: str | None, engines: tuple[str, ...], no_cv: bool,
-                      out_path: str, gpus: tuple[str, ...], name: str | None, base_stack: str | None,
+                      joint: bool, out_path: str, gpus: tuple[str, ...], name: str | None, base_stack: str | None,
                       description: str | None, with_cv: bool, catalog_files: tuple[str, ...],
                       **result_fields) -> None:
     """Fit a stack's parameters, per GPU architecture, to a measured step-time profile.
@@ -54,7 +57,10 @@ def calibrate_command(profile: str | None, serving_rows: str | None, engines: tu
     benchmarks (closed-loop TTFT and TPOT per model, engine, quantization, parallelism, lengths and
     concurrency: the columns of profiles/measured/serving/h100.csv). Each row is simulated as the
     benchmark it describes; the fit and a grouped cross-validation (whole configurations, one TP,
-    one (isl, osl) held out at a time) follow, and the stacks are written to --out.
+    one (isl, osl), one model held out at a time) follow, and the stacks are written to --out. An
+    engine with dense and MoE rows is fitted in two stages: the dense rows fit every dense
+    parameter, then the MoE rows the grouped-GEMM ones, so MoE rows leave dense predictions as
+    they were (--joint: one fit of everything on all rows).
 
     PROFILE is a SplitwiseSim perf_model.csv or a long-format CSV (model,gpu,tp,phase,batch_size,
     prompt_tokens,context_tokens,time_ms). Power-capped rows are left out (the cap is modelled);
@@ -74,7 +80,7 @@ def calibrate_command(profile: str | None, serving_rows: str | None, engines: tu
     catalog = load_catalog_from(catalog_files)
     if serving_rows:
         given = given_fields(result_fields) | ({"gpu": gpus[0]} if len(gpus) == 1 else {})
-        _calibrate_serving(serving_rows, engines, base_stack, no_cv, out_path, catalog, given)
+        _calibrate_serving(serving_rows, engines, base_stack, no_cv, out_path, catalog, given, joint)
         return
     if not profile:
         raise SplitplanError("give a step-time PROFILE, or --serving ROWS.csv", field="profile")
@@ -143,7 +149,7 @@ def predict_command(profile: str, out_path: str, perf_backend: str | None, profi
 
 
 def _calibrate_serving(rows_path: str, engines: tuple[str, ...], base_stack: str | None, no_cv: bool,
-                       out_path: str, catalog, given: dict) -> None:
+                       out_path: str, catalog, given: dict, joint: bool = False) -> None:
     """One stack per engine of the rows (or the --engine ones), written to one file."""
     from splitplan.apps.benchmark_rows import read_rows
     from splitplan.apps.calibrate_serving import base_header, calibrate_engine, write_stacks
@@ -166,7 +172,7 @@ def _calibrate_serving(rows_path: str, engines: tuple[str, ...], base_stack: str
     for engine in wanted:
         stack = base if base is not None and base.engine == engine else None
         try:
-            cals.append(calibrate_engine(frame, catalog, engine, base_stack=stack, cv=not no_cv))
+            cals.append(calibrate_engine(frame, catalog, engine, base_stack=stack, cv=not no_cv, staged=not joint))
         except SplitplanError as exc:
             if engines:
                 raise

@@ -5,9 +5,13 @@ and tm = bytes in its formats / (eta_m x HBM bandwidth), which fits measured GEM
 max (performance-model.md §3.1); eta_c(M) = eta_c x M / (M + m_half) makes compute efficiency grow
 with the token count, so tc is linear in M. Prefill attention is compute on causal query-key pairs
 (efficiency eta_fa x s / (s + s_half), growing with the sequence) against the KV and Q/O traffic; decode
-attention is the KV read at eta_kv of HBM bandwidth. Per layer: 4 GEMMs, attention, elementwise
-kernels and 2 all-reduces; then the LM head on the tokens that need logits; then the host's time
-(per iteration, per sequence, per prompt token), of which `host_overlap` hides a share under the GPU.
+attention is the KV read at eta_kv of HBM bandwidth. Per layer: the attention projections, attention,
+elementwise kernels and an all-reduce, then a dense MLP and its all-reduce, or an MoE block
+(analytic_moe.py: router, grouped expert GEMMs, shared experts, all-reduce or all-to-all); then the
+LM head on the tokens that need logits; then the host's time (per iteration, per sequence, per prompt
+token), of which `host_overlap` hides a share under the GPU. Dense parts see one attention group's
+tokens (1/dp of the instance's); MLA decode costs the larger of its compute and its latent read per
+context token; sliding-window layers read at most the window (performance-model.md, MoE/MLA section).
 
 Decode attention is memory-bound (~8 FLOP/B for GQA against a ridge of 150-300), so a decode step is
 exactly linear in the summed context for a given batch size; this is what lets the simulator advance
@@ -30,7 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from splitplan.perf import ops
+from splitplan.perf import ops, ops_attention
+from splitplan.perf.analytic_moe import MoeTiming
 from splitplan.perf.base import Instance, peak_flops_per_ms
 from splitplan.perf.memory import DEFAULT_SCHEDULING, kv_bytes_per_token, kv_capacity_tokens
 from splitplan.perf.power import cap_stretch
@@ -86,16 +91,23 @@ class AnalyticPerfModel:
         self.provenance = provenance
         self.scheduling = scheduling
         m, g, t, p = instance.model, instance.gpu, instance.tp, params
+        ta = ops.attention_tp(instance)  # GPUs of one attention group (tp / dp)
         bw = g.hbm_gbps * 1e6  # bytes per ms
         self.compute_stretch = cap_stretch(instance, params) if apply_cap else 1.0
         stretch = self.compute_stretch
+        self._share = 1.0 / instance.dp  # one attention group's part of the instance's tokens
         self._n = p.smooth_n
         self._inv_n = 1.0 / p.smooth_n
         self._layers = float(m.layers)
+        full, sliding = ops_attention.full_and_sliding_layers(instance)
+        self._full, self._sliding, self._window = float(full), float(sliding), float(m.sliding_window)
+        self._mlp_layers = float(ops.dense_mlp_layers(instance))
+        self._moe_layers = float(m.moe_layers)
         self._gemm_t0 = p.gemm_t0_us * 1e-3
         self._m_half = p.gemm_m_half
-        # GEMMs: tc = c * (M + m_half), tm = w + M * a; one (c, w, a) per GEMM of a layer
-        self._gemms = tuple(self._gemm_coeffs(gm, stretch, bw) for gm in ops.layer_gemms(instance))
+        # GEMMs: tc = c * (M + m_half), tm = w + M * a; one (c, w, a) per GEMM
+        self._attn_gemms = tuple(self._gemm_coeffs(gm, stretch, bw) for gm in ops.attention_gemms(instance))
+        self._mlp_gemms = tuple(self._gemm_coeffs(gm, stretch, bw) for gm in ops.dense_mlp_gemms(instance))
         self._head = self._gemm_coeffs(ops.lm_head(instance), stretch, bw)
         # prefill attention: compute per pair (efficiency growing with the sequence), traffic per token
         bf16_peak = peak_flops_per_ms(g, "bf16")
@@ -105,28 +117,39 @@ class AnalyticPerfModel:
         self._fa_new = (ops.qo_bytes_per_token_layer(instance) + kv_layer) / (p.eta_m * bw)
         self._fa_prefix = kv_layer / (p.eta_m * bw)
         self._attn_t0 = p.attn_t0_us * 1e-3
-        # decode attention: the KV read, linear in the summed context
+        # decode attention: the KV read (MLA absorbed: the larger of its compute and its latent read) per
+        # context token of the full layers, linear in the summed context; sliding layers read the window
         eta_kv = p.eta_kv_fp8 if instance.quant.kv.value == "fp8" else p.eta_kv
-        self._kv_ms_per_token = m.layers * kv_layer / (eta_kv * bw)
+        per_ctx = kv_layer / (eta_kv * bw)
+        if m.is_mla:
+            per_ctx = max(per_ctx, ops_attention.decode_flops_per_context_token(instance) * stretch
+                          / (p.eta_mla * bf16_peak))
+        self._kv_ms_per_token = full * per_ctx * self._share
+        self._window_ms_per_seq = sliding * m.sliding_window * per_ctx * self._share
         # elementwise kernels: read + write one hidden-sized 16-bit tensor each, not sharded
         self._elem_t0 = p.elem_kernels * p.elem_t0_us * 1e-3
         self._elem_per_token = p.elem_kernels * 2.0 * ops.ACT_BYTES * m.hidden / (p.eta_m * bw)
-        # all-reduce: 2 per layer; ring bytes 2(t-1)/t x message over the bus bandwidth
+        # all-reduce inside the attention group: after attention and after every MLP (dp = 1: also the MoE
+        # combine); ring bytes 2(t-1)/t x message over the bus bandwidth
         self._ar_big_extra = 0.0  # extra ms per token of every all-reduce in iterations above ar_big_tokens
         self._big_tokens = p.ar_big_tokens
-        if t > 1:
+        if ta > 1:
             busbw = max(p.ar_bw_fraction * g.nvlink_gbps, 1e-9) * 1e6
-            ring = 2.0 * (t - 1) / t * m.hidden * ops.ACT_BYTES
-            self._ar_alpha = p.ar_alpha_ms(t)
+            ring = 2.0 * (ta - 1) / ta * m.hidden * ops.ACT_BYTES
+            self._ar_alpha = p.ar_alpha_ms(ta)
             self._ar_per_token = ring / busbw
             if 0.0 < p.ar_big_bw_fraction < p.ar_bw_fraction:
                 self._ar_big_extra = ring / (p.ar_big_bw_fraction * g.nvlink_gbps * 1e6) - self._ar_per_token
         else:
             self._ar_alpha = 0.0
             self._ar_per_token = 0.0
-        # host launch stream: every kernel of every layer (2 all-reduces when sharded), overlapping the GPU
-        kernels = len(self._gemms) + 1.0 + p.elem_kernels + (2.0 if t > 1 else 0.0)
-        self._launch = m.layers * kernels * p.launch_us * 1e-3
+        self._moe = MoeTiming(instance, p, stretch, bw, self._gemm_coeffs) if m.is_moe else None
+        # host launch stream: every kernel of every layer, overlapping the GPU
+        ar = 1.0 if ta > 1 else 0.0
+        kernels = m.layers * (len(self._attn_gemms) + 1.0 + p.elem_kernels + ar)
+        kernels += self._mlp_layers * (len(self._mlp_gemms) + ar)
+        kernels += self._moe_layers * (self._moe.kernels if self._moe else 0.0)
+        self._launch = kernels * p.launch_us * 1e-3
         self._launch_prompt = m.layers * p.prompt_layer_us * 1e-3
         host = 1.0 - p.host_overlap
         self._step = p.step_overhead_ms(t) * host
@@ -150,28 +173,53 @@ class AnalyticPerfModel:
         tm = w + tokens * a  # > 0 (weights), so the smooth max is tm * (1 + (tc/tm)^n)^(1/n)
         return self._gemm_t0 + tm * (1.0 + (c * (tokens + self._m_half) / tm) ** self._n) ** self._inv_n
 
-    def _linear_ms(self, tokens, logit_tokens):
-        """All layers' GEMMs, elementwise kernels and all-reduces over `tokens`, plus the LM head."""
-        per_layer = self._elem_t0 + tokens * self._elem_per_token
-        for coeffs in self._gemms:
-            per_layer = per_layer + self._gemm_ms(coeffs, tokens)
-        if self._ar_per_token:
-            per_token = self._ar_per_token
-            if self._ar_big_extra:
-                per_token = per_token + self._ar_big_extra * big_share(tokens, self._big_tokens)
-            per_layer = per_layer + 2.0 * (self._ar_alpha + tokens * per_token)
-        return self._layers * per_layer + self._gemm_ms(self._head, logit_tokens)
+    def _all_reduce_ms(self, tokens):
+        if not self._ar_per_token:
+            return 0.0
+        per_token = self._ar_per_token
+        if self._ar_big_extra:
+            per_token = per_token + self._ar_big_extra * big_share(tokens, self._big_tokens)
+        return self._ar_alpha + tokens * per_token
 
-    def _prefill_attention_ms(self, new_tokens, pairs, pairs_per_len, prefix_tokens):
+    def _linear_ms(self, tokens, logit_tokens):
+        """All layers' GEMMs, elementwise kernels and collectives over `tokens` (the instance's), plus the
+        LM head; dense parts see one attention group's share of them, the experts all of them."""
+        group = tokens * self._share
+        attention = self._elem_t0 + group * self._elem_per_token + self._all_reduce_ms(group)
+        for coeffs in self._attn_gemms:
+            attention = attention + self._gemm_ms(coeffs, group)
+        total = self._layers * attention
+        if self._mlp_layers:
+            mlp = self._all_reduce_ms(group)
+            for coeffs in self._mlp_gemms:
+                mlp = mlp + self._gemm_ms(coeffs, group)
+            total = total + self._mlp_layers * mlp
+        if self._moe is not None:
+            total = total + self._moe_layers * self._moe.layer_ms(tokens, group, self._gemm_ms, self._all_reduce_ms)
+        return total + self._gemm_ms(self._head, logit_tokens * self._share)
+
+    def _attention_layer_ms(self, new_tokens, pairs, pairs_per_len, prefix_tokens):
         tc = self._fa_c * (pairs + self._fa_half * pairs_per_len)
         tm = new_tokens * self._fa_new + prefix_tokens * self._fa_prefix
         n, inv = self._n, self._inv_n
         if isinstance(tm, np.ndarray):
             safe = np.maximum(tm, 1e-30)
-            return self._layers * np.where(tm > 0, self._attn_t0 + safe * (1.0 + (tc / safe) ** n) ** inv, 0.0)
+            return np.where(tm > 0, self._attn_t0 + safe * (1.0 + (tc / safe) ** n) ** inv, 0.0)
         if new_tokens <= 0:
             return 0.0
-        return self._layers * (self._attn_t0 + tm * (1.0 + (tc / tm) ** n) ** inv)
+        return self._attn_t0 + tm * (1.0 + (tc / tm) ** n) ** inv
+
+    def _prefill_attention_ms(self, new_tokens, pairs, pairs_per_len, prefix_tokens, n_chunks=1.0):
+        s = self._share
+        new, pairs, per_len, prefix = new_tokens * s, pairs * s, pairs_per_len * s, prefix_tokens * s
+        total = self._full * self._attention_layer_ms(new, pairs, per_len, prefix)
+        if self._sliding:  # at most `window` keys per query: pairs, efficiency and prefix read of a window
+            w = self._window
+            wpairs = ops_attention.sliding_pairs(pairs, new, w)
+            wlen = np.maximum(per_len, wpairs / w) if isinstance(wpairs, np.ndarray) else max(per_len, wpairs / w)
+            wprefix = ops_attention.sliding_pairs(prefix, n_chunks * s, w)
+            total = total + self._sliding * self._attention_layer_ms(new, wpairs, wlen, wprefix)
+        return total
 
     def _host_ms(self, n_seqs, n_prompts, prompt_tokens):
         return self._step + self._seq * n_seqs + self._prompt_seq * n_prompts + self._prompt_token * prompt_tokens
@@ -182,10 +230,10 @@ class AnalyticPerfModel:
         pairs_per_len, prefix_tokens, n_last = _as_float(pairs_per_len), _as_float(prefix_tokens), _as_float(n_last)
         n_decode, sum_context = _as_float(n_decode), _as_float(sum_context)
         gpu = (self._linear_ms(chunk_tokens + n_decode, n_last + n_decode)
-               + self._prefill_attention_ms(chunk_tokens, pairs, pairs_per_len, prefix_tokens)
+               + self._prefill_attention_ms(chunk_tokens, pairs, pairs_per_len, prefix_tokens, n_chunks)
                + self._layers * self._attn_t0 * _positive(n_decode))
         launch = self._launch + self._launch_prompt * _positive(chunk_tokens)
-        return (smooth_max(launch, gpu) + self._kv_ms_per_token * sum_context
+        return (smooth_max(launch, gpu) + self._kv_ms_per_token * sum_context + self._window_ms_per_seq * n_decode
                 + self._host_ms(n_chunks + n_decode, n_chunks, chunk_tokens))
 
     def prefill_ms(self, n_prompts, sum_tokens, sum_sq_tokens):
@@ -200,7 +248,8 @@ class AnalyticPerfModel:
     def _decode_parts(self, batch_size):
         """(base, per-context-token) of a decode step: the same arithmetic as chunk_ms with no chunks."""
         gpu = self._linear_ms(batch_size, batch_size) + self._layers * self._attn_t0
-        base = smooth_max(self._launch, gpu) + self._host_ms(batch_size, 0.0, 0.0)
+        base = (smooth_max(self._launch, gpu) + self._window_ms_per_seq * batch_size
+                + self._host_ms(batch_size, 0.0, 0.0))
         return base, self._kv_ms_per_token
 
     decode_parts = _decode_parts  # public: calibration evaluates many batch sizes at once

@@ -1,4 +1,4 @@
-"""Memory fit of one instance: weights / tp + KV cache + reserve <= what the engine may use per GPU.
+"""Memory fit of one instance: weights per GPU + KV cache + reserve <= what the engine may use per GPU.
 
 What is left after weights and the engine's reserve is the KV cache, which bounds how many tokens
 (prompts being prefilled plus contexts being decoded) the instance holds at once. Engines size it two
@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 from splitplan.errors import SplitplanError
-from splitplan.perf import ops
+from splitplan.perf import ops, ops_attention, ops_moe
 from splitplan.perf.base import Instance
 from splitplan.serving.stack import MemoryBasis, Scheduling
 
@@ -30,17 +30,42 @@ def kv_heads_per_gpu(kv_heads: int, tp: int) -> float:
 
 
 def kv_bytes_per_token(instance: Instance) -> float:
-    """KV bytes one token occupies across the whole instance (replicas of shared heads included)."""
-    return instance.model.layers * ops.kv_bytes_per_token_layer(instance) * instance.tp
+    """KV bytes one token adds to the model's cache, one copy: every layer with full attention, all KV
+    heads once (MLA: the latent once). What a transfer must move per prompt token; replicas on the GPUs
+    of an attention group (GQA heads beyond the KV heads, MLA's latent on every rank) take memory
+    (`kv_token_bytes_per_gpu`) but are not more cache. Sliding-window layers hold at most the window per
+    sequence, a per-sequence amount (`window_bytes_per_sequence_per_gpu`), not a per-token one."""
+    full, _ = ops_attention.full_and_sliding_layers(instance)
+    return full * ops_attention.unique_kv_bytes_per_token_layer(instance)
+
+
+def kv_token_bytes_per_gpu(instance: Instance) -> float:
+    """Bytes per GPU one token of its attention group's sequences holds (full-attention layers)."""
+    full, _ = ops_attention.full_and_sliding_layers(instance)
+    return full * ops.kv_bytes_per_token_layer(instance)
+
+
+def window_bytes_per_sequence_per_gpu(instance: Instance) -> float:
+    """Bytes per GPU the sliding-window layers of one long sequence hold: the window, whatever the context."""
+    _, sliding = ops_attention.full_and_sliding_layers(instance)
+    return sliding * instance.model.sliding_window * ops.kv_bytes_per_token_layer(instance)
 
 
 def weight_bytes_per_gpu(instance: Instance) -> float:
-    """Dense layer weights in their format, plus the 16-bit embedding and LM head, sharded over tp."""
+    """Weights in their formats per GPU: attention and dense MLPs over the attention group (replicated
+    over dp groups), 1/tp of the routed experts (split over ep groups, each expert over tp/ep GPUs), the
+    router, shared experts, and the 16-bit embedding and LM head."""
     m = instance.model
-    layers = m.layers * sum(g.weight_bytes * g.k * g.n for g in ops.layer_gemms(instance))
+    weights = lambda gemms: sum(g.weight_bytes * g.k * g.n for g in gemms)  # noqa: E731
+    total = m.layers * weights(ops.attention_gemms(instance))
+    total += ops.dense_mlp_layers(instance) * weights(ops.dense_mlp_gemms(instance))
+    moe = ops_moe.moe_layer(instance)
+    if moe is not None:
+        experts = moe.local_experts * weights(moe.experts_gemms)
+        total += m.moe_layers * (experts + weights((moe.router,)) + weights(moe.shared))
     head = ops.lm_head(instance)
     embeddings = head.weight_bytes * head.k * head.n * (1 if getattr(m, "tied_embeddings", False) else 2)
-    return layers + embeddings
+    return total + embeddings
 
 
 def hbm_bytes_per_gpu(instance: Instance) -> float:
@@ -59,9 +84,12 @@ def kv_pool_bytes_per_gpu(instance: Instance, scheduling: Scheduling = DEFAULT_S
 def check_fit(instance: Instance, scheduling: Scheduling = DEFAULT_SCHEDULING) -> None:
     """Raise a one-line SplitplanError when the weights (plus reserve) do not fit the tp GPUs."""
     model, machine, tp = instance.model, instance.machine, instance.tp
-    if tp < 1 or tp > machine.gpus or machine.gpus % tp:
+    if tp > machine.gpus:
+        raise SplitplanError(f"tp={tp} is not a divisor of the {machine.gpus} GPUs of {machine.name}: instances "
+                             f"spanning machines are not modelled", field="tp")
+    if tp < 1 or machine.gpus % tp:
         raise SplitplanError(f"tp={tp} is not a divisor of the {machine.gpus} GPUs of {machine.name}", field="tp")
-    if kv_pool_bytes_per_gpu(instance, scheduling) <= 0:
+    if kv_pool_bytes_per_gpu(instance, scheduling) - _window_reserve(instance, scheduling) <= 0:
         needs = weight_bytes_per_gpu(instance) * tp
         usable = hbm_bytes_per_gpu(instance) * tp
         raise SplitplanError(
@@ -73,8 +101,20 @@ def check_fit(instance: Instance, scheduling: Scheduling = DEFAULT_SCHEDULING) -
 def kv_capacity_tokens(instance: Instance, scheduling: Scheduling = DEFAULT_SCHEDULING) -> int:
     """Tokens of KV cache the instance holds after weights and reserve (raises if it does not fit)."""
     check_fit(instance, scheduling)
-    per_token_per_gpu = kv_bytes_per_token(instance) / instance.tp
-    return int(math.floor(kv_pool_bytes_per_gpu(instance, scheduling) / per_token_per_gpu))
+    free = kv_pool_bytes_per_gpu(instance, scheduling) - _window_reserve(instance, scheduling)
+    return int(math.floor(free / kv_token_bytes_per_gpu(instance))) * max(instance.dp, 1)
+
+
+def _window_reserve(instance: Instance, scheduling: Scheduling) -> float:
+    """Bytes per GPU the sliding-window layers may hold: the window for each sequence the engine can run
+    (its sequence limit per attention group, at most as many as the pool holds at one window each)."""
+    per_seq = window_bytes_per_sequence_per_gpu(instance)
+    if per_seq <= 0:
+        return 0.0
+    pool = kv_pool_bytes_per_gpu(instance, scheduling)
+    at_one_window = per_seq + instance.model.sliding_window * kv_token_bytes_per_gpu(instance)
+    seqs = min(scheduling.max_seqs / max(instance.dp, 1), max(pool, 0.0) / at_one_window)
+    return seqs * per_seq
 
 
 # SplitwiseSim's model sizes (configs/model_repo/sizes/*.yaml) and GPU memory (80 GiB per processor).

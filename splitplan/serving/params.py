@@ -48,6 +48,26 @@ SPECS: dict[str, ParamSpec] = {
     "attn_t0_us": ParamSpec(5.0, 0.0, 100.0, "us per kernel", "attention kernel floor, per layer and phase"),
     "eta_kv": ParamSpec(0.85, 0.1, 1.0, "of HBM bandwidth", "decode attention KV-read efficiency, 16-bit KV cache"),
     "eta_kv_fp8": ParamSpec(0.70, 0.1, 1.0, "of HBM bandwidth", "decode attention KV-read efficiency, FP8 KV cache"),
+    # MLA decode (absorbed weights): per context token, max(FLOPs / (eta_mla BF16 peak), latent bytes / (eta_kv BW))
+    "eta_mla": ParamSpec(0.60, 0.1, 1.0, "of dense BF16 peak",
+                         "MLA absorbed decode attention compute efficiency (FlashMLA: 580-660 of 989 TFLOP/s on H800)"),
+    # mixture of experts: grouped GEMMs over the routed tokens, same smooth roofline with their own constants
+    "moe_eta_c_bf16": ParamSpec(0.725, 0.1, 1.0, "of dense BF16 peak", "large-M grouped expert GEMM efficiency, BF16"),
+    "moe_eta_c_fp8": ParamSpec(0.542, 0.1, 1.0, "of dense FP8 peak", "large-M grouped expert GEMM efficiency, FP8"),
+    "moe_eta_c_fp4": ParamSpec(0.45, 0.05, 1.0, "of dense FP4 peak", "large-M grouped expert GEMM efficiency, FP4"),
+    "moe_eta_c_wo": ParamSpec(0.50, 0.05, 1.0, "of dense BF16 peak",
+                              "large-M efficiency of weight-only (dequantizing) grouped expert GEMMs"),
+    "moe_eta_m": ParamSpec(0.619, 0.1, 1.0, "of HBM bandwidth", "grouped expert GEMM streaming efficiency (touched experts)"),
+    "moe_t0_us": ParamSpec(13.0, 0.0, 100.0, "us per grouped GEMM", "grouped expert GEMM floor (routing metadata, tails)"),
+    "moe_smooth_n": ParamSpec(1.79, 1.0, 10.0, "exponent", "sharpness of the grouped GEMM compute/memory corner"),
+    "moe_imbalance": ParamSpec(1.0, 1.0, 4.0, "busiest / mean",
+                               "floor of the routed-token load of the busiest expert-parallel GPU over the mean "
+                               "(1: what uniform random routing gives)"),
+    "moe_kernels": ParamSpec(4.0, 0.0, 32.0, "per MoE layer",
+                             "small kernels of an MoE layer besides its GEMMs (top-k, permute, unpermute, activation)"),
+    "a2a_alpha_us": ParamSpec(15.0, 1.0, 500.0, "us", "latency of one MoE all-to-all (dispatch or combine)"),
+    "a2a_bw_fraction": ParamSpec(0.35, 0.02, 1.0, "of bidirectional NVLink",
+                                 "all-to-all bandwidth for the per-GPU payload (attention data parallelism)"),
     # other kernels
     "elem_kernels": ParamSpec(8.0, 0.0, 64.0, "per layer", "elementwise kernels (norms, rotary, residual, activation)"),
     "elem_t0_us": ParamSpec(2.0, 0.0, 20.0, "us per kernel", "elementwise kernel floor"),
@@ -96,6 +116,18 @@ class StackParams:
     attn_t0_us: float = SPECS["attn_t0_us"].default
     eta_kv: float = SPECS["eta_kv"].default
     eta_kv_fp8: float = SPECS["eta_kv_fp8"].default
+    eta_mla: float = SPECS["eta_mla"].default
+    moe_eta_c_bf16: float = SPECS["moe_eta_c_bf16"].default
+    moe_eta_c_fp8: float = SPECS["moe_eta_c_fp8"].default
+    moe_eta_c_fp4: float = SPECS["moe_eta_c_fp4"].default
+    moe_eta_c_wo: float = SPECS["moe_eta_c_wo"].default
+    moe_eta_m: float = SPECS["moe_eta_m"].default
+    moe_t0_us: float = SPECS["moe_t0_us"].default
+    moe_smooth_n: float = SPECS["moe_smooth_n"].default
+    moe_imbalance: float = SPECS["moe_imbalance"].default
+    moe_kernels: float = SPECS["moe_kernels"].default
+    a2a_alpha_us: float = SPECS["a2a_alpha_us"].default
+    a2a_bw_fraction: float = SPECS["a2a_bw_fraction"].default
     elem_kernels: float = SPECS["elem_kernels"].default
     elem_t0_us: float = SPECS["elem_t0_us"].default
     ar_alpha_us: float = SPECS["ar_alpha_us"].default
@@ -128,6 +160,12 @@ class StackParams:
         if weight_only:
             return self.eta_c_wo
         return {"bf16": self.eta_c_bf16, "fp8": self.eta_c_fp8, "fp4": self.eta_c_fp4}[dtype]
+
+    def moe_eta_c(self, dtype: str, weight_only: bool = False) -> float:
+        """Large-M grouped expert GEMM efficiency for a compute dtype."""
+        if weight_only:
+            return self.moe_eta_c_wo
+        return {"bf16": self.moe_eta_c_bf16, "fp8": self.moe_eta_c_fp8, "fp4": self.moe_eta_c_fp4}[dtype]
 
     def with_values(self, values: Mapping[str, float]) -> StackParams:
         return replace(self, **dict(values))
