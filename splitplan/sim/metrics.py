@@ -99,7 +99,6 @@ def saturation(eng, arrival_s: np.ndarray, lat: Latencies, config: SimConfig) ->
     t0, span = float(arrival_s[0]), float(arrival_s[-1] - arrival_s[0])
     if span <= 0:
         return None
-    rate = (n - 1) / span
     second = (t0 + 0.25 * span, t0 + 0.5 * span)
     last = (t0 + 0.75 * span, t0 + span)
     queue = lat.queue_s

@@ -1,0 +1,87 @@
+"""Engine primitives that policies call for admission and preemption, and the recording of ITL
+samples and the pool timeline: mixed into `Engine` (engine.py), split out so that the event loop's
+module stays one concept. They read and write the engine's per-request lists (`left`, `ctx0`, ...)."""
+
+from __future__ import annotations
+
+import heapq
+
+from splitplan.sim.machines import Inst, latest_preemptible, leave_batch
+
+
+class AdmissionPrimitives:
+    """Decode-batch admission and the two preemptions (keep memory; recompute, vLLM's)."""
+
+    def admit(self, inst: Inst, allowed: int) -> None:
+        """Fill the decode batch up to `allowed`: preempted requests first, then new ones FCFS by memory."""
+        blocked, wait = inst.blocked, inst.wait
+        while inst.B < allowed and blocked:
+            self._join(inst, blocked.popleft())
+        reserve = self.reserve
+        while inst.B < allowed and wait:
+            rid = wait[0]
+            need = reserve[rid]
+            if inst.kv_used + need > inst.kv_cap:
+                break
+            wait.popleft()
+            inst.kv_used += need
+            inst.sched_queue_tokens -= self.left[rid]
+            self._join(inst, rid)
+
+    def preempt_keep(self, inst: Inst, count: int) -> None:
+        """Prompts take the iteration's budget: the latest-arriving decodes sit out (memory kept)."""
+        for _ in range(count):
+            rid = latest_preemptible(inst)
+            if rid < 0:
+                return
+            self.left[rid] = self.fin_k[rid] - inst.k
+            self.ctx0[rid] = leave_batch(inst, rid, self.ctx0, self.join_k)
+            self.t_last[rid] = self.now
+            inst.blocked.append(rid)
+
+    def preempt_recompute(self, inst: Inst) -> bool:
+        """The paged KV cache is full: the latest-arriving decode gives its blocks back and waits at the
+        head of the queue to re-prefill its whole context (vLLM's preemption by recomputation). The victim
+        is the request admitted last, as vLLM pops the end of its running queue."""
+        heap, active, seqs = inst.adm_heap, inst.active, self.join_seq
+        rid = -1
+        while heap:
+            neg, cand = heapq.heappop(heap)
+            if cand in active and seqs[cand] == -neg:
+                rid = cand
+                break
+        if rid < 0:
+            return False
+        self.left[rid] = self.fin_k[rid] - inst.k
+        ctx = leave_batch(inst, rid, self.ctx0, self.join_k)
+        inst.kv_used -= ctx - 1
+        self.pre_need[rid] = ctx - 1
+        self.pre_done[rid] = 0
+        self.recompute[rid] = True
+        self.t_last[rid] = self.now
+        self.preemptions += 1
+        inst.pq.appendleft(rid)
+        return True
+
+
+class Recording:
+    """ITL step samples and the per-pool timeline."""
+
+    def _record_steps(self, d0_s: float, dd_s: float, n: int, b: int) -> None:
+        self.itl_d0.append(d0_s)
+        self.itl_dd.append(dd_s)
+        self.itl_n.append(n)
+        self.itl_b.append(b)
+
+    def _sample(self, t: float) -> None:
+        self.in_system.append((t, self.arrived - self.completed - len(self.unservable)))
+        for role in ("prompt", "token", "mixed"):
+            pool = [inst for inst in self.insts if inst.role == role]
+            if not pool:
+                continue
+            busy = sum(1 for inst in pool if inst.busy)
+            batch = sum(inst.B for inst in pool) / len(pool)
+            queued = sum(len(inst.pq) + len(inst.wait) + len(inst.blocked) for inst in pool) if self.ssim is None \
+                else sum(self.ssim.queue_len(inst) for inst in pool)
+            pending = sum(inst.sched_pending for inst in pool)
+            self.timeline.append((t, role, busy, len(pool), batch, queued, pending))
