@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from splitplan.errors import SplitplanError
+from splitplan.workload_io import workload_stats, write_trace
 from splitplan.workload import (
     BUNDLED_TRACES_DIR,
     SizeDist,
@@ -22,8 +23,6 @@ from splitplan.workload import (
     resolve_trace_path,
     synthetic_workload,
     with_seed,
-    workload_stats,
-    write_trace,
 )
 
 CONV = BUNDLED_TRACES_DIR / "AzureLLMInferenceTrace_conv.csv"

@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from splitplan.cli.common import console
+from splitplan.workload_io import workload_stats, write_trace
 from splitplan.workload import (
     ARRIVAL_PROCESSES,
     SizeDist,
@@ -16,8 +17,6 @@ from splitplan.workload import (
     build_workload,
     load_trace,
     resolve_trace_path,
-    workload_stats,
-    write_trace,
 )
 
 
