@@ -18,6 +18,17 @@ from splitplan.serving.quant import Quant
 CAT = default_catalog()
 
 
+def simulated_row(model: str, tp: int, isl: int, osl: int, clients: int, index: int, groups: dict) -> FitRow:
+    """One simulated vLLM benchmark on a DGX-H100 as a fit row (measured values 1.0: tests set their own)."""
+    cfg = BenchmarkConfig(model, "dgx-h100", isl, osl, clients, stack="vllm", quant=Quant(), tp=tp,
+                          protocol=Protocol(num_prompts=4 * clients, range_ratio=0.8, warmup=0))
+    eng = run_benchmark(cfg, CAT, record_segments=True)["_engine"]
+    _, output = request_sizes(cfg)
+    perf = eng.insts[0].perf
+    features = row_features(eng, output, measured_mask(len(output), 0))
+    return FitRow(index, perf.instance, perf.scheduling, features, 1.0, 1.0, groups)
+
+
 @pytest.fixture(scope="module")
 def rows():
     """Twelve simulated benchmarks (two TPs, two shapes, three concurrencies) with their features."""
@@ -25,15 +36,8 @@ def rows():
     for tp in (2, 4):
         for isl, osl in ((1024, 256), (4096, 128)):
             for c in (4, 16, 64):
-                cfg = BenchmarkConfig("qwen3-32b", "dgx-h100", isl, osl, c, stack="vllm", quant=Quant(), tp=tp,
-                                      protocol=Protocol(num_prompts=4 * c, range_ratio=0.8, warmup=0))
-                r = run_benchmark(cfg, CAT, record_segments=True)
-                eng = r["_engine"]
-                _, output = request_sizes(cfg)
-                perf = eng.insts[0].perf
-                f = row_features(eng, output, measured_mask(len(output), 0))
-                out.append(FitRow(len(out), perf.instance, perf.scheduling, f, 1.0, 1.0,
-                                  {"config": f"tp{tp}|{isl}/{osl}", "tp": str(tp), "isl_osl": f"{isl}/{osl}"}))
+                out.append(simulated_row("qwen3-32b", tp, isl, osl, c, len(out),
+                                         {"config": f"tp{tp}|{isl}/{osl}", "tp": str(tp), "isl_osl": f"{isl}/{osl}"}))
     return out
 
 
@@ -121,15 +125,8 @@ def moe_rows():
     out = []
     for isl, osl in ((1024, 256), (4096, 128)):
         for c in (4, 32):
-            cfg = BenchmarkConfig("qwen3-30b-a3b", "dgx-h100", isl, osl, c, stack="vllm", quant=Quant(), tp=2,
-                                  protocol=Protocol(num_prompts=4 * c, range_ratio=0.8, warmup=0))
-            r = run_benchmark(cfg, CAT, record_segments=True)
-            eng = r["_engine"]
-            _, output = request_sizes(cfg)
-            perf = eng.insts[0].perf
-            f = row_features(eng, output, measured_mask(len(output), 0))
-            out.append(FitRow(100 + len(out), perf.instance, perf.scheduling, f, 1.0, 1.0,
-                              {"config": f"moe|{isl}/{osl}", "tp": "2", "isl_osl": f"{isl}/{osl}"}))
+            out.append(simulated_row("qwen3-30b-a3b", 2, isl, osl, c, 100 + len(out),
+                                     {"config": f"moe|{isl}/{osl}", "tp": "2", "isl_osl": f"{isl}/{osl}"}))
     return out
 
 
