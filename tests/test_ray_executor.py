@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from splitplan.errors import SplitplanError
 from splitplan.plan.parallel import ExecutorSpec, WorkerPool, using_executor
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from test_sweep import small_quickstart  # noqa: E402
 
 
 def test_without_ray_the_executor_is_a_one_line_error(monkeypatch):
@@ -34,13 +35,8 @@ def ray_instance():
 
 @pytest.fixture()
 def small(tmp_path) -> Path:
-    data = yaml.safe_load((ROOT / "scenarios" / "quickstart.yaml").read_text())
-    data["designs"] = data["designs"][:2]
-    data["workload"]["duration_s"] = 10
-    data["search"] = {"method": "ilp", "seeds": 2, "verify_top": 1, "local_radius": 1}
-    path = tmp_path / "small.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    """Two seeds and radius 1, so that the Ray runs map several simulations."""
+    return small_quickstart(tmp_path, seeds=2, local_radius=1)
 
 
 def test_map_keeps_order_reports_each_result_and_raises_task_errors(ray_instance):

@@ -17,16 +17,21 @@ from splitplan.errors import SplitplanError
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture()
-def small(tmp_path) -> Path:
-    """The quick-start question made small: two designs, one 10 s seed, radius 0."""
+def small_quickstart(tmp_path: Path, seeds: int, local_radius: int) -> Path:
+    """The quick-start question made small: its first two designs, 10 s seeds, one plan verified."""
     data = yaml.safe_load((ROOT / "scenarios" / "quickstart.yaml").read_text())
     data["designs"] = data["designs"][:2]
     data["workload"]["duration_s"] = 10
-    data["search"] = {"method": "ilp", "seeds": 1, "verify_top": 1, "local_radius": 0}
+    data["search"] = {"method": "ilp", "seeds": seeds, "verify_top": 1, "local_radius": local_radius}
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+@pytest.fixture()
+def small(tmp_path) -> Path:
+    """One seed, radius 0."""
+    return small_quickstart(tmp_path, seeds=1, local_radius=0)
 
 
 def test_vary_ranges_and_lists():
