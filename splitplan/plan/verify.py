@@ -62,6 +62,7 @@ class Run:
     mixed_request_share: float = 0.0
     mixed_token_share: float = 0.0
     saturated: bool = False
+    stopped_early: bool = False  # ended at a certain SLO miss: passed is exact, margins partial
 
 
 class _Runs:
@@ -78,29 +79,41 @@ class _Runs:
         return len(self.memo)
 
     def run(self, seed: int, k: int) -> Run:
-        """The verdict of one seed at lattice rate k (simulated once)."""
+        """The verdict of one seed at lattice rate k (simulated once; a run that is certain to miss an SLO
+        stops there, sim/miss_watch.py: its verdict is the full run's, its margins are not measured)."""
         if (seed, k) not in self.memo:
-            p = self.problem
-            p.check_deadline()
-            w = workload_at(p, lattice_rate(k), seed)
-            if len(w) == 0:  # a rate so low that no request arrives proves nothing
-                self.memo[seed, k] = Run(False, {})
-            else:
-                note_simulation(self.cluster, lattice_rate(k), seed)
-                r = simulate(self.cluster, w, perf=p.perf, catalog=p.catalog, config=sim_config(p), slos=p.slos)
-                margins = {name: (-math.inf if item["margin"] is None else float(item["margin"]))
-                           for name, item in r.summary["slo"].items()}
-                mixed = r.summary["mixed_pool"]
-                self.memo[seed, k] = Run(bool(r.all_slos_met), margins, float(mixed["request_share"]),
-                                         float(mixed["token_share"]), bool(r.saturated))
+            self.problem.check_deadline()
+            self.memo[seed, k] = self._simulate(seed, k, stop_at_miss=True)
         return self.memo[seed, k]
 
+    def _simulate(self, seed: int, k: int, stop_at_miss: bool) -> Run:
+        p = self.problem
+        w = workload_at(p, lattice_rate(k), seed)
+        if len(w) == 0:  # a rate so low that no request arrives proves nothing
+            return Run(False, {})
+        note_simulation(self.cluster, lattice_rate(k), seed)
+        r = simulate(self.cluster, w, perf=p.perf, catalog=p.catalog, config=sim_config(p), slos=p.slos,
+                     stop_at_miss=stop_at_miss)
+        margins = {name: (-math.inf if item["margin"] is None else float(item["margin"]))
+                   for name, item in r.summary["slo"].items()}
+        mixed = r.summary["mixed_pool"]
+        return Run(bool(r.all_slos_met), margins, float(mixed["request_share"]), float(mixed["token_share"]),
+                   bool(r.saturated), bool(r.summary.get("stopped_early")))
+
+    def complete(self, seed: int, k: int) -> Run:
+        """run(seed, k), simulated to its end if it had stopped at a certain miss (its margins are reported)."""
+        run = self.run(seed, k)
+        if run.stopped_early:
+            run = self.memo[seed, k] = self._simulate(seed, k, stop_at_miss=False)
+        return run
+
     def worst_miss(self) -> tuple[float, str]:
-        """(rate, what failed) at the lowest rate simulated: for a plan that met the SLOs at no rate."""
+        """(rate, what failed) at the lowest rate simulated: for a plan that met the SLOs at no rate. A run
+        that stopped at its first certain miss is simulated to its end here, for the size of the miss."""
         if not self.memo:
             return 0.0, ""
         seed, k = min(self.memo, key=lambda sk: (sk[1], sk[0]))
-        run = self.memo[seed, k]
+        run = self.complete(seed, k)
         if run.saturated:
             return lattice_rate(k), "saturated"
         if not run.margins:
@@ -142,6 +155,7 @@ def verify_cluster(problem: Problem, cluster: ClusterSpec, hint_rps: float,
         results = [runs.run(seed, k) for seed in seeds]
         if sum(r.passed for r in results) >= need:
             ok = True
+            results = [runs.complete(seed, k) for seed in seeds]  # a failing seed's margins count too
             margins = {name: min(r.margins[name] for r in results if name in r.margins)
                        for name in results[0].margins}
             break

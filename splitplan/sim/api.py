@@ -19,6 +19,7 @@ from splitplan.sim.config import SimConfig
 from splitplan.sim.engine import Engine
 from splitplan.sim.links import Links
 from splitplan.sim.machines import Inst
+from splitplan.sim.miss_watch import MissWatch
 from splitplan.sim.metrics import itl_samples, latencies, saturation, stats, throughput_rps
 from splitplan.sim.result import SCHEMA_VERSION, SimResult
 from splitplan.slo import evaluate_slos, paper_slos, reference_latencies
@@ -69,8 +70,12 @@ def provenance_key(key: tuple) -> str:
 
 def simulate(cluster: ClusterSpec, workload: Workload, *, perf: PerfSettings = PerfSettings(),
              catalog: Catalog | None = None, config: SimConfig = SimConfig(),
-             slos: tuple | None = None) -> SimResult:
-    """Simulate `workload` on `cluster`; deterministic (no randomness inside the simulator)."""
+             slos: tuple | None = None, stop_at_miss: bool = False) -> SimResult:
+    """Simulate `workload` on `cluster`; deterministic (no randomness inside the simulator).
+
+    `stop_at_miss`: end the run as soon as one SLO is certain to be missed (sim/miss_watch.py), for
+    callers that only need the verdict (the optimizer's searches). Such a result is partial: its
+    summary's `stopped_early` says why, `all_slos_met` is False, and its statistics cover what ran."""
     catalog = catalog or get_catalog()
     cluster = cluster.validate(catalog)
     if cluster.stack and cluster.stack != perf.stack:
@@ -87,11 +92,15 @@ def simulate(cluster: ClusterSpec, workload: Workload, *, perf: PerfSettings = P
     prompt = np.asarray(workload.prompt_tokens, dtype=np.int64)
     output = np.asarray(workload.output_tokens, dtype=np.int64)
     slos = paper_slos() if slos is None else tuple(slos)
+    ref_perf = _build_perf(model, catalog.machine(config.reference_machine), config.reference_tp, perf, catalog)
+    refs = reference_latencies(prompt, output, ref_perf, compat=compat)
+    watch = MissWatch(slos, refs, len(prompt), output.tolist(), compat) if stop_at_miss else None
     eng = Engine(insts, cluster.design, arrival, prompt, output, float(first_perf.kv_bytes_per_token()),
                  links, machines, config, compat, _longest_unloaded_s(perfs.values(), prompt, output),
-                 record_itl=any(s.metric == "itl" for s in slos))
+                 record_itl=any(s.metric == "itl" for s in slos), watch=watch)
     eng.run()
-    return _assemble(eng, cluster, workload, arrival, prompt, output, perf, perfs, catalog, config, slos, compat)
+    return _assemble(eng, cluster, workload, arrival, prompt, output, perf, perfs, catalog, config, slos, compat,
+                     ref_perf, refs)
 
 
 def run_closed_loop(perf, prompt_tokens: np.ndarray, output_tokens: np.ndarray, clients: int, *,
@@ -158,18 +167,16 @@ def _longest_unloaded_s(perfs, prompt: np.ndarray, output: np.ndarray) -> float:
 
 
 def _assemble(eng: Engine, cluster: ClusterSpec, workload: Workload, arrival, prompt, output, perf: PerfSettings,
-              perfs: dict, catalog: Catalog, config: SimConfig, slos, compat: bool) -> SimResult:
+              perfs: dict, catalog: Catalog, config: SimConfig, slos, compat: bool, ref_perf,
+              refs) -> SimResult:
     lat = latencies(eng, arrival, output, compat)
-    reason = saturation(eng, arrival, lat, config)
+    reason = None if eng.stopped_early else saturation(eng, arrival, lat, config)  # a partial run: no trend test
     saturated = reason is not None
-    ref_machine = catalog.machine(config.reference_machine)
-    ref_perf = _build_perf(catalog.model(cluster.model), ref_machine, config.reference_tp, perf, catalog)
-    refs = reference_latencies(prompt, output, ref_perf, compat=compat)
     tbt_eval = np.where(output <= 1, np.where(lat.completed, 0.0, np.nan), lat.tbt_s) if not compat else lat.tbt_s
     itl_s, itl_w = itl_samples(eng) if any(s.metric == "itl" for s in slos) else (None, None)
     slo_results = evaluate_slos(slos, ttft_s=lat.ttft_s, tbt_s=tbt_eval, e2e_s=lat.e2e_s, refs=refs,
                                 itl_s=itl_s, itl_weights=itl_w)
-    all_met = (not saturated) and all(r.met for r in slo_results)
+    all_met = (not saturated) and not eng.stopped_early and all(r.met for r in slo_results)
     requests = {
         "request_id": np.arange(len(workload)), "arrival_s": arrival, "prompt_tokens": prompt,
         "output_tokens": output, "ttft_s": lat.ttft_s, "tbt_s": lat.tbt_s, "e2e_s": lat.e2e_s,
@@ -188,6 +195,7 @@ def _assemble(eng: Engine, cluster: ClusterSpec, workload: Workload, arrival, pr
         "unfinished": int(n - lat.completed.sum()),
         "saturated": saturated,
         "saturation_reason": reason,
+        **({"stopped_early": eng.stopped_early} if eng.stopped_early else {}),
         **rates_rps(n, int(lat.completed.sum()), span),
         "window_completed_rps": throughput_rps(arrival, np.asarray(eng.t_done, dtype=np.float64)),
         "simulated_s": eng.end_s,

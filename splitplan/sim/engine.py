@@ -23,6 +23,7 @@ from splitplan.sim.links import Links
 from splitplan.sim.machines import (SEG_DECODE, SEG_IDLE, SEG_MIXED, SEG_PREFILL, Inst, join_batch,
                                     leave_batch, prefill_duration_s, run_time_s,
                                     steps_done)
+from splitplan.sim.miss_watch import MissWatch, SloMissed
 from splitplan.serving.stack import KvPolicy
 from splitplan.sim.policies import make_policy
 from splitplan.sim.policies import scheduling
@@ -41,8 +42,10 @@ class Engine(AdmissionPrimitives, Recording):
                  kv_bytes_per_token: float, links: Links, machines: list, config: SimConfig, compat: bool,
                  longest_unloaded_s: float = 0.0, record_itl: bool = True, clients: int = 0,
                  colocated_policy: str | None = None, record_segments: bool = False,
-                 client_delay_s=None):
+                 client_delay_s=None, watch: MissWatch | None = None):
         self.cfg = config
+        self.watch = watch if watch is not None and watch.active else None  # stop once an SLO is lost
+        self.stopped_early = ""  # why the run ended before its end (an SLO certain to be missed)
         self.compat = compat
         self.insts = insts
         self.machines = machines  # Machine object per physical machine index
@@ -127,6 +130,10 @@ class Engine(AdmissionPrimitives, Recording):
         gc.disable()
         try:
             self._loop()
+        except SloMissed as miss:
+            self.stopped_early = str(miss)
+            self.end_s = self.now
+            self.arrivals_processed = self.arrived
         finally:
             if enabled:
                 gc.enable()
@@ -236,6 +243,9 @@ class Engine(AdmissionPrimitives, Recording):
         """`held`: KV tokens the request holds on a paged instance (released); reserved ones release
         the whole reservation."""
         self.t_done[rid] = self.now
+        if self.watch is not None:
+            a = self.arr[rid]
+            self.watch.completed(rid, self.t_first[rid] - a, self.now - a)
         need = self.reserve[rid]
         inst.kv_used -= held if inst.paged else need
         inst.sched_mem -= need
@@ -265,6 +275,8 @@ class Engine(AdmissionPrimitives, Recording):
         p = self.pr[rid]
         self.t_first[rid] = now
         self.t_last[rid] = now
+        if self.watch is not None:
+            self.watch.first_token(rid, now - self.arr[rid])
         inst.sched_pending -= p
         self.router.lowered(inst)
         t_inst = self.insts[self.t_inst[rid]]

@@ -91,7 +91,7 @@ def find_max_rps(cluster: ClusterSpec, sizes: Workload, *, duration_s: float = 1
         w = poisson_workload(sizes, rate, duration_s, seed)
         ok = len(w) > 0
         if ok:
-            r = simulate(cluster, w, perf=perf, catalog=catalog, config=config, slos=slos)
+            r = simulate(cluster, w, perf=perf, catalog=catalog, config=config, slos=slos, stop_at_miss=True)
             ok = r.all_slos_met
         history.append((seed, rate, ok))
         if progress is not None:

@@ -368,6 +368,8 @@ class SplitwiseSim(BatchPolicy):
         now = eng.now
         eng.t_first[rid] = now
         eng.t_last[rid] = now
+        if eng.watch is not None:
+            eng.watch.first_token(rid, now - eng.arr[rid])
         inst.sched_pending -= p
         eng.router.lowered(inst)
         t_inst = eng.insts[eng.t_inst[rid]]
