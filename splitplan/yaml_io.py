@@ -35,6 +35,17 @@ class _BoundedLoader(yaml.SafeLoader):
 
 _BoundedLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
 
+# The files shipped with splitplan (catalog, kernels, stacks: read by nearly every command) are parsed by
+# libyaml when PyYAML has it: ten times faster, and they are not hostile input (tests check that both
+# parsers give the same values for every one of them). What a user hands over keeps the pure-Python
+# parser, whose errors and recursion limit the messages above rely on.
+_FastLoader: type | None = None
+if hasattr(yaml, "CSafeLoader"):
+    class _FastLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
+        """CSafeLoader plus YAML 1.2 exponent floats, for the bundled files."""
+
+    _FastLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
+
 
 def _expanded_nodes(root: yaml.Node) -> tuple[int, int]:
     """(distinct nodes, nodes once every alias is expanded), without expanding anything (memoised DFS)."""
@@ -66,11 +77,13 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def load_yaml_text(text: str, source: str) -> Any:
-    """Parse one YAML document under the limits above; `source` names the file in errors."""
+def load_yaml_text(text: str, source: str, bundled: bool = False) -> Any:
+    """Parse one YAML document under the limits above; `source` names the file in errors. `bundled`: a
+    file shipped with splitplan (libyaml parses it when available)."""
     loader = None
     try:
-        loader = _BoundedLoader(text)  # the reader rejects control characters here already
+        cls = _FastLoader if bundled and _FastLoader is not None else _BoundedLoader
+        loader = cls(text)  # the reader rejects control characters here already
         node = loader.get_single_node()
         if node is None:
             return None
@@ -116,7 +129,17 @@ def read_yaml(path: str | Path) -> Any:
                              "file?)", source=str(path)) from None
     except OSError as exc:
         raise SplitplanError(f"cannot read file ({exc.__class__.__name__})", source=str(path)) from None
-    data = load_yaml_text(text, str(path))
+    data = load_yaml_text(text, str(path), bundled=_is_bundled(path))
     if data is None:
         raise SplitplanError("file is empty", source=str(path))
     return data
+
+
+def _is_bundled(path: Path) -> bool:
+    """Is `path` one of the files shipped in splitplan's profiles folder (not a user's override)?"""
+    from splitplan.resources import bundled_profiles_dir
+
+    try:
+        return path.resolve().is_relative_to(bundled_profiles_dir().resolve())
+    except (OSError, RuntimeError):
+        return False

@@ -46,10 +46,13 @@ STREAM_SHARPNESS = 20.0  # exponent of the smooth max of the host launch and GPU
 BIG_SHARPNESS = 6.0  # logistic step in log tokens of the big-iteration all-reduce regime (10%-90% over 0.7-1.4x)
 TABLE_THRESHOLD = 4096  # decode arrays longer than this with whole batch sizes go through a lookup table
 TABLE_MAX_BATCH = 1 << 16
+_SCALARS = frozenset((float, int))
 
 
 def _as_float(x):
     """Arrays become float arrays (so integer inputs do not overflow in s^2); scalars stay scalars."""
+    if type(x) in _SCALARS:  # the simulator's per-iteration calls: plain Python numbers, tested first
+        return float(x)
     if isinstance(x, np.ndarray):
         return x.astype(float)
     if isinstance(x, (list, tuple)):

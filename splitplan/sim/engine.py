@@ -63,6 +63,9 @@ class Engine(AdmissionPrimitives, Recording):
                 inst.colo = self.ssim
             self.router.queue_len = self.ssim.queue_len
             self.ssim.bind(len(prompt_tokens), insts)
+        for inst in insts:
+            self._role_changed(inst)
+        self.router.on_role = self._role_changed
         self.links = links
         self.kvbpt = kv_bytes_per_token
         self.pr = prompt_tokens.tolist()
@@ -165,9 +168,9 @@ class Engine(AdmissionPrimitives, Recording):
                 next_sample += step
             self.now = t
             if ta <= te:
+                self.arrived = i + 1
                 self._arrive(i)
                 i += 1
-                self.arrived = i
                 continue
             _, _, kind, a, b = heappop(heap)
             if kind == EV_SEG:
@@ -182,13 +185,13 @@ class Engine(AdmissionPrimitives, Recording):
             elif kind == EV_RETRY:
                 self.ssim.flow_retry(self, a)
             elif kind == EV_ARRIVE:
-                self._arrive(a)
                 self.arrived += 1
+                self._arrive(a)
             else:
                 inst = insts[a]
                 inst.kick = False
                 if not inst.busy:
-                    self._start(inst)
+                    inst.policy.start(self, inst)
         self.end_s = min(self.now, limit) if self.completed < self.n else self.now
         self.arrivals_processed = i if not self.clients else self.arrived
 
@@ -217,8 +220,12 @@ class Engine(AdmissionPrimitives, Recording):
         p_inst.pq.append(rid)
         if not p_inst.busy:
             if not p_inst.kick:  # start once every arrival of this instant has been queued
+                now, heap = self.now, self.heap
+                if (self.arr[rid + 1] if rid + 1 < self.open_n else INF) > now and (not heap or heap[0][0] > now):
+                    p_inst.policy.start(self, p_inst)  # nothing else happens at this instant: the kick's turn
+                    return
                 p_inst.kick = True
-                self._schedule(self.now, EV_KICK, p_inst.id, 0)
+                self._schedule(now, EV_KICK, p_inst.id, 0)
         elif p_inst.seg == SEG_DECODE:
             self.pause(p_inst)
 
@@ -235,7 +242,7 @@ class Engine(AdmissionPrimitives, Recording):
         """The KV cache has arrived: the request waits for a slot in the token instance's batch."""
         inst.wait.append(rid)
         if not inst.busy:
-            self._start(inst)
+            inst.policy.start(self, inst)
         elif inst.seg == SEG_DECODE and inst.kv_used + self.reserve[rid] <= inst.kv_cap:
             self.pause(inst)
 
@@ -345,7 +352,11 @@ class Engine(AdmissionPrimitives, Recording):
 
     # ---------------------------------------------------------------------- primitives for policies
     def _start(self, inst: Inst) -> None:
-        (inst.colo if inst.role == "mixed" else self.policies[inst.role]).start(self, inst)
+        inst.policy.start(self, inst)
+
+    def _role_changed(self, inst: Inst) -> None:
+        """The policy follows the instance's current role: a borrowed machine runs its co-located one."""
+        inst.policy = inst.colo if inst.role == "mixed" else self.policies[inst.role]
 
     def idle(self, inst: Inst) -> None:
         inst.busy = False
@@ -468,7 +479,9 @@ class Engine(AdmissionPrimitives, Recording):
             inst.S += b * n
             if inst.paged:
                 inst.kv_used += b * n
-            self._finish_due(inst)
+            fin = inst.fin_heap
+            if fin and fin[0][0] <= inst.k:  # a paused run ends with nobody finishing: skip the call
+                self._finish_due(inst)
         else:
             chunks = inst.seg_chunks
             if b:
@@ -496,4 +509,4 @@ class Engine(AdmissionPrimitives, Recording):
                         inst.prefilling.remove(rid)
                     self._prompt_done(inst, rid, inst.seg_dur)
             inst.prefill_prompts += done
-        self._start(inst)
+        inst.policy.start(self, inst)

@@ -21,7 +21,7 @@ class Inst:
 
     __slots__ = (
         "id", "home", "role", "machine", "machine_idx", "perf", "kv_cap", "kv_used", "coeffs", "prefill_cache",
-        "paged", "colo", "adm_heap", "kick", "prefilling", "seg_chunks", "kv_peak", "kv_time",
+        "paged", "colo", "policy", "sched", "adm_heap", "kick", "prefilling", "seg_chunks", "kv_peak", "kv_time",
         "pq", "sched_pending", "sched_mem", "sched_queue_tokens", "wait", "blocked", "active", "fin_heap", "late_heap",
         "k", "B", "S", "busy", "ver", "seg", "seg_start", "seg_n", "seg_base", "seg_per",
         "seg_S0", "seg_B", "seg_dur", "seg_prompts", "paused", "busy_prefill_s", "busy_decode_s", "busy_mixed_s",
@@ -43,6 +43,8 @@ class Inst:
         self.prefill_cache: dict[int, float] = {} if prefill_cache is None else prefill_cache
         self.paged = False  # KV allocated as tokens are computed (else reserved whole at admission)
         self.colo = None  # the co-located batching policy it runs when its role is mixed (the engine sets it)
+        self.policy = None  # the policy of its current role (the engine keeps it in step with `role`)
+        self.sched = getattr(perf, "scheduling", None)  # its stack's batch limits (policies.scheduling)
         self.adm_heap: list[tuple[int, int]] = []  # (-join sequence, request): latest admitted first (paged victims)
         self.kick = False  # a start is scheduled at the current time (arrivals at one instant batch together)
         self.prefilling: list[int] = []  # admitted prompts part-way through a chunked prefill, FCFS

@@ -96,7 +96,7 @@ class Router:
 
     __slots__ = ("prompt", "token", "mixed", "all", "prompt_limit", "token_wait_limit",
                  "borrows", "borrowed_now", "max_borrowed", "mixed_requests", "mixed_tokens", "compat", "queue_len",
-                 "_index", "_stamps")
+                 "_index", "_stamps", "on_role")
 
     def __init__(self, insts: list[Inst], prompt_overflow_tokens: int, token_overflow_tokens: int | None,
                  compat: bool = False):
@@ -113,6 +113,7 @@ class Router:
         self.mixed_tokens = 0  # prompt + output tokens of the requests counted in mixed_requests
         self.compat = compat  # SplitwiseSim's own tests and fallback (see route)
         self.queue_len = None  # compat: tasks waiting on an instance (SplitwiseSim's pending queue)
+        self.on_role = None  # called with an instance whose role changed (the engine switches its policy)
         # large clusters: per-pool heaps instead of scanning every instance per arrival (same choices)
         self._index: dict[int, _PoolIndex] = {}
         self._stamps = count()
@@ -198,6 +199,8 @@ class Router:
     def _to_mixed(self, pool: list[Inst], inst: Inst) -> Inst:
         self._move(inst, pool, self.mixed)
         inst.role = "mixed"
+        if self.on_role is not None:
+            self.on_role(inst)
         self.borrows += 1
         self.borrowed_now += 1
         self.max_borrowed = max(self.max_borrowed, self.borrowed_now)
@@ -208,6 +211,8 @@ class Router:
         if inst.role != "mixed" or inst.home == "mixed":
             return
         inst.role = inst.home
+        if self.on_role is not None:
+            self.on_role(inst)
         self._move(inst, self.mixed, self.prompt if inst.home == "prompt" else self.token)
         self.borrowed_now -= 1
 

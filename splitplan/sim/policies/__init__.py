@@ -43,7 +43,7 @@ _DEFAULT = Scheduling()
 def scheduling(inst: Inst) -> Scheduling:
     """The instance's batch limits and KV policy: its stack's on its GPU, after the deployment's
     overrides (one object read by every policy and by the capacity model)."""
-    return getattr(inst.perf, "scheduling", None) or _DEFAULT
+    return inst.sched or _DEFAULT
 
 
 def register(name: str) -> Callable[[type[BatchPolicy]], type[BatchPolicy]]:
