@@ -78,12 +78,13 @@ class _Runs:
     def sims(self) -> int:
         return len(self.memo)
 
-    def run(self, seed: int, k: int) -> Run:
+    def run(self, seed: int, k: int, stop_at_miss: bool = True) -> Run:
         """The verdict of one seed at lattice rate k (simulated once; a run that is certain to miss an SLO
-        stops there, sim/miss_watch.py: its verdict is the full run's, its margins are not measured)."""
+        stops there unless told otherwise, sim/miss_watch.py: its verdict is the full run's, its margins
+        are not measured)."""
         if (seed, k) not in self.memo:
             self.problem.check_deadline()
-            self.memo[seed, k] = self._simulate(seed, k, stop_at_miss=True)
+            self.memo[seed, k] = self._simulate(seed, k, stop_at_miss=stop_at_miss)
         return self.memo[seed, k]
 
     def _simulate(self, seed: int, k: int, stop_at_miss: bool) -> Run:
@@ -189,7 +190,7 @@ def test_cluster(problem: Problem, cluster: ClusterSpec, rate_rps: float) -> Ver
     0; like screens, tests are never reported as a plan's throughput."""
     k = lattice_index(rate_rps)
     runs = _Runs(problem, cluster)
-    run = runs.run(problem.scenario.seed_list()[0], k)
+    run = runs.run(problem.scenario.seed_list()[0], k, stop_at_miss=False)  # a failed test reports its miss
     rate = lattice_rate(k) if run.passed else 0.0
     return Verification(rate_rps=rate, per_seed_rps=(rate,), mean_rps=rate, ci95_rps=(rate, rate), slo_margins={},
                         saturated=rate <= 0, n_simulations=1, screened=True,
