@@ -18,24 +18,22 @@ import math
 from array import array
 
 from splitplan.sim.config import SimConfig
-from splitplan.sim.engine_primitives import AdmissionPrimitives, Recording
+from splitplan.sim.engine_primitives import EV_ARRIVE, EV_KICK, EV_RETRY, EV_SEG, EV_XFER, AdmissionPrimitives, \
+    IterationPrimitives, Recording
 from splitplan.sim.links import Links
-from splitplan.sim.machines import (SEG_DECODE, SEG_IDLE, SEG_MIXED, SEG_PREFILL, Inst, join_batch,
-                                    leave_batch, prefill_duration_s, run_time_s,
-                                    steps_done)
+from splitplan.sim.machines import SEG_DECODE, SEG_IDLE, Inst, join_batch, leave_batch, run_time_s, steps_done
 from splitplan.sim.miss_watch import MissWatch, SloMissed
 from splitplan.serving.stack import KvPolicy
 from splitplan.sim.policies import make_policy
 from splitplan.sim.policies import scheduling
 from splitplan.sim.routers import make_router
 
-EV_SEG, EV_XFER, EV_KICK, EV_ARRIVE, EV_RETRY = 0, 1, 2, 3, 4
 NAN = math.nan
 INF = math.inf
 ROLE_POLICIES = {"prompt": "prompt_pool", "token": "token_pool"}
 
 
-class Engine(AdmissionPrimitives, Recording):
+class Engine(AdmissionPrimitives, IterationPrimitives, Recording):
     """One simulation run. Build with instances, run(), then read the recorded arrays."""
 
     def __init__(self, insts: list[Inst], design: str, arrival_s, prompt_tokens, output_tokens,
@@ -365,55 +363,6 @@ class Engine(AdmissionPrimitives, Recording):
         # under compat SplitwiseSim's policy releases it itself, once nothing waits there
         if inst.role == "mixed" and inst.home != "mixed" and inst.sched_pending == 0 and self.ssim is None:
             self.router.release(inst)
-
-    def begin_prompts(self, inst: Inst, batch: list[int], seg: int) -> None:
-        """An iteration of whole prompts, with the running decode batch stepping once if `seg` is mixed."""
-        now = self.now
-        dur = prefill_duration_s(inst, batch, self.pr, inst.B, inst.S)
-        for rid in batch:
-            self.t_start[rid] = now
-        inst.seg_chunks = [(rid, self.pr[rid]) for rid in batch]
-        self._begin(inst, seg, dur, inst.B)
-
-    def begin_chunks(self, inst: Inst, chunks: list[tuple[int, int]], with_decodes: bool) -> None:
-        """An iteration of prompt chunks (request, new tokens), plus one step of the running decode batch
-        when `with_decodes` (chunked prefill), else with the decodes paused (prefill-first)."""
-        now = self.now
-        pr_need, pr_done, t_start = self.pre_need, self.pre_done, self.t_start
-        pairs = ppl = prefix = tokens = 0.0
-        n_last = 0
-        for rid, c in chunks:
-            p = pr_done[rid]
-            if p == 0 and t_start[rid] != t_start[rid]:  # NaN: its first chunk
-                t_start[rid] = now
-            q = c * p + 0.5 * c * c
-            pairs += q
-            ppl += q / (p + c)
-            prefix += p
-            tokens += c
-            n_last += p + c >= pr_need[rid]
-        b = inst.B if with_decodes else 0
-        ms = inst.perf.chunk_ms(len(chunks), tokens, pairs, ppl, prefix, n_last, b, inst.S if b else 0)
-        inst.seg_chunks = chunks
-        self._begin(inst, SEG_MIXED if b else SEG_PREFILL, float(ms) / 1000.0, b,
-                    (len(chunks), tokens, pairs, ppl, prefix, n_last))
-
-    def _begin(self, inst: Inst, seg: int, dur: float, decode_b: int, shape: tuple | None = None) -> None:
-        now = self.now
-        inst.busy = True
-        inst.seg = seg
-        inst.seg_start = now
-        inst.seg_dur = dur
-        inst.seg_B = decode_b
-        inst.ver += 1
-        self.seq += 1
-        heapq.heappush(self.heap, (now + dur, self.seq, EV_SEG, inst.id, inst.ver))
-        if self.segments is not None:
-            if shape is None:
-                shape = (len(inst.seg_chunks), float(sum(c for _, c in inst.seg_chunks)),
-                         float(sum(0.5 * c * c for _, c in inst.seg_chunks)),
-                         float(sum(0.5 * c for _, c in inst.seg_chunks)), 0.0, len(inst.seg_chunks))
-            self.segments.append((now, now + dur, inst.id, seg, decode_b, 1, inst.S if decode_b else 0, *shape))
 
     def decode_run(self, inst: Inst, max_steps: int = 0) -> None:
         """Run the decode batch up to its next finish (or `max_steps`) in one event (closed form)."""

@@ -1,12 +1,68 @@
-"""Engine primitives that policies call for admission and preemption, and the recording of ITL
-samples and the pool timeline: mixed into `Engine` (engine.py), split out so that the event loop's
-module stays one concept. They read and write the engine's per-request lists (`left`, `ctx0`, ...)."""
+"""Engine primitives that policies call to begin an iteration, for admission and preemption, and the
+recording of ITL samples and the pool timeline: mixed into `Engine` (engine.py), split out so that the
+event loop's module stays one concept. They read and write the engine's per-request lists (`left`,
+`ctx0`, ...) and push its events (kinds below)."""
 
 from __future__ import annotations
 
 import heapq
 
-from splitplan.sim.machines import Inst, latest_preemptible, leave_batch
+from splitplan.sim.machines import SEG_MIXED, SEG_PREFILL, Inst, latest_preemptible, leave_batch, prefill_duration_s
+
+EV_SEG, EV_XFER, EV_KICK, EV_ARRIVE, EV_RETRY = 0, 1, 2, 3, 4  # event kinds of the engine's heap
+
+
+class IterationPrimitives:
+    """Begin a prefill, mixed or chunked iteration: its duration from the perf model, its end an event."""
+
+    def begin_prompts(self, inst: Inst, batch: list[int], seg: int) -> None:
+        """An iteration of whole prompts, with the running decode batch stepping once if `seg` is mixed."""
+        now = self.now
+        dur = prefill_duration_s(inst, batch, self.pr, inst.B, inst.S)
+        for rid in batch:
+            self.t_start[rid] = now
+        inst.seg_chunks = [(rid, self.pr[rid]) for rid in batch]
+        self._begin(inst, seg, dur, inst.B)
+
+    def begin_chunks(self, inst: Inst, chunks: list[tuple[int, int]], with_decodes: bool) -> None:
+        """An iteration of prompt chunks (request, new tokens), plus one step of the running decode batch
+        when `with_decodes` (chunked prefill), else with the decodes paused (prefill-first)."""
+        now = self.now
+        pr_need, pr_done, t_start = self.pre_need, self.pre_done, self.t_start
+        pairs = ppl = prefix = tokens = 0.0
+        n_last = 0
+        for rid, c in chunks:
+            p = pr_done[rid]
+            if p == 0 and t_start[rid] != t_start[rid]:  # NaN: its first chunk
+                t_start[rid] = now
+            q = c * p + 0.5 * c * c
+            pairs += q
+            ppl += q / (p + c)
+            prefix += p
+            tokens += c
+            n_last += p + c >= pr_need[rid]
+        b = inst.B if with_decodes else 0
+        ms = inst.perf.chunk_ms(len(chunks), tokens, pairs, ppl, prefix, n_last, b, inst.S if b else 0)
+        inst.seg_chunks = chunks
+        self._begin(inst, SEG_MIXED if b else SEG_PREFILL, float(ms) / 1000.0, b,
+                    (len(chunks), tokens, pairs, ppl, prefix, n_last))
+
+    def _begin(self, inst: Inst, seg: int, dur: float, decode_b: int, shape: tuple | None = None) -> None:
+        now = self.now
+        inst.busy = True
+        inst.seg = seg
+        inst.seg_start = now
+        inst.seg_dur = dur
+        inst.seg_B = decode_b
+        inst.ver += 1
+        self.seq += 1
+        heapq.heappush(self.heap, (now + dur, self.seq, EV_SEG, inst.id, inst.ver))
+        if self.segments is not None:
+            if shape is None:
+                shape = (len(inst.seg_chunks), float(sum(c for _, c in inst.seg_chunks)),
+                         float(sum(0.5 * c * c for _, c in inst.seg_chunks)),
+                         float(sum(0.5 * c for _, c in inst.seg_chunks)), 0.0, len(inst.seg_chunks))
+            self.segments.append((now, now + dur, inst.id, seg, decode_b, 1, inst.S if decode_b else 0, *shape))
 
 
 class AdmissionPrimitives:

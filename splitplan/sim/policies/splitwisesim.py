@@ -29,11 +29,11 @@ from __future__ import annotations
 from bisect import insort
 from itertools import pairwise
 
+from splitplan.sim.engine_primitives import EV_RETRY, EV_XFER
 from splitplan.sim.machines import SEG_MIXED, SEG_PREFILL, leave_batch
 from splitplan.sim.policies import BatchPolicy, register, scheduling
 
 QUEUED, RUNNING, BLOCKED = 1, 2, 3
-EV_XFER, EV_RETRY = 1, 4  # the engine's event kinds: KV transfer landed, transfer retry
 TRANSFER_RETRY_S = 1.0  # SplitwiseSim's link retry delay while the destination's memory is full
 
 
