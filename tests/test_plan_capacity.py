@@ -64,3 +64,18 @@ def test_sample_is_deterministic():
     a = RequestSample.draw(x, x, x, x, x, 100, seed=3)
     b = RequestSample.draw(x, x, x, x, x, 100, seed=3)
     assert np.array_equal(a.prompt_tokens, b.prompt_tokens) and len(a.prompt_tokens) == 100
+
+
+def test_poisson_helpers_give_scipy_stats_values():
+    """The capacity model's Poisson quantile and cdf (from scipy.special, to keep scipy.stats off the
+    import path) agree exactly with scipy.stats.poisson, edges included."""
+    import numpy as np
+    from scipy.stats import poisson
+
+    from splitplan.plan.capacity import poisson_cdf, poisson_ppf
+
+    for mu in (1e-6, 0.3, 1.0, 7.5, 42.0, 511.9, 3e4):
+        for q in (1e-9, 0.01, 0.5, 0.9, 0.99, 0.999999):
+            assert poisson_ppf(q, mu) == float(poisson.ppf(q, mu)), (q, mu)
+        k = np.array([-3.0, -0.5, 0.0, 0.4, 1.0, 2.7, mu, 2 * mu + 5, np.inf])
+        assert np.array_equal(poisson_cdf(k, mu), poisson.cdf(k, mu)), mu

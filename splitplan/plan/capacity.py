@@ -26,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import poisson
 
 from splitplan.perf.base import PerfModel
 from splitplan.serving.stack import Scheduling
@@ -207,7 +206,7 @@ def _concurrency(rate_per_ms: float, curve: _DecodeCurve, stretch: float) -> flo
 def _decode_ok(level: float, curve: _DecodeCurve, sample: RequestSample, slos: list[SloTarget],
                stretch: float, fixed_ms: np.ndarray, params: CapacityParams) -> bool:
     """TBT/E2E percentiles and KV memory at concurrency `level` (Poisson number of co-running decodes)."""
-    if poisson.ppf(params.kv_quantile, level) + 1 > curve.kv_batch * params.kv_util_cap:
+    if poisson_ppf(params.kv_quantile, level) + 1 > curve.kv_batch * params.kv_util_cap:
         return False
     o = np.maximum(sample.output_tokens - 1, 1)
     for slo in slos:
@@ -219,7 +218,7 @@ def _decode_ok(level: float, curve: _DecodeCurve, sample: RequestSample, slos: l
         else:
             continue
         max_b = curve.max_batch_for(step_limit)
-        frac = np.mean(np.where(max_b >= 1, poisson.cdf(max_b - 1, level), 0.0))
+        frac = np.mean(np.where(max_b >= 1, poisson_cdf(max_b - 1, level), 0.0))
         if frac < slo.quantile:
             return False
     return True
@@ -321,7 +320,7 @@ def _decode_bound(rate: float, curve: _DecodeCurve, sample: RequestSample, slos:
     level = _concurrency(rate * 1.02 + 1e-9, curve, stretch)
     if level is None:
         return "kv memory"
-    if poisson.ppf(params.kv_quantile, level) + 1 > curve.kv_batch * params.kv_util_cap:
+    if poisson_ppf(params.kv_quantile, level) + 1 > curve.kv_batch * params.kv_util_cap:
         return "kv memory"
     for slo in slos:
         if slo.metric in ("tbt", "e2e") and not _decode_ok(level, curve, sample, [slo], stretch, fixed, params):
@@ -356,3 +355,27 @@ def machine_capacity(perf: PerfModel, machine: str, role: str, sample: RequestSa
     derate = {"prompt": params.prompt_derate, "token": params.token_derate, "mixed": params.mixed_derate}[role]
     return RoleCapacity(machine=machine, role=role, rate_rps=rate * instances * derate, bound=bound,
                         instances=instances, tp=perf.instance.tp)
+
+
+# scipy.stats.poisson's ppf and cdf, from the scipy.special functions it calls: importing scipy.stats costs
+# ~0.4 s (1.3 s on a busy machine) in every command and worker that builds a capacity model; scipy.special
+# is the part needed. Same values (tests/test_plan_capacity.py compares them with scipy.stats).
+def poisson_ppf(q: float, mu: float) -> float:
+    """The smallest k with P(N <= k) >= q, N ~ Poisson(mu), for 0 < q < 1 (scipy's _ppf)."""
+    from scipy import special
+
+    vals = np.ceil(special.pdtrik(q, mu))
+    vals1 = np.maximum(vals - 1, 0)
+    return float(np.where(special.pdtr(vals1, mu) >= q, vals1, vals))
+
+
+def poisson_cdf(k, mu: float) -> np.ndarray:
+    """P(N <= k), N ~ Poisson(mu), element-wise: 0 below 0, 1 at +inf, pdtr(floor(k), mu) between."""
+    from scipy import special
+
+    k = np.asarray(k, dtype=np.float64)
+    out = np.zeros(k.shape)
+    out[k >= np.inf] = 1.0
+    inside = (k >= 0) & (k < np.inf)
+    out[inside] = special.pdtr(np.floor(k[inside]), mu)
+    return out

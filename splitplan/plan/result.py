@@ -14,13 +14,14 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from splitplan.cluster import ClusterSpec
 from splitplan.plan.phases import Phases, phases_of
 from splitplan.scenario import Scenario
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA_VERSION = 2  # 2: max_rate_rps vocabulary, phases and co-located shares, model_error, partial runs
 STATUSES = ("feasible", "infeasible", "time_limit", "interrupted")
@@ -197,6 +198,8 @@ class PlanResult:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n"
 
     def candidates_frame(self) -> pd.DataFrame:
+        import pandas as pd  # only where a table is built (pandas costs ~0.3 s to import)
+
         rows = []
         for c in self.all_candidates():
             d = c.to_dict()
@@ -208,6 +211,8 @@ class PlanResult:
                                            "min_slo_margin"])
 
     def pareto_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
         from splitplan.plan.studies import pareto_rows
 
         rows = [r | {"axis": "cost"} for r in pareto_rows(self.all_candidates(), "cost_usd_per_h")]
