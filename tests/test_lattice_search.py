@@ -48,3 +48,15 @@ def test_a_far_off_estimate_never_overshoots_by_more_than_the_largest_step():
     passes, calls = counting(200)
     assert lattice_max(passes, 10, 0, 4) == 200
     assert max(calls) <= 200 + MAX_STEP_K  # no run at many times the answer's rate
+
+
+def test_ci95_is_the_student_t_interval():
+    from scipy import stats
+
+    from splitplan.sim.maxrate import ci95
+
+    values = [10.0, 12.5, 11.0, 9.5]
+    half = stats.t.ppf(0.975, 3) * stats.tstd(values) / 2.0
+    lo, hi = ci95(values)
+    assert (lo, hi) == pytest.approx((sum(values) / 4 - half, sum(values) / 4 + half), rel=1e-12)
+    assert ci95([3.0]) == (3.0, 3.0)

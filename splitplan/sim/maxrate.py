@@ -184,7 +184,7 @@ def ci95(values: list[float]) -> tuple[float, float]:
     mean = float(np.mean(values))
     if len(values) < 2:
         return (mean, mean)
-    from scipy import stats
+    from scipy import special  # stdtrit is what scipy.stats.t.ppf computes; scipy.stats costs ~0.4 s to import
 
-    half = float(stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / math.sqrt(len(values)))
+    half = float(special.stdtrit(len(values) - 1, 0.975) * np.std(values, ddof=1) / math.sqrt(len(values)))
     return (mean - half, mean + half)
