@@ -92,3 +92,24 @@ def test_verification_is_the_same_with_and_without_early_stops(monkeypatch, tmp_
     without = verify.verify_cluster(problem, cluster, hint_rps=5.0)
     assert with_stops == without
     assert with_stops.rate_rps > 0
+
+
+def test_each_slo_counts_its_own_violators_and_the_first_settled_one_stops_the_run():
+    from types import SimpleNamespace
+
+    from splitplan.sim.miss_watch import MissWatch, SloMissed
+
+    n = 40
+    refs = SimpleNamespace(ttft_s=np.full(n, 2.0), tbt_s=np.full(n, 0.1), e2e_s=np.full(n, 10.0))
+    slos = (SLO("ttft", 50, 2.0), SLO("ttft", 90, 3.0), SLO("ttft", 90, 2.0, "absolute"))
+    watch = MissWatch(slos, refs, n, [2] * n, compat=False)
+    assert violators_needed(n, 90) == 5 and violators_needed(n, 50) == 21
+    watch.first_token(0, 4.5)  # 2.25x and over 2 s: the 2x slowdown and the absolute limit
+    watch.first_token(1, 6.5)  # 3.25x: all three
+    watch.first_token(2, float("nan"))  # NaN counts against every limit
+    watch.first_token(3, 1.0)  # within all
+    counts = {b.name: b.count for g in watch.ttft for b in g.bounds}
+    assert counts == {"ttft_p50": 3, "ttft_p90": 2, "ttft_p90_abs": 3}
+    watch.first_token(4, 3.0)  # 1.5x but over 2 s: the absolute limit's fourth violator
+    with pytest.raises(SloMissed, match="ttft_p90_abs"):
+        watch.first_token(5, 3.0)  # its fifth settles it; the slowdowns are still open

@@ -28,9 +28,17 @@ class _Bound:
 
     name: str
     limit: float
-    reference: list[float] | None  # per-request unloaded latency (slowdown SLOs), else None (absolute)
     need: int
     count: int = 0
+
+
+@dataclass
+class _Group:
+    """The SLOs of one metric that share a reference (slowdowns: the per-request unloaded latency;
+    absolute limits: none), by increasing limit: a value within the first limit is within them all."""
+
+    reference: list[float] | None
+    bounds: list[_Bound]
 
 
 def violators_needed(n: int, percentile: float) -> int:
@@ -45,21 +53,21 @@ class MissWatch:
         self.n = n
         self.out = output_tokens
         self.compat = compat
-        self.ttft: list[_Bound] = []
-        self.tbt: list[_Bound] = []
-        self.e2e: list[_Bound] = []
         self.reason = ""
-        lists = {"ttft": self.ttft, "tbt": self.tbt, "e2e": self.e2e}
-        cache: dict[str, list[float]] = {}
+        groups: dict[tuple[str, str], _Group] = {}
         for slo in slos:
-            if slo.metric not in lists:
+            if slo.metric not in ("ttft", "tbt", "e2e"):
                 continue
-            reference = None
-            if slo.kind == "slowdown":
-                if slo.metric not in cache:
-                    cache[slo.metric] = getattr(refs, f"{slo.metric}_s").tolist()
-                reference = cache[slo.metric]
-            lists[slo.metric].append(_Bound(slo.name, slo.limit, reference, violators_needed(n, slo.percentile)))
+            key = (slo.metric, slo.kind)
+            if key not in groups:
+                reference = getattr(refs, f"{slo.metric}_s").tolist() if slo.kind == "slowdown" else None
+                groups[key] = _Group(reference, [])
+            groups[key].bounds.append(_Bound(slo.name, slo.limit, violators_needed(n, slo.percentile)))
+        for group in groups.values():
+            group.bounds.sort(key=lambda b: b.limit)
+        self.ttft = [g for (metric, _), g in groups.items() if metric == "ttft"]
+        self.tbt = [g for (metric, _), g in groups.items() if metric == "tbt"]
+        self.e2e = [g for (metric, _), g in groups.items() if metric == "e2e"]
 
     @property
     def active(self) -> bool:
@@ -67,8 +75,8 @@ class MissWatch:
 
     def first_token(self, rid: int, ttft_s: float) -> None:
         """A request's first token, `ttft_s` after its arrival."""
-        for bound in self.ttft:
-            self._check(bound, rid, ttft_s)
+        for group in self.ttft:
+            self._check(group, rid, ttft_s)
 
     def completed(self, rid: int, ttft_s: float, e2e_s: float) -> None:
         """A request finished: its E2E latency and mean gap between tokens are known."""
@@ -78,15 +86,17 @@ class MissWatch:
                 tbt_s = (e2e_s - ttft_s) / out
             else:
                 tbt_s = 0.0 if out <= 1 else (e2e_s - ttft_s) / (out - 1)
-            for bound in self.tbt:
-                self._check(bound, rid, tbt_s)
-        for bound in self.e2e:
-            self._check(bound, rid, e2e_s)
+            for group in self.tbt:
+                self._check(group, rid, tbt_s)
+        for group in self.e2e:
+            self._check(group, rid, e2e_s)
 
-    def _check(self, bound: _Bound, rid: int, value_s: float) -> None:
-        value = value_s if bound.reference is None else _ratio(value_s, bound.reference[rid])
-        if not value <= bound.limit:  # NaN counts as a violation, as slo.percentile treats it as +inf
-            bound.count += 1
+    def _check(self, group: _Group, rid: int, value_s: float) -> None:
+        value = value_s if group.reference is None else _ratio(value_s, group.reference[rid])
+        for bound in group.bounds:
+            if value <= bound.limit:  # within this limit, so within the larger ones after it
+                return
+            bound.count += 1  # NaN lands here too, as slo.percentile counts it as +inf
             if bound.count >= bound.need:
                 self.reason = (f"{bound.name} missed for certain: {bound.count} of {self.n} requests over "
                                f"its limit")
