@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def build_instances(cluster: ClusterSpec, perf: PerfSettings, catalog: Catalog):
         key = (machine.name, pool.tp, pool.stack, pool.scheduling)
         if key not in perfs:
             perfs[key] = _build_perf(model, machine, pool.tp, pool_settings(perf, pool), catalog)
-            caches[key] = ({}, {})
+            caches[key] = shared_caches(perfs[key])
         model_perf = perfs[key]
         cap = int(model_perf.kv_capacity_tokens())
         for _ in range(pool.count):
@@ -60,6 +61,22 @@ def build_instances(cluster: ClusterSpec, perf: PerfSettings, catalog: Catalog):
                 insts.append(Inst(len(insts), pool.role, machine.name, len(machines) - 1, model_perf, cap,
                                   *caches[key]))
     return insts, perfs, machines, model
+
+
+_CACHES: WeakKeyDictionary = WeakKeyDictionary()
+
+
+def shared_caches(model_perf) -> tuple[dict, dict]:
+    """(decode coefficients by batch size, single-prompt prefill seconds by prompt size) of one perf model:
+    pure functions of it, so they are kept across simulations (the optimizer runs hundreds on the same
+    few models; perf/build.py caches the models themselves)."""
+    try:
+        caches = _CACHES.get(model_perf)
+        if caches is None:
+            caches = _CACHES[model_perf] = ({}, {})
+        return caches
+    except TypeError:  # a stand-in model that cannot be weakly referenced: caches for this run only
+        return {}, {}
 
 
 def provenance_key(key: tuple) -> str:
