@@ -315,3 +315,23 @@ def test_long_decode_arrays_match_the_scalar_path():
     assert [perf.decode_ms(b, c) for b, c in zip(batch[:50], context[:50])] == pytest.approx(list(fast[:50]), rel=1e-12)
     fractional = batch + 0.5  # not whole: evaluated directly
     assert perf.decode_ms(fractional, context)[:3] == pytest.approx([perf.decode_ms(b, c) for b, c in zip(fractional[:3], context[:3])])
+
+
+@pytest.mark.parametrize("model,machine,stack", [("llama2-70b", "dgx-h100", None), ("llama3.1-70b", "dgx-h200", "vllm"),
+                                                 ("qwen3-235b-a22b", "dgx-h100", "sglang"),
+                                                 ("gpt-oss-120b", "dgx-h100", "trtllm")])
+def test_prompt_iteration_parts_rebuild_prefill_and_mixed_bit_for_bit(model, machine, stack):
+    """The simulator caches an iteration's parts and adds the decodes' context itself: the sum must be
+    exactly what prefill_ms / mixed_ms return, or cached and uncached runs would differ."""
+    perf = build_perf_model(model, machine, settings=PerfSettings(stack=stack))
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n = int(rng.integers(1, 9))
+        sizes = rng.integers(1, 8000, n)
+        total, sq = int(sizes.sum()), int((sizes * sizes).sum())
+        b = int(rng.integers(0, 300))
+        context = int(rng.integers(0, 400_000)) if b else 0
+        head, per, window, host = perf.prompt_iteration_parts(n, total, sq, b)
+        rebuilt = head + per * float(context) + window + host
+        expected = perf.mixed_ms(n, total, sq, b, context) if b else perf.prefill_ms(n, total, sq)
+        assert rebuilt == float(expected), (n, total, sq, b, context)

@@ -229,15 +229,31 @@ class AnalyticPerfModel:
 
     # ---- PerfModel --------------------------------------------------------------------------
     def chunk_ms(self, n_chunks, chunk_tokens, pairs, pairs_per_len, prefix_tokens, n_last, n_decode, sum_context):
+        head, per_context, window, host = self._chunk_parts(n_chunks, chunk_tokens, pairs, pairs_per_len,
+                                                            prefix_tokens, n_last, n_decode)
+        return head + per_context * _as_float(sum_context) + window + host
+
+    def _chunk_parts(self, n_chunks, chunk_tokens, pairs, pairs_per_len, prefix_tokens, n_last, n_decode):
+        """chunk_ms = head + per_context * sum_context + window + host (summed in that order): everything
+        but the decodes' summed context, which changes every step."""
         n_chunks, chunk_tokens, pairs = _as_float(n_chunks), _as_float(chunk_tokens), _as_float(pairs)
         pairs_per_len, prefix_tokens, n_last = _as_float(pairs_per_len), _as_float(prefix_tokens), _as_float(n_last)
-        n_decode, sum_context = _as_float(n_decode), _as_float(sum_context)
+        n_decode = _as_float(n_decode)
         gpu = (self._linear_ms(chunk_tokens + n_decode, n_last + n_decode)
                + self._prefill_attention_ms(chunk_tokens, pairs, pairs_per_len, prefix_tokens, n_chunks)
                + self._layers * self._attn_t0 * _positive(n_decode))
         launch = self._launch + self._launch_prompt * _positive(chunk_tokens)
-        return (smooth_max(launch, gpu) + self._kv_ms_per_token * sum_context + self._window_ms_per_seq * n_decode
-                + self._host_ms(n_chunks + n_decode, n_chunks, chunk_tokens))
+        return (smooth_max(launch, gpu), self._kv_ms_per_token, self._window_ms_per_seq * n_decode,
+                self._host_ms(n_chunks + n_decode, n_chunks, chunk_tokens))
+
+    def prompt_iteration_parts(self, n_prompts: int, sum_tokens: int, sum_sq_tokens: int,
+                               n_decode: int) -> tuple[float, float, float, float]:
+        """(head, per_context, window, host) of an iteration of whole prompts with `n_decode` decodes:
+        mixed_ms(...) == head + per_context * sum_context + window + host, prefill_ms when n_decode is 0.
+        The simulator caches these by (prompts, tokens, squares, decodes) and adds the context itself."""
+        s = _as_float(sum_tokens)
+        parts = self._chunk_parts(n_prompts, s, 0.5 * _as_float(sum_sq_tokens), 0.5 * s, 0.0, n_prompts, n_decode)
+        return tuple(float(x) for x in parts)  # type: ignore[return-value]
 
     def prefill_ms(self, n_prompts, sum_tokens, sum_sq_tokens):
         s = _as_float(sum_tokens)

@@ -14,6 +14,7 @@ import math
 from collections import deque
 
 SEG_IDLE, SEG_PREFILL, SEG_MIXED, SEG_DECODE = 0, 1, 2, 3
+BATCH_CACHE_ENTRIES = 200_000  # bound on cached multi-prompt / mixed iteration parts per perf model
 
 
 class Inst:
@@ -143,7 +144,8 @@ def take_prompts(inst: Inst, budget: int, max_batch: int, prompt_tokens: list[in
 
 def prefill_duration_s(inst: Inst, batch: list[int], prompt_tokens: list[int], decode_b: int, decode_s: int) -> float:
     """One prefill (decode_b == 0) or mixed iteration, seconds. Single-prompt prefills are cached by
-    prompt size (the common case below saturation; sizes repeat across a trace)."""
+    prompt size (the common case below saturation; sizes repeat across a trace); other iterations, where
+    the perf model can split off the decodes' summed context (prompt_iteration_parts), by their shape."""
     n = len(batch)
     if n == 1 and not decode_b:
         p = prompt_tokens[batch[0]]
@@ -158,6 +160,17 @@ def prefill_duration_s(inst: Inst, batch: list[int], prompt_tokens: list[int], d
         p = prompt_tokens[rid]
         total += p
         sq += p * p
+    parts_of = getattr(inst.perf, "prompt_iteration_parts", None)
+    if parts_of is not None:  # batches repeat (same sizes, same decode count): all but the context cached
+        cache = inst.prefill_cache
+        key = (n, total, sq, decode_b)
+        parts = cache.get(key)
+        if parts is None:
+            parts = parts_of(n, total, sq, decode_b)
+            if len(cache) < BATCH_CACHE_ENTRIES:
+                cache[key] = parts
+        head, per_context, window, host = parts
+        return (head + per_context * float(decode_s if decode_b else 0.0) + window + host) / 1000.0
     if decode_b:
         return float(inst.perf.mixed_ms(n, total, sq, decode_b, decode_s)) / 1000.0
     return float(inst.perf.prefill_ms(n, total, sq)) / 1000.0
