@@ -56,7 +56,6 @@ class Model:
     sliding_window: int = 0  # tokens a sliding-window layer attends to; 0 = none
     sliding_layers: int = 0  # how many of the layers use the window
     attention_sinks: bool = False  # learned per-head sink logits (gpt-oss); no weights worth counting
-    alibi: bool = False  # ALiBi positions (BLOOM): a per-head linear bias on attention scores, no rotary embedding
     # mixture of experts
     experts: int = 0  # routed experts per MoE layer; 0 = dense
     experts_per_token: int = 0  # top-k

@@ -166,22 +166,6 @@ def test_big_iteration_all_reduce_regime_needs_tp_and_big_iterations():
         AnalyticPerfModel(inst(*tp1), StackParams(), "x").prefill_ms(1, 16384, 16384**2))
 
 
-def test_alibi_factor_slows_only_the_prompt_attention_of_alibi_models():
-    """fa_alibi_factor divides the attention efficiency of ALiBi models (BLOOM) only: Llama is untouched, BLOOM's
-    extra prompt time is exactly its causal attention compute stretched, and decode (a KV read) does not move."""
-    assert CAT.model("bloom-176b").alibi and not CAT.model("llama2-70b").alibi
-    biased = replace(StackParams(), fa_alibi_factor=0.25)
-    llama = (AnalyticPerfModel(inst(tp=8), StackParams(), "x"), AnalyticPerfModel(inst(tp=8), biased, "x"))
-    assert llama[1].prefill_ms(1, 8192, 8192**2) == llama[0].prefill_ms(1, 8192, 8192**2)
-    plain, slow = (AnalyticPerfModel(inst("bloom-176b", "dgx-h100", 8), p, "x") for p in (StackParams(), biased))
-    assert slow.decode_ms(16, 16 * 4096) == plain.decode_ms(16, 16 * 4096)
-    s = 8192.0
-    eff = plain.params.eta_fa * s / (s + plain.params.fa_s_half) if plain.params.fa_s_half else plain.params.eta_fa
-    attention_ms = 70 * ops.attention_flops_per_pair(plain.instance) * s * s / 2 / (eff * 989e9)  # H100 BF16 peak, per ms
-    extra = slow.prefill_ms(1, s, s * s) - plain.prefill_ms(1, s, s * s)
-    assert extra == pytest.approx(3.0 * attention_ms, rel=0.05)  # compute-bound: 1/0.25 - 1 = 3 times the attention
-
-
 def test_scalar_and_vector_paths_agree():
     perf = build_perf_model("llama2-70b", "dgx-h100", 4)
     n, t = np.array([1.0, 4.0, 16.0, 2.0]), np.array([500.0, 4000.0, 20000.0, 3000.0])

@@ -4,8 +4,7 @@ Each GEMM takes `t0 + (tc^n + tm^n)^(1/n)` with tc = FLOPs / (eta_c(M) x peak of
 and tm = bytes in its formats / (eta_m x HBM bandwidth), which fits measured GEMMs better than a hard
 max (performance-model.md §3.1); eta_c(M) = eta_c x M / (M + m_half) makes compute efficiency grow
 with the token count, so tc is linear in M. Prefill attention is compute on causal query-key pairs
-(efficiency eta_fa x s / (s + s_half), growing with the sequence; times fa_alibi_factor for ALiBi models,
-whose bias some stacks read from a materialized tensor) against the KV and Q/O traffic; decode
+(efficiency eta_fa x s / (s + s_half), growing with the sequence) against the KV and Q/O traffic; decode
 attention is the KV read at eta_kv of HBM bandwidth. Per layer: the attention projections, attention,
 elementwise kernels and an all-reduce, then a dense MLP and its all-reduce, or an MoE block
 (analytic_moe.py: router, grouped expert GEMMs, shared experts, all-reduce or all-to-all); then the
@@ -112,8 +111,7 @@ class AnalyticPerfModel:
         self._head = self._gemm_coeffs(ops.lm_head(instance), stretch, bw)
         # prefill attention: compute per pair (efficiency growing with the sequence), traffic per token
         bf16_peak = peak_flops_per_ms(g, "bf16")
-        eta_fa = p.eta_fa * (p.fa_alibi_factor if m.alibi else 1.0)  # ALiBi: the bias kernel of the stack
-        self._fa_c = ops.attention_flops_per_pair(instance) * stretch / (eta_fa * bf16_peak)
+        self._fa_c = ops.attention_flops_per_pair(instance) * stretch / (p.eta_fa * bf16_peak)
         self._fa_half = p.fa_s_half
         kv_layer = ops.kv_bytes_per_token_layer(instance)
         self._fa_new = (ops.qo_bytes_per_token_layer(instance) + kv_layer) / (p.eta_m * bw)

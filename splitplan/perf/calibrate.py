@@ -4,8 +4,8 @@ The datasheet part (peak FLOP/s, HBM, NVLink, model shapes) stays fixed; only th
 FIT_PARAMS move, inside their physical bounds (serving/params.py): GEMM, HBM-streaming and attention
 efficiencies, all-reduce latency and its big-iteration regime, the host's kernel-launch and prompt
 costs (which overlap the GPU) and its serial per-sequence and per-prompt costs (performance-model.md
-§7.2 step 3), and the prompt attention of ALiBi models relative to the others' (fa_alibi_factor).
-Residuals are log(pred/meas), so a 30 ms decode step and a 10 s prompt batch count equally, with a soft-L1 loss against the odd outlier. The architecture's measured kernels
+§7.2 step 3). Residuals are log(pred/meas), so a 30 ms decode step and a 10 s prompt batch count
+equally, with a soft-L1 loss against the odd outlier. The architecture's measured kernels
 (profiles/kernels.yaml) are a weak prior on the kernel parameters (PRIOR_WEIGHT): where the data
 cannot tell two of them apart (HBM efficiency against all-reduce latency when one TP degree is left
 out), the measured kernel value decides rather than an arbitrary corner. A fitted value at a bound is
@@ -50,17 +50,15 @@ __all__ = ["FIT_PARAMS", "GpuFit", "Errors", "anomalous_rows", "calibrate", "fit
            "instance_of", "predict_with", "write_stack"]
 
 # Fitted parameters (bounds from serving/params.py SPECS); everything else keeps the architecture's kernels.
-FIT_PARAMS = ("eta_c_bf16", "smooth_n", "eta_m", "eta_fa", "fa_alibi_factor", "eta_kv", "ar_alpha_us",
-              "ar_alpha_log2_us", "ar_big_tokens", "ar_big_bw_fraction", "launch_us", "prompt_layer_us", "seq_us",
-              "prompt_seq_ms")
+FIT_PARAMS = ("eta_c_bf16", "smooth_n", "eta_m", "eta_fa", "eta_kv", "ar_alpha_us", "ar_alpha_log2_us",
+              "ar_big_tokens", "ar_big_bw_fraction", "launch_us", "prompt_layer_us", "seq_us", "prompt_seq_ms")
 # ar_big_bw_fraction 0 means "no second regime"; a fit that wants none ends at the lower bound instead
 FIT_BOUNDS: dict[str, tuple[float, float]] = {k: (SPECS[k].lo, SPECS[k].hi) for k in FIT_PARAMS} | {
     "ar_big_bw_fraction": (0.01, 1.0)}
-# where the base value is 0 ("off") or at a bound, the fit starts here; fa_alibi_factor starts at (just
-# below) the plain kernel, so rows without an ALiBi model leave it there
+# where the base value is 0 ("off"), the fit starts here
 START = {"launch_us": 20.0, "prompt_layer_us": 100.0, "seq_us": 100.0, "prompt_seq_ms": 2.0,
-         "ar_big_tokens": 3000.0, "ar_big_bw_fraction": 0.1, "ar_alpha_log2_us": 5.0, "fa_alibi_factor": 1.0}
-PRIOR_PARAMS = ("eta_c_bf16", "smooth_n", "eta_m", "eta_fa", "fa_alibi_factor", "eta_kv", "ar_alpha_us")
+         "ar_big_tokens": 3000.0, "ar_big_bw_fraction": 0.1, "ar_alpha_log2_us": 5.0}
+PRIOR_PARAMS = ("eta_c_bf16", "smooth_n", "eta_m", "eta_fa", "eta_kv", "ar_alpha_us")
 PRIOR_SIGMA = 0.3  # in log: a factor 1.35 from the measured kernel value is one sigma
 PRIOR_WEIGHT = 0.05  # a one-sigma move costs as much as one row 5% off (out of ~800)
 LOSS_SCALE = 0.05  # soft-L1: rows more than 5% off count linearly, not quadratically
@@ -98,23 +96,12 @@ def _start(base: StackParams, fit_params: tuple[str, ...]) -> np.ndarray:
     return np.array(x0, float)
 
 
-def seen_params(rows: pd.DataFrame, catalog: Catalog, fit_params: tuple[str, ...] = FIT_PARAMS) -> tuple[str, ...]:
-    """The parameters of `fit_params` some row depends on: fa_alibi_factor only with an ALiBi model among
-    the rows (without one it keeps its value, the plain kernel, and is neither fitted nor reported)."""
-    alibi = any(catalog.model(name).alibi for name in rows["model"].unique())
-    return tuple(k for k in fit_params if k != "fa_alibi_factor" or alibi)
-
-
 def fit_gpu(rows: pd.DataFrame, catalog: Catalog, base: StackParams = StackParams(),
             fit_params: tuple[str, ...] = FIT_PARAMS, x0: np.ndarray | None = None,
             max_nfev: int = 400) -> StackParams:
     """Least-squares fit of `fit_params` on log relative error over the rows of one GPU, with the
     weak prior of PRIOR_PARAMS toward `base` (the architecture's kernels). `x0` warm-starts it."""
     rows = rows.reset_index(drop=True)
-    seen = seen_params(rows, catalog, fit_params)
-    if x0 is not None:
-        x0 = np.asarray(x0, float)[[fit_params.index(k) for k in seen]]
-    fit_params = seen
     parts = design(rows, catalog)
     meas = np.log(rows["time_ms"].to_numpy(float))
     lo = np.array([FIT_BOUNDS[k][0] for k in fit_params])
@@ -195,8 +182,7 @@ def calibrate(profile: Profile | None, catalog: Catalog, gpus: tuple[str, ...] =
         if len(measured_power) >= len(POWER_PARAMS) + 1:
             params, _, power = fit_power(params, measured_power, catalog)
         pred = predict_with(params, group, catalog, apply_cap=False)
-        fits[gpu] = GpuFit(gpu, params, *phase_errors(group, pred), power=power,
-                           at_bound=at_bounds(params, seen_params(group, catalog)))
+        fits[gpu] = GpuFit(gpu, params, *phase_errors(group, pred), power=power, at_bound=at_bounds(params))
     if not fits:
         raise SplitplanError("no uncapped rows to calibrate on", source=profile.path if profile else None)
     return fits

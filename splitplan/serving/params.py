@@ -46,9 +46,6 @@ SPECS: dict[str, ParamSpec] = {
     "eta_fa": ParamSpec(0.50, 0.05, 1.0, "of dense BF16 peak", "prefill attention efficiency on causal FLOPs, long sequences"),
     "fa_s_half": ParamSpec(0.0, 0.0, 16384.0, "tokens", "sequence length at which prefill attention efficiency is half"),
     "attn_t0_us": ParamSpec(5.0, 0.0, 100.0, "us per kernel", "attention kernel floor, per layer and phase"),
-    "fa_alibi_factor": ParamSpec(1.0, 0.05, 1.0, "of eta_fa",
-                                 "prompt attention efficiency of ALiBi models relative to eta_fa (1: a kernel that "
-                                 "adds the bias in-kernel; below 1: one that reads a materialized bias tensor)"),
     "eta_kv": ParamSpec(0.85, 0.1, 1.0, "of HBM bandwidth", "decode attention KV-read efficiency, 16-bit KV cache"),
     "eta_kv_fp8": ParamSpec(0.70, 0.1, 1.0, "of HBM bandwidth", "decode attention KV-read efficiency, FP8 KV cache"),
     # MLA decode (absorbed weights): per context token, max(FLOPs / (eta_mla BF16 peak), latent bytes / (eta_kv BW))
@@ -117,7 +114,6 @@ class StackParams:
     eta_fa: float = SPECS["eta_fa"].default
     fa_s_half: float = SPECS["fa_s_half"].default
     attn_t0_us: float = SPECS["attn_t0_us"].default
-    fa_alibi_factor: float = SPECS["fa_alibi_factor"].default
     eta_kv: float = SPECS["eta_kv"].default
     eta_kv_fp8: float = SPECS["eta_kv_fp8"].default
     eta_mla: float = SPECS["eta_mla"].default
