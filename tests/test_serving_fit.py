@@ -159,3 +159,14 @@ def test_a_staged_fit_streams_experts_no_faster_than_dense_weights(rows, moe_row
     monkeypatch.setattr(serving_fit, "CAP_MOE_ETA_M", False)
     free = fit(data, kernels, prior=truth)
     assert free.values["moe_eta_m"] > capped.values["eta_m"] + 0.03 and "moe_eta_m" not in free.at_bound
+
+
+@pytest.mark.parametrize("cv", [0.0, 1.2])
+def test_a_staged_fit_finds_the_routers_skew_back(rows, moe_rows, cv):
+    """MoE rows made under routing skew cv (0: uniform): the staged fit, started at FIT_START, recovers it
+    from how the expert weights read grow with the batch (4 and 32 clients)."""
+    kernels = arch_kernels("hopper")[0]
+    data = synthetic(rows + moe_rows, replace(kernels, moe_routing_cv=cv))
+    result = fit(data, kernels, prior=kernels)
+    assert "moe_routing_cv" in result.values
+    assert result.values["moe_routing_cv"] == pytest.approx(cv, abs=0.25)
