@@ -95,8 +95,9 @@ def test_moe_parameters_are_fitted_only_where_rows_exercise_them(rows):
     minimax = make_instance("minimax-m2.5", "dgx-h100", 4, Quant.parse("fp8"), CAT, ep=4)
     moe_rows = [replace(rows[0], instance=gpt_oss), replace(rows[1], instance=minimax)]
     extra = serving_fit.fit_params_for(moe_rows)[len(serving_fit.FIT_PARAMS):]
-    # MXFP4 experts on Hopper run weight-only; MiniMax's FP8 experts on FP8 tensor cores; nobody runs BF16 experts
-    assert extra == ("moe_eta_c_fp8", "moe_eta_c_wo", "moe_eta_m", "moe_t0_us")
+    # MXFP4 experts on Hopper run weight-only; MiniMax's FP8 experts on FP8 tensor cores; nobody runs BF16
+    # experts; any MoE row sees the routers' skew
+    assert extra == ("moe_eta_c_fp8", "moe_eta_c_wo", "moe_eta_m", "moe_t0_us", "moe_routing_cv")
 
 
 def test_rows_no_closed_loop_can_produce_are_flagged():
