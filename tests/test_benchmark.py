@@ -106,12 +106,13 @@ def test_cli_prints_json_and_one_line_errors(capsys):
     assert exit_info.value.code == 2 and len(err) == 1 and "unknown model 'llama3.1-70x'" in err[0]
 
 
-def test_a_four_bit_label_on_gpt_oss_means_its_checkpoint():
+def test_a_quantized_label_on_gpt_oss_means_its_checkpoint():
     from splitplan.apps.benchmark_rows import checkpoint_formats
 
     gpt_oss, qwen = CAT.model("gpt-oss-120b"), CAT.model("qwen3-235b-a22b")
     assert checkpoint_formats(gpt_oss, "nvfp4", "nvfp4") == ("bf16", "mxfp4")  # BF16 attention, MXFP4 experts
-    assert checkpoint_formats(gpt_oss, "fp8", "fp8") == ("fp8", "fp8")  # other labels are taken as given
+    assert checkpoint_formats(gpt_oss, "fp8", "fp8") == ("bf16", "mxfp4")  # no FP8 gpt-oss checkpoint is published
+    assert checkpoint_formats(gpt_oss, "bf16", "bf16") == ("bf16", "bf16")  # a dequantized copy: taken as given
     assert checkpoint_formats(qwen, "nvfp4", None) == ("nvfp4", None)  # a model with 4-bit checkpoints of all of it
 
 

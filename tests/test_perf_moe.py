@@ -134,6 +134,44 @@ def test_load_imbalance_matches_simulated_uniform_routing(ep):
     assert moe_layer(inst("qwen3-235b-a22b", tp=8)).imbalance(1.0, floor=1.5) == 1.0  # ep 1: nothing to wait for
 
 
+def _skewed_routing(rng, experts: int, top_k: int, cv: float, tokens: int) -> np.ndarray:
+    """One step's routing by a skewed router: expert weights Gamma distributed with coefficient of variation
+    cv, each token takes k distinct experts with probabilities in proportion (Gumbel top-k); (tokens, k)."""
+    weights = rng.gamma(1.0 / cv**2, cv**2, size=experts)
+    keys = np.log(weights)[None, :] + rng.gumbel(size=(tokens, experts))
+    return np.argsort(-keys, axis=1)[:, :top_k]
+
+
+@pytest.mark.parametrize("cv", [0.5, 1.0])
+def test_experts_touched_under_skewed_routing_match_a_simulated_router(cv):
+    """A skewed router touches fewer distinct experts than uniform routing at middle batches, and the
+    closed form (ops_moe docstring) follows a simulated one within 12%."""
+    layer = moe_layer(inst("qwen3-235b-a22b", tp=8))
+    rng = np.random.default_rng(1)
+    for tokens in (1, 4, 16, 64, 256):
+        counts = [np.unique(_skewed_routing(rng, 128, 8, cv, tokens)).size for _ in range(300)]
+        assert layer.touched(float(tokens), cv) == pytest.approx(np.mean(counts), rel=0.12), tokens
+        if tokens >= 4:
+            assert layer.touched(float(tokens), cv) < layer.touched(float(tokens))
+    assert layer.touched(1e5, cv) == pytest.approx(128.0, rel=0.01)  # a large enough batch touches every expert
+    assert layer.touched(16.0, 1e-9) == pytest.approx(layer.touched(16.0), rel=1e-9)  # cv -> 0: uniform
+
+
+def test_skewed_routing_loads_expert_parallel_groups_unequally_at_any_batch():
+    """With cv > 0 the busiest group's excess stops shrinking with T (uniform routing's goes to 0), and it
+    follows a simulated skewed router within 10%."""
+    layer = moe_layer(inst("qwen3-235b-a22b", tp=8, ep=4))
+    rng = np.random.default_rng(2)
+    for tokens in (64, 1024):
+        ratios = []
+        for _ in range(400):
+            picks = _skewed_routing(rng, 128, 8, 0.8, tokens)
+            per_group = np.bincount((picks // 32).ravel(), minlength=4)
+            ratios.append(per_group.max() / (tokens * 8 / 4))
+        assert layer.imbalance(float(tokens), cv=0.8) == pytest.approx(np.mean(ratios), rel=0.10), tokens
+    assert layer.imbalance(1e7, cv=0.8) > 1.1 > layer.imbalance(1e7) + 0.09
+
+
 # ------------------------------------------------------------------------------ grouped GEMM times
 
 def _measured_instance(name: str, dtype: str) -> tuple[Instance, int]:

@@ -95,8 +95,9 @@ def test_moe_parameters_are_fitted_only_where_rows_exercise_them(rows):
     minimax = make_instance("minimax-m2.5", "dgx-h100", 4, Quant.parse("fp8"), CAT, ep=4)
     moe_rows = [replace(rows[0], instance=gpt_oss), replace(rows[1], instance=minimax)]
     extra = serving_fit.fit_params_for(moe_rows)[len(serving_fit.FIT_PARAMS):]
-    # MXFP4 experts on Hopper run weight-only; MiniMax's FP8 experts on FP8 tensor cores; nobody runs BF16 experts
-    assert extra == ("moe_eta_c_fp8", "moe_eta_c_wo", "moe_eta_m", "moe_t0_us")
+    # MXFP4 experts on Hopper run weight-only; MiniMax's FP8 experts on FP8 tensor cores; nobody runs BF16
+    # experts; any MoE row sees the routers' skew
+    assert extra == ("moe_eta_c_fp8", "moe_eta_c_wo", "moe_eta_m", "moe_t0_us", "moe_routing_cv")
 
 
 def test_rows_no_closed_loop_can_produce_are_flagged():
@@ -159,3 +160,14 @@ def test_a_staged_fit_streams_experts_no_faster_than_dense_weights(rows, moe_row
     monkeypatch.setattr(serving_fit, "CAP_MOE_ETA_M", False)
     free = fit(data, kernels, prior=truth)
     assert free.values["moe_eta_m"] > capped.values["eta_m"] + 0.03 and "moe_eta_m" not in free.at_bound
+
+
+@pytest.mark.parametrize("cv", [0.0, 1.2])
+def test_a_staged_fit_finds_the_routers_skew_back(rows, moe_rows, cv):
+    """MoE rows made under routing skew cv (0: uniform): the staged fit, started at FIT_START, recovers it
+    from how the expert weights read grow with the batch (4 and 32 clients)."""
+    kernels = arch_kernels("hopper")[0]
+    data = synthetic(rows + moe_rows, replace(kernels, moe_routing_cv=cv))
+    result = fit(data, kernels, prior=kernels)
+    assert "moe_routing_cv" in result.values
+    assert result.values["moe_routing_cv"] == pytest.approx(cv, abs=0.25)

@@ -173,6 +173,7 @@ def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None,
 
 
 FOUR_BIT = ("mxfp4", "nvfp4", "int4_wo")
+QUANTIZED = FOUR_BIT + ("fp8", "fp8_block")  # labels that name a quantized checkpoint
 
 
 def checkpoint_formats(model, weights: str | None, moe_weights: str | None) -> tuple[str | None, str | None]:
@@ -180,7 +181,10 @@ def checkpoint_formats(model, weights: str | None, moe_weights: str | None) -> t
     is 4-bit in its experts only (gpt-oss: MXFP4 experts, BF16 attention, router and head) names that
     checkpoint: the dense weights keep their native format and the experts take the checkpoint's 4-bit
     format (the measured rows label openai/gpt-oss-120b 'nvfp4'; on Hopper both 4-bit formats run
-    weight-only with 16-bit math and differ by 6% in bytes)."""
+    weight-only with 16-bit math and differ by 6% in bytes). An FP8 label on such a model names the same
+    checkpoint: none with FP8 experts is published, and an engine serving it runs its MXFP4 experts (the
+    TensorRT-LLM rows label gpt-oss-120b 'fp8', the precision of the run's activations and KV cache, not
+    of its weights). A 'bf16' label stays: dequantized BF16 copies exist."""
     from splitplan.serving.quant import weight_format
 
     native_w, native_e = model.native_weights, model.native_moe_weights
@@ -188,9 +192,9 @@ def checkpoint_formats(model, weights: str | None, moe_weights: str | None) -> t
         return weights, moe_weights
     w = weight_format(weights).value if weights else None
     e = weight_format(moe_weights, "moe_weights").value if moe_weights else w
-    if w in FOUR_BIT:
+    if w in QUANTIZED:
         w = native_w
-    if e in FOUR_BIT:
+    if e in QUANTIZED:
         e = native_e
     return w, e
 

@@ -13,7 +13,7 @@ cannot see (say FP8 GEMMs for an engine measured in BF16 only) at its physical v
 (per iteration, per sequence, per request) have no prior inside their bounds: they are the stack.
 
 Rows of dense and mixture-of-experts models fit in two stages (the default): FIT_PARAMS on the
-dense rows alone, then the grouped-GEMM parameters (moe_*) on the MoE rows with the dense ones fixed,
+dense rows alone, then the grouped-GEMM parameters and the routers' skew (moe_*) on the MoE rows with the dense ones fixed,
 so adding MoE rows cannot move a dense model's predictions. A joint fit of everything on all rows is
 `staged=False` (docs/stacks.md compares the two).
 """
@@ -35,6 +35,11 @@ DENSE_KERNEL_PARAMS = ("eta_c_bf16", "eta_c_fp8", "eta_c_wo", "eta_m", "eta_fa",
 # grouped expert GEMMs: fitted only on data with MoE rows whose experts run in that compute dtype (fit_params_for)
 MOE_KERNEL_PARAMS = ("moe_eta_c_bf16", "moe_eta_c_fp8", "moe_eta_c_wo", "moe_eta_m", "moe_t0_us")
 KERNEL_PARAMS = DENSE_KERNEL_PARAMS + MOE_KERNEL_PARAMS
+# how skewed the routers of the MoE rows are (ops_moe): no prior (no measurement of it), fitted with MoE rows
+MOE_ROUTING_PARAMS = ("moe_routing_cv",)
+# a fit starts a parameter here when its base value is at the lower bound, where its gradient vanishes
+# (the touched-experts count depends on cv^2)
+FIT_START = {"moe_routing_cv": 1.0}
 HOST_PARAMS = ("step_ms", "seq_us", "api_ms", "prompt_token_us")
 FIT_PARAMS = DENSE_KERNEL_PARAMS + HOST_PARAMS  # what every fit moves; fit_params_for adds what MoE rows see
 PRIOR_SIGMA = 0.15  # log-normal width of the prior on kernel efficiencies and floors
@@ -121,8 +126,8 @@ def fit_params_for(rows: list[FitRow]) -> tuple[str, ...]:
             continue
         _, dtype, weight_only = expert_format(row.instance)
         name = "moe_eta_c_wo" if weight_only else f"moe_eta_c_{dtype.value}"
-        seen += [name, "moe_eta_m", "moe_t0_us"]
-    return FIT_PARAMS + tuple(k for k in MOE_KERNEL_PARAMS if k in seen)
+        seen += [name, "moe_eta_m", "moe_t0_us", *MOE_ROUTING_PARAMS]
+    return FIT_PARAMS + tuple(k for k in MOE_KERNEL_PARAMS + MOE_ROUTING_PARAMS if k in seen)
 
 
 def _is_moe(data: FitData) -> np.ndarray:
@@ -169,7 +174,8 @@ def _fit_joint(data: FitData, base: StackParams, fit_params: tuple[str, ...], pr
     prior = prior or base
     lo = np.array([SPECS[k].lo for k in fit_params])
     hi = np.array([min(SPECS[k].hi, (caps or {}).get(k, math.inf)) for k in fit_params])
-    x0 = np.clip(np.array([getattr(base, k) for k in fit_params], float), lo + 1e-9 * (hi - lo), hi)
+    start = [FIT_START.get(k, v) if v <= SPECS[k].lo else v for k, v in ((k, getattr(base, k)) for k in fit_params)]
+    x0 = np.clip(np.array(start, float), lo + 1e-9 * (hi - lo), hi)
     kernel = np.array([k in KERNEL_PARAMS for k in fit_params])
     prior_x = np.array([max(getattr(prior, k), 1e-6) for k in fit_params])
     log_ttft, log_tpot = np.log(data.ttft), np.log(data.tpot)

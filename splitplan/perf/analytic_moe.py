@@ -37,6 +37,7 @@ class MoeTiming:
         assert layer is not None
         self.layer = layer
         self._floor = p.moe_imbalance
+        self._cv = p.moe_routing_cv
         self._t0 = p.moe_t0_us * 1e-3
         self._n = p.moe_smooth_n
         self._experts = []  # per expert GEMM: (ms per row compute, ms per touched expert, ms per row traffic)
@@ -69,9 +70,9 @@ class MoeTiming:
         """The routed experts for `tokens` tokens of the instance, on the busiest GPU: grouped GEMMs and
         the layer's small kernels."""
         layer = self.layer
-        effective = tokens * layer.imbalance(tokens, self._floor)
+        effective = tokens * layer.imbalance(tokens, self._floor, self._cv)
         rows = layer.rows(effective)
-        return self.grouped_gemms_ms(rows, layer.touched(effective)) + self._small_t0 + self._small_per_row * rows
+        return self.grouped_gemms_ms(rows, layer.touched(effective, self._cv)) + self._small_t0 + self._small_per_row * rows
 
     def layer_ms(self, tokens, group_tokens, gemm_ms, all_reduce_ms):
         """One MoE layer: router and shared experts on the group's tokens, experts on all, the collective."""

@@ -16,6 +16,14 @@ Routing, under uniform random top-k (the default; real routers are more skewed, 
   is missed by one token with probability 1 - k/E, so E x (1 - (1 - k/E)^T) are touched (all of them
   only for large T: 8 of 128 at T = 1 for Qwen3-235B, 125.9 at T = 64).
 
+Skewed routing (`moe_routing_cv` = cv > 0): a trained router sends a step's tokens to some experts more
+than to others. The experts' shares of the routed tokens are taken as Gamma distributed with mean k/E and
+coefficient of variation cv; then an expert is missed by T tokens with probability E[(1 - p)^T] =
+(1 + cv^2 x)^(-1/cv^2), x = -T ln(1 - k/E), so fewer distinct experts are touched (fewer weights read) at
+small and middle batches, and all of them again as T grows (cv -> 0 is the uniform formula above). The
+same skew makes the expert-parallel groups' shares unequal: a group of E/ep experts holds a share with
+relative sd cv sqrt((1 - 1/ep) / (E/ep)), which adds to the sampling variance and does not shrink with T.
+
 Grouped GEMMs have their own efficiencies (serving/params.py moe_*): measured on an H200 they read the
 touched experts at ~0.62 of HBM bandwidth, not the 0.85 of a dense GEMM (docs/kernel-measurements.md).
 
@@ -48,29 +56,39 @@ class MoeLayer:
     imbalance_c: float  # busiest-group excess: imbalance(T) = 1 + imbalance_c / sqrt(T)
     imbalance_max: float  # no group can get more than min(k, E/ep) of a token's k experts
     a2a: bool  # attention data parallelism: dispatch and combine all-to-all
+    max_normal: float = 0.0  # c(ep): expected maximum of ep standard normals
 
-    def imbalance(self, tokens, floor: float = 1.0):
-        """Busiest expert-parallel group's routed rows over the mean, for `tokens` tokens in the step."""
+    def imbalance(self, tokens, floor: float = 1.0, cv: float = 0.0):
+        """Busiest expert-parallel group's routed rows over the mean, for `tokens` tokens in the step
+        (`cv`: skew of the router's expert shares, module docstring)."""
         if self.ep == 1:
             return 1.0  # every GPU computes a shard of every row: nothing to wait for
-        uniform = 1.0 + self.imbalance_c / _sqrt(_max(tokens, 1.0))
-        return _max(_min(uniform, self.imbalance_max), floor)
+        sampling = self.imbalance_c * self.imbalance_c / _max(tokens, 1.0)
+        skew = (self.max_normal * cv) ** 2 * (1.0 - 1.0 / self.ep) / self.local_experts
+        return _max(_min(1.0 + _sqrt(sampling + skew), self.imbalance_max), floor)
 
     def rows(self, effective_tokens):
         """Routed rows one GPU computes (all of its group's experts' rows)."""
         return effective_tokens * (self.top_k / self.ep)
 
-    def touched(self, effective_tokens):
-        """Expected local experts that receive at least one of `effective_tokens` tokens."""
-        return self.local_experts * (1.0 - (1.0 - self.top_k / self.experts) ** effective_tokens)
+    def touched(self, effective_tokens, cv: float = 0.0):
+        """Expected local experts that receive at least one of `effective_tokens` tokens (`cv`: routing
+        skew; 0 = uniform random)."""
+        if cv <= 0.0:
+            return self.local_experts * (1.0 - (1.0 - self.top_k / self.experts) ** effective_tokens)
+        import numpy as np
 
-    def expert_flops(self, tokens, floor: float = 1.0):
-        t_eff = tokens * self.imbalance(tokens, floor)
+        x = -math.log1p(-self.top_k / self.experts) * effective_tokens
+        c = cv * cv  # (1 + c x)^(-1/c) through log1p: exact as c -> 0 (a fit starts there)
+        return self.local_experts * (1.0 - np.exp(-np.log1p(c * x) / c))
+
+    def expert_flops(self, tokens, floor: float = 1.0, cv: float = 0.0):
+        t_eff = tokens * self.imbalance(tokens, floor, cv)
         return sum(2.0 * self.rows(t_eff) * g.k * g.n for g in self.experts_gemms)
 
-    def expert_bytes(self, tokens, floor: float = 1.0):
-        t_eff = tokens * self.imbalance(tokens, floor)
-        rows, touched = self.rows(t_eff), self.touched(t_eff)
+    def expert_bytes(self, tokens, floor: float = 1.0, cv: float = 0.0):
+        t_eff = tokens * self.imbalance(tokens, floor, cv)
+        rows, touched = self.rows(t_eff), self.touched(t_eff, cv)
         return sum(touched * g.weight_bytes * g.k * g.n + ACT_BYTES * rows * (g.k + g.n) for g in self.experts_gemms)
 
 
@@ -94,7 +112,8 @@ def moe_layer(instance: Instance) -> MoeLayer | None:
                   Gemm("shared_down", width / t, m.hidden, swb, sdtype, swo))
     c, cap = _imbalance_coefficients(m.experts, m.experts_per_token, ep)
     return MoeLayer(m.experts, m.experts_per_token, ep, m.experts // ep, experts,
-                    bf16_gemm("router", m.hidden, m.experts, replicated=True), shared, c, cap, instance.dp > 1)
+                    bf16_gemm("router", m.hidden, m.experts, replicated=True), shared, c, cap, instance.dp > 1,
+                    expected_max_normal(ep))
 
 
 def a2a_bytes_per_gpu(instance: Instance, tokens):
