@@ -108,11 +108,8 @@ def write_dynamo(plan: DeployPlan, out: Path, engine: str, kv_transport: str, im
     extra = ["Image: set DYNAMO_VERSION (envsubst) or pass --image; the HF token comes from secret hf-token-secret.",
              "Dynamo releases before ai-dynamo/dynamo PR #6483 spell '--disaggregation-mode prefill' as "
              "'--is-prefill-worker' for vLLM workers (and take no decode flag)."]
-    text = _notes(plan, [(p, a) for p, a, _ in pools], "dynamo", "NVIDIA Dynamo graph deployment", extra)
-    path = out / "dynamo-graph.yaml"
-    path.write_text(text + dump_yaml(doc))
-    records = [pool_record(p, a, path.name) | {"service": name} for p, a, name in pools]
-    return [path], records
+    return _write_document(plan, out / "dynamo-graph.yaml", doc, pools, "service",
+                           ("dynamo", "NVIDIA Dynamo graph deployment", extra))
 
 
 # ------------------------------------------------------------------------------------------ llm-d
@@ -161,8 +158,12 @@ def write_llmd(plan: DeployPlan, out: Path, catalog_model, image: str | None):
     extra = ["Install: helm install NAME llm-d-modelservice/llm-d-modelservice -f llm-d-values.yaml (chart v0.4.1);",
              "the gateway, InferencePool and scheduler (routing.inferencePool, routing.httpRoute, routing.epp) come "
              "from the llm-d guide you deploy with and are not written here."]
-    text = _notes(plan, [(p, a) for p, a, _ in pools], "llm-d", "values for the llm-d modelservice Helm chart", extra)
-    path = out / "llm-d-values.yaml"
-    path.write_text(text + dump_yaml(values))
-    records = [pool_record(p, a, path.name) | {"values_key": key} for p, a, key in pools]
-    return [path], records
+    return _write_document(plan, out / "llm-d-values.yaml", values, pools, "values_key",
+                           ("llm-d", "values for the llm-d modelservice Helm chart", extra))
+
+
+def _write_document(plan: DeployPlan, path: Path, doc: dict, pools: list, key: str, notes: tuple):
+    """Write the notes header and the YAML document; one record per pool, naming its entry under `key`."""
+    kind, title, extra = notes
+    path.write_text(_notes(plan, [(p, a) for p, a, _ in pools], kind, title, extra) + dump_yaml(doc))
+    return [path], [pool_record(p, a, path.name) | {key: name} for p, a, name in pools]
