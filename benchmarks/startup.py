@@ -35,6 +35,10 @@ COMMANDS: dict[str, list[str]] = {
     "splitplan catalog models": ["-c", ENTRY, "catalog", "models"],
     "splitplan perf (analytic)": ["-c", ENTRY, "perf", "--model", "llama2-70b", "--machine", "dgx-h100"],
     "splitplan optimize --help": ["-c", ENTRY, "optimize", "--help"],
+    "splitplan simulate --help": ["-c", ENTRY, "simulate", "--help"],
+    "splitplan check --help": ["-c", ENTRY, "check", "--help"],
+    "splitplan calibrate --help": ["-c", ENTRY, "calibrate", "--help"],
+    "splitplan report --help": ["-c", ENTRY, "report", "--help"],
 }
 
 

@@ -57,6 +57,32 @@ def test_light_commands_import_no_heavy_library(argv: list[str]) -> None:
     assert "splitplan.perf.build" not in modules  # the performance backends are not needed to list a catalog
 
 
+def _help_argvs() -> list[list[str]]:
+    """`CMD --help` for every command in COMMANDS, and `GROUP SUB --help` for each subcommand of a group."""
+    argvs = []
+    for name, lazy in sorted(COMMANDS.items()):
+        argvs.append([name, "--help"])
+        command = load_command(lazy.target)
+        if isinstance(command, click.Group):
+            argvs += [[name, sub, "--help"] for sub in sorted(command.commands)]
+    return argvs
+
+
+@pytest.mark.parametrize("argv", _help_argvs(), ids=lambda argv: " ".join(argv[:-1]))
+def test_every_command_help_imports_no_heavy_library(argv: list[str]) -> None:
+    """A command's --help needs its flags, not the planner: the heavy work is imported when it runs."""
+    modules = loaded_modules(argv)
+    assert not heavy_in(modules), f"splitplan {' '.join(argv)} imported {heavy_in(modules)[:8]}"
+
+
+def test_trace_choices_match_the_workload_vocabulary() -> None:
+    from splitplan.cli import trace_cmd
+    from splitplan.workload import ARRIVAL_PROCESSES, GENERATORS
+
+    assert sorted(trace_cmd.GENERATOR_CHOICES) == sorted(GENERATORS)
+    assert trace_cmd.ARRIVAL_CHOICES == ARRIVAL_PROCESSES
+
+
 def test_group_help_imports_no_command_module() -> None:
     modules = loaded_modules(["--help"])
     commands = sorted(m for m in modules if m.startswith("splitplan.cli.") and m.endswith("_cmd"))
@@ -82,10 +108,13 @@ def test_analytic_simulation_needs_numpy_only(tmp_path) -> None:
 
 
 def test_a_heavy_command_still_loads_its_libraries() -> None:
-    """The probe can see heavy imports: `optimize --help` imports the optimizer and with it numpy (and
-    PuLP), but neither pandas (tables are built where they are written) nor scipy.stats (the capacity
+    """The probe can see heavy imports: what `optimize` imports when it runs (the optimizer) brings numpy
+    and PuLP, but neither pandas (tables are built where they are written) nor scipy.stats (the capacity
     model's Poisson quantiles come from scipy.special, when a model is built)."""
-    modules = loaded_modules(["optimize", "--help"])
+    code = "import json, sys; import splitplan.plan.optimize; print(json.dumps(sorted(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    modules = set(json.loads(proc.stdout))
     assert "numpy" in modules and "pulp" in modules
     assert "pandas" not in modules and "scipy.stats" not in modules, heavy_in(modules)[:8]
 

@@ -5,18 +5,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import click
-from rich.table import Table
 
 from splitplan.cli.common import catalog_option, console, load_catalog_from, perf_options, perf_settings_from
 from splitplan.cli.result_options import given_fields, result_options
 from splitplan.errors import SplitplanError
-from splitplan.perf.calibrate import Errors, calibrate, flagged_lines, write_stack
-from splitplan.perf.predict import predict_profile
-from splitplan.perf.profile_io import read_profile
+
+if TYPE_CHECKING:  # the fitting code (numpy, scipy, pandas) loads when a command runs, not for --help
+    from rich.table import Table
+
+    from splitplan.perf.calibrate import Errors
 
 
 def _errors_table(title: str, errors: dict[tuple[str, str], Errors]) -> Table:
+    from rich.table import Table
+
     table = Table(title=title)
     for column in ("hardware/gpu", "phase", "rows", "MAPE %", "median %", "P90 %", "max %"):
         table.add_column(column, justify="left" if column in ("hardware/gpu", "phase") else "right")
@@ -85,7 +90,9 @@ def calibrate_command(profile: str | None, serving_rows: str | None, engines: tu
     if not profile:
         raise SplitplanError("give a step-time PROFILE, or --serving ROWS.csv", field="profile")
     base_stack = base_stack or "vllm-2023"
+    from splitplan.perf.calibrate import calibrate, flagged_lines, write_stack
     from splitplan.perf.profile_cv import SCHEME_TITLES, SCHEMES, cross_validate, validation_summary
+    from splitplan.perf.profile_io import read_profile
     from splitplan.perf.profile_rows import fit_rows
 
     table = read_profile(profile)
@@ -134,6 +141,9 @@ def predict_command(profile: str, out_path: str, perf_backend: str | None, profi
       splitplan predict runs.csv --stack my-stack.yaml --out pred.csv
       splitplan predict runs.csv --perf profile --profile other_runs.csv --out pred.csv
     """
+    from splitplan.perf.predict import predict_profile
+    from splitplan.perf.profile_io import read_profile
+
     catalog = load_catalog_from(catalog_files)
     settings = perf_settings_from(perf_backend, profile_path, stack, compat)
     table = read_profile(profile)
@@ -155,6 +165,7 @@ def _calibrate_serving(rows_path: str, engines: tuple[str, ...], base_stack: str
     from splitplan.apps.calibrate_serving import base_header, calibrate_engine, write_stacks
     from splitplan.apps.serving_results import read_results
     from splitplan.serving.stack import get_stack
+    from rich.table import Table
 
     if len(engines) == 1:
         given.setdefault("engine", engines[0])

@@ -6,7 +6,6 @@ import dataclasses
 import json
 
 import click
-from rich.table import Table
 
 from splitplan.cli.common import catalog_option, console, load_catalog_from
 
@@ -90,6 +89,8 @@ def catalog_command(kind: str, as_json: bool, catalog_files: tuple[str, ...]) ->
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    from rich.table import Table
+
     columns = _COLUMNS[kind] + ("aliases",)
     table = Table(title=f"splitplan catalog: {kind}")
     cells = [[_aliases_cell(row[c]) if c == "aliases" else str(row[c]) for c in columns] for row in rows]

@@ -6,13 +6,17 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import click
-from rich.table import Table
+from typing import TYPE_CHECKING
 
-from splitplan.check import MODES, CheckReport, CheckSpec, ModeOutcome, PerfFlags, _same, run_check, update_file
+import click
+
+from splitplan.check_spec import MODES, CheckReport, CheckSpec, ModeOutcome, PerfFlags
 from splitplan.cli.common import catalog_option, console, err_console, executor_context, executor_options, perf_options
 from splitplan.limits import MAX_WORKERS
 from splitplan.scenario import ExpectationResult
+
+if TYPE_CHECKING:  # the runner (the optimizer, numpy, PuLP) loads when a check runs, not for --help
+    from rich.table import Table
 
 
 def _flags(perf_backend: str | None, profile_path: str | None, stack: str | None,
@@ -36,12 +40,16 @@ def _tolerance(r: ExpectationResult) -> str:
 
 def _moved(r: ExpectationResult) -> bool:
     """Failed, or away from the pinned value by more than its 4-digit rounding."""
+    from splitplan.check import _same
+
     e = r.expectation
     return not r.passed or (e.value is not None and not _same(r.actual, e.value))
 
 
 def results_table(outcomes: Sequence[ModeOutcome], show_all: bool) -> Table:
     """One row per expectation that moved (all rows with show_all): what changed, by how much, and verdict."""
+    from rich.table import Table
+
     table = Table(title="splitplan check", title_justify="left")
     for col in ("scenario", "mode", "path", "expected", "got", "tolerance", "status"):
         table.add_column(col, overflow="fold")
@@ -78,6 +86,8 @@ def _summary(report: CheckReport, elapsed_s: float, quiet: bool) -> None:
 
 def _update(outcomes: Sequence[ModeOutcome]) -> None:
     """Write measured values into each file's expect: entries (the intended-change path)."""
+    from splitplan.check import update_file
+
     by_file: dict[Path, list[ModeOutcome]] = {}
     for o in outcomes:
         by_file.setdefault(o.spec.path, []).append(o)
@@ -120,6 +130,8 @@ def check_command(paths: tuple[str, ...], include_slow: bool, update: bool, mode
       splitplan check scenarios/ --stack my-h100.yaml --mode analytic
       splitplan check scenarios/ --all --update         # accept the new numbers
     """
+    from splitplan.check import run_check
+
     t0 = time.perf_counter()
     with executor_context(executor, address):
         report = run_check(paths or ("scenarios",), include_slow=include_slow, modes=modes or MODES,

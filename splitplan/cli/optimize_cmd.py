@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.table import Table
 
 from splitplan.cli.common import (catalog_option, console, err_console, executor_context, executor_options,
                                   load_catalog_from, perf_options, perf_settings_from)
 from splitplan.errors import SplitplanError
 from splitplan.limits import MAX_SEEDS, MAX_WORKERS
-from splitplan.cli.optimize_progress import OptimizeProgress
-from splitplan.plan.optimize import OptimizeInterrupted, optimize
-from splitplan.plan.phases import phases_text
-from splitplan.plan.problem import perf_settings_of
-from splitplan.plan.result import PlanResult
-from splitplan.report.trust_line import trust_line
-from splitplan.scenario import load_scenario
-from splitplan.plan.phases import is_split_kind
+from splitplan.plan.phases import is_split_kind, phases_text
+
+if TYPE_CHECKING:  # the planner (numpy, PuLP) loads when the command runs, not for `optimize --help`
+    from rich.table import Table
+
+    from splitplan.plan.result import PlanResult
 
 
 def check_writable_parent(out_dir: str) -> None:
@@ -73,6 +71,11 @@ def optimize_command(scenario_path, out_dir, as_json, quiet, workers, objective,
       splitplan optimize scenarios/examples/iso_power_coding.yaml --max-power-kw 204 --json
       splitplan optimize scenarios/quickstart.yaml --perf profile --compat splitwisesim --method both
     """
+    from splitplan.cli.optimize_progress import OptimizeProgress
+    from splitplan.plan.optimize import OptimizeInterrupted, optimize
+    from splitplan.plan.problem import perf_settings_of
+    from splitplan.scenario import load_scenario
+
     scenario = load_scenario(scenario_path)
     if out_dir:  # an unwritable --out fails now, not after minutes of search
         check_writable_parent(out_dir)
@@ -119,6 +122,8 @@ STATUS_WORDS = {"time_limit": "time limit reached: best plan verified so far",
 def print_plan(result: PlanResult) -> None:
     """Trust line first; then the recommendation (what it is, split or not, its max rate), its SLO
     margins, and the per-design comparison that explains it."""
+    from splitplan.report.trust_line import trust_line
+
     sc = result.scenario
     console.print(f"[bold]{sc.name}[/bold]: {sc.model}, objective {result.objective}, "
                   f"{len(sc.seed_list())} seeds x {sc.workload.duration_s:g} s per simulated run")
@@ -147,6 +152,8 @@ def print_plan(result: PlanResult) -> None:
 
 
 def _comparison_table(result: PlanResult) -> Table:
+    from rich.table import Table
+
     table = Table(title="per-design optimum under the same constraints (ratios vs the first design)")
     for name in ("design", "plan", "phases", "max_rate_rps", "95% CI", "$/h", "kW", "x rate", "x cost", "x power",
                  "limited by"):

@@ -9,11 +9,9 @@ from __future__ import annotations
 import json
 
 import click
-from rich.table import Table
 
 from splitplan.cli.common import (catalog_option, console, load_catalog_from, perf_options, perf_settings_from,
                                   quant_options)
-from splitplan.perf.query import perf_query
 
 
 @click.command("perf")
@@ -45,6 +43,10 @@ def perf_command(model: str, machine: str, tp: int | None, phase: str, batch: in
       splitplan perf --model llama2-70b --machine dgx-h100 --tp 4 --perf profile --compat splitwisesim
       splitplan perf --model llama3.1-70b --machine dgx-h200 --phase decode --batch 128 --weights fp8
     """
+    from rich.table import Table
+
+    from splitplan.perf.query import perf_query
+
     catalog = load_catalog_from(catalog_files)
     settings = perf_settings_from(perf_backend, profile_path, stack, compat, weights=weights, kv=kv_dtype)
     result = perf_query(model, machine, tp, phase, batch, prompt_tokens, context_tokens, settings, catalog)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from splitplan.cli.common import console
-from splitplan.report import build_report, plots_available
 
 
 @click.command("report")
@@ -30,5 +29,7 @@ def report_command(out_dir: str, html_path: str | None, no_simulate: bool) -> No
       splitplan report out/quickstart
       splitplan report out/sim --out sim-report.html
     """
+    from splitplan.report import build_report, plots_available
+
     path = build_report(out_dir, html_path, simulate_best=not no_simulate)
     console.print(f"report: {path}" + ("" if plots_available() else "  (tables only: pip install 'splitplan[plot]' for plots)"))

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from splitplan.cli.common import console, err_console, executor_context, executor_options
 from splitplan.limits import MAX_SEEDS, MAX_WORKERS
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 @click.command("sweep")
@@ -43,6 +45,8 @@ def sweep_command(scenario_path, vary_texts, out_dir, workers, seeds, no_plot, q
       splitplan sweep scenarios/quickstart.yaml --vary constraints.cost_usd_per_h=200:2000:10 \\
           --executor ray --address auto
     """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from splitplan.apps.sweep import BaseScenario, Vary, sweep
     from splitplan.apps.sweep_table import split_pays, table_rows, write_outputs
 
@@ -74,6 +78,8 @@ def sweep_command(scenario_path, vary_texts, out_dir, workers, seeds, no_plot, q
 
 
 def _table(rows: list[dict], varies: list, objective: str) -> Table:
+    from rich.table import Table
+
     from splitplan.apps.sweep_table import OBJECTIVE_METRIC
 
     metric = OBJECTIVE_METRIC[objective]
