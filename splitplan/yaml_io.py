@@ -10,13 +10,14 @@ and would hand the string '1e9' to a numeric field).
 
 from __future__ import annotations
 
-import re
+import functools
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from splitplan.errors import SplitplanError
+
+if TYPE_CHECKING:
+    import yaml
 
 # The largest bundled scenario is 5 KB and the bundled catalog 10 KB; 512 KiB (a catalog of thousands of
 # entries) is far past any hand-written file, and PyYAML (pure Python) parses that much in 1-3 s, while
@@ -26,29 +27,57 @@ MAX_YAML_BYTES = 512 * 1024
 # times, far below the 10^9 of a billion-laughs file. Counted on the parsed graph, so checking is linear.
 MAX_ALIAS_EXPANSION_NODES = 100_000
 
-_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+_EXPONENT_FLOAT_PATTERN = r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader plus YAML 1.2 exponent floats; alias expansion is checked on the composed node graph."""
+@functools.cache
+def _loaders() -> tuple[type, type | None]:
+    """(the bounded pure-Python loader, the libyaml loader or None), built on the first parse.
 
+    PyYAML is imported here rather than at the top: it costs ~27 ms (yaml.reader alone compiles a large
+    regex), which a command that parses no YAML should not pay.
 
-_BoundedLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
+    _BoundedLoader: SafeLoader plus YAML 1.2 exponent floats; alias expansion is checked on the composed
+    node graph. _FastLoader: the files shipped with splitplan (catalog, kernels, stacks: read by nearly
+    every command) are parsed by libyaml when PyYAML has it: ten times faster, and they are not hostile
+    input (tests check that both parsers give the same values for every one of them). What a user hands
+    over keeps the pure-Python parser, whose errors and recursion limit the messages above rely on."""
+    import re
 
-# The files shipped with splitplan (catalog, kernels, stacks: read by nearly every command) are parsed by
-# libyaml when PyYAML has it: ten times faster, and they are not hostile input (tests check that both
-# parsers give the same values for every one of them). What a user hands over keeps the pure-Python
-# parser, whose errors and recursion limit the messages above rely on.
-_FastLoader: type | None = None
-if hasattr(yaml, "CSafeLoader"):
-    class _FastLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
+    import yaml
+
+    exponent_float = re.compile(_EXPONENT_FLOAT_PATTERN)
+
+    class _BoundedLoader(yaml.SafeLoader):
+        """SafeLoader plus YAML 1.2 exponent floats; alias expansion is checked on the composed node graph."""
+
+    _BoundedLoader.add_implicit_resolver("tag:yaml.org,2002:float", exponent_float, list("-+0123456789"))
+    if not hasattr(yaml, "CSafeLoader"):
+        return _BoundedLoader, None
+
+    class _FastLoader(yaml.CSafeLoader):
         """CSafeLoader plus YAML 1.2 exponent floats, for the bundled files."""
 
-    _FastLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
+    _FastLoader.add_implicit_resolver("tag:yaml.org,2002:float", exponent_float, list("-+0123456789"))
+    return _BoundedLoader, _FastLoader
+
+
+def has_fast_loader() -> bool:
+    """Whether this PyYAML has libyaml (bundled files are then parsed by it)."""
+    return _loaders()[1] is not None
 
 
 def _expanded_nodes(root: yaml.Node) -> tuple[int, int]:
     """(distinct nodes, nodes once every alias is expanded), without expanding anything (memoised DFS)."""
+    from yaml import MappingNode, SequenceNode
+
+    def children(node: yaml.Node) -> list[yaml.Node]:
+        if isinstance(node, SequenceNode):
+            return list(node.value)
+        if isinstance(node, MappingNode):
+            return [part for pair in node.value for part in pair]
+        return []
+
     size: dict[int, int] = {}
     on_path: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
@@ -57,7 +86,7 @@ def _expanded_nodes(root: yaml.Node) -> tuple[int, int]:
         key = id(node)
         if children_done:
             on_path.discard(key)
-            size[key] = 1 + sum(size[id(c)] for c in _children(node))
+            size[key] = 1 + sum(size[id(c)] for c in children(node))
             continue
         if key in size:
             continue
@@ -65,24 +94,19 @@ def _expanded_nodes(root: yaml.Node) -> tuple[int, int]:
             raise SplitplanError("YAML alias refers to itself (a recursive structure); write the value out")
         on_path.add(key)
         stack.append((node, True))
-        stack.extend((child, False) for child in _children(node) if id(child) not in size)
+        stack.extend((child, False) for child in children(node) if id(child) not in size)
     return len(size), size[id(root)]
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [part for pair in node.value for part in pair]
-    return []
 
 
 def load_yaml_text(text: str, source: str, bundled: bool = False) -> Any:
     """Parse one YAML document under the limits above; `source` names the file in errors. `bundled`: a
     file shipped with splitplan (libyaml parses it when available)."""
+    import yaml
+
+    bounded_loader, fast_loader = _loaders()
     loader = None
     try:
-        cls = _FastLoader if bundled and _FastLoader is not None else _BoundedLoader
+        cls = fast_loader if bundled and fast_loader is not None else bounded_loader
         loader = cls(text)  # the reader rejects control characters here already
         node = loader.get_single_node()
         if node is None:
