@@ -35,7 +35,8 @@ def _loaders() -> tuple[type, type | None]:
     """(the bounded pure-Python loader, the libyaml loader or None), built on the first parse.
 
     PyYAML is imported here rather than at the top: it costs ~27 ms (yaml.reader alone compiles a large
-    regex), which a command that parses no YAML should not pay.
+    regex), which a command that parses no YAML should not pay (with the parse cache,
+    splitplan/yaml_cache.py, a warm start parses no bundled file).
 
     _BoundedLoader: SafeLoader plus YAML 1.2 exponent floats; alias expansion is checked on the composed
     node graph. _FastLoader: the files shipped with splitplan (catalog, kernels, stacks: read by nearly
@@ -136,7 +137,9 @@ def load_yaml_text(text: str, source: str, bundled: bool = False) -> Any:
 
 
 def read_yaml(path: str | Path) -> Any:
-    """Read a YAML file, turning every I/O, size or syntax problem into a one-line SplitplanError."""
+    """Read a YAML file, turning every I/O, size or syntax problem into a one-line SplitplanError.
+
+    A bundled file's data may come from the parse cache (splitplan/yaml_cache.py), keyed by its bytes."""
     path = Path(path)
     try:
         if path.is_dir():
@@ -145,18 +148,35 @@ def read_yaml(path: str | Path) -> Any:
         if size_bytes > MAX_YAML_BYTES:
             raise SplitplanError(f"file is {size_bytes / 2**20:,.1f} MiB; scenario, catalog and calibration files "
                                  f"are at most {MAX_YAML_BYTES // 1024} KiB", source=str(path))
-        text = path.read_text(encoding="utf-8-sig")  # spreadsheet and Windows editors add a byte-order mark
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise SplitplanError("file not found", source=str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise SplitplanError(f"not UTF-8 text (byte {exc.start:,} is 0x{exc.object[exc.start]:02x}; a binary "
-                             "file?)", source=str(path)) from None
     except OSError as exc:
         raise SplitplanError(f"cannot read file ({exc.__class__.__name__})", source=str(path)) from None
-    data = load_yaml_text(text, str(path), bundled=_is_bundled(path))
+    bundled = _is_bundled(path)
+    if bundled:
+        from splitplan import yaml_cache
+
+        cached = yaml_cache.load(raw)
+        if cached is not None:
+            return cached
+    data = load_yaml_text(_decode(raw, str(path)), str(path), bundled=bundled)
     if data is None:
         raise SplitplanError("file is empty", source=str(path))
+    if bundled:
+        yaml_cache.store(raw, data)
     return data
+
+
+def _decode(raw: bytes, source: str) -> str:
+    """The file's text as `Path.read_text(encoding="utf-8-sig")` gives it: the byte-order mark that
+    spreadsheet and Windows editors add is dropped, line ends become "\\n" (universal newlines)."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SplitplanError(f"not UTF-8 text (byte {exc.start:,} is 0x{exc.object[exc.start]:02x}; a binary "
+                             "file?)", source=source) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def _is_bundled(path: Path) -> bool:
