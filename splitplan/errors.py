@@ -7,7 +7,6 @@ it never shows a traceback for these.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 USAGE_EXIT_CODE = 2
@@ -35,6 +34,8 @@ class InfeasibleError(SplitplanError):
 
 def nearest_names(name: str, valid: Iterable[str], limit: int = 3) -> str:
     """A ' (did you mean a, b?)' hint with the closest valid names, or the list of valid names."""
+    import difflib  # only an error message needs it; every command imports this module at start-up
+
     valid = sorted(set(valid))
     close = difflib.get_close_matches(name, valid, n=limit, cutoff=0.4)
     if close:

@@ -4,14 +4,15 @@ In the repository these are the top-level folders `profiles/` and `scenarios/`. 
 the packages `splitplan.profiles` and `splitplan.scenarios` (each folder holds an `__init__.py` for that
 reason), so a wheel carries them as `splitplan/profiles/` and `splitplan/scenarios/`, and an editable
 install's import hook points those packages at the repository's folders. Either way they are found here,
-through `importlib.resources`, never by walking up from a source file. This module is the only place
-that knows where bundled data is; everything else asks it.
+from the import system's own answer (`importlib.util.find_spec`: the folder the package would be imported
+from), never by walking up from a source file. Not through `importlib.resources`: importing it costs ~10 ms
+(it loads tempfile, shutil, zipfile, bz2 and lzma), which every command would pay at start-up to learn a
+folder name. This module is the only place that knows where bundled data is; everything else asks it.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import importlib.util
 import os
 from pathlib import Path
@@ -27,11 +28,13 @@ SCENARIOS_PACKAGE = "splitplan.scenarios"
 def _package_dir(package: str) -> Path:
     """The folder of a data package. A broken install (package missing) yields the folder where the data
     should be, so the first file read fails with a one-line "file not found" naming it, not a traceback."""
-    if importlib.util.find_spec(package) is None:
+    spec = importlib.util.find_spec(package)
+    # The data packages are regular packages (an __init__.py each), so the spec names exactly one folder:
+    # pip installs wheels unpacked and editable installs point at the repository, so it is a real folder.
+    locations = list(spec.submodule_search_locations or ()) if spec is not None else []
+    if not locations:  # missing, or a module rather than a package: data is not where it should be
         return Path(splitplan.__file__).resolve().parent / package.rpartition(".")[2]
-    root = importlib.resources.files(package)
-    # pip installs wheels unpacked and editable installs point at the repository, so this is a real folder.
-    return Path(str(root))
+    return Path(locations[0])
 
 
 def bundled_profiles_dir() -> Path:

@@ -85,6 +85,20 @@ def test_editable_checkout_reads_the_repository_folders() -> None:
     assert (resources.profiles_dir() / "gpus.yaml").is_file()
 
 
+def test_a_missing_data_package_names_where_the_data_should_be() -> None:
+    """A broken install (no data package) gives the folder the data belongs in, so the first read is a
+    one-line "file not found" naming it, not a traceback from the import system."""
+    import splitplan
+    from splitplan.errors import SplitplanError
+    from splitplan.yaml_io import read_yaml
+
+    where = resources._package_dir("splitplan.no_such_data")
+    assert where == Path(splitplan.__file__).resolve().parent / "no_such_data"
+    assert resources._package_dir("splitplan.errors") == Path(splitplan.__file__).resolve().parent / "errors"  # a module
+    with pytest.raises(SplitplanError, match="no_such_data/gpus.yaml: file not found"):
+        read_yaml(where / "gpus.yaml")
+
+
 def test_profiles_override_replaces_the_bundled_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("gpus.yaml", "machines.yaml", "models.yaml"):
         shutil.copy(ROOT / "profiles" / name, tmp_path / name)

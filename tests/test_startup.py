@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import pytest
 
 from splitplan.cli.lazy import load_command
 from splitplan.cli.main import COMMANDS, cli
+from splitplan.yaml_cache import CACHE_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,10 +36,10 @@ print("\\nMODULES " + json.dumps({"status": status, "modules": sorted(sys.module
 """
 
 
-def loaded_modules(argv: list[str]) -> set[str]:
+def loaded_modules(argv: list[str], env: dict[str, str] | None = None) -> set[str]:
     """Modules a fresh interpreter holds after running `splitplan ARGV` (which must succeed)."""
     proc = subprocess.run([sys.executable, "-c", PROBE, *argv], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.rsplit("\nMODULES ", 1)[1])
     assert report["status"] == 0, proc.stdout + proc.stderr
@@ -81,6 +83,27 @@ def test_trace_choices_match_the_workload_vocabulary() -> None:
 
     assert sorted(trace_cmd.GENERATOR_CHOICES) == sorted(GENERATORS)
     assert trace_cmd.ARRIVAL_CHOICES == ARRIVAL_PROCESSES
+
+
+# Imported only to parse YAML, to locate data through a package API, or to suggest a name in an error.
+NOT_AT_START = ("yaml", "importlib.resources", "difflib")
+
+
+def _among(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
+
+
+@pytest.mark.parametrize("kind", ["gpus", "machines", "models"])
+def test_catalog_with_a_warm_parse_cache_imports_no_yaml(kind: str, tmp_path: Path) -> None:
+    """The first run parses the bundled catalog (and fills the cache: splitplan/yaml_cache.py); the next
+    reads the cached data and needs neither PyYAML, nor importlib.resources (resources.py finds the data
+    folders through find_spec), nor difflib (only an error message uses it)."""
+    env = {**os.environ, CACHE_ENV: str(tmp_path / "cache")}
+    cold = loaded_modules(["catalog", kind], env=env)
+    assert "yaml" in cold  # the probe sees the parse a cold cache needs
+    assert not _among(cold, NOT_AT_START[1:]), _among(cold, NOT_AT_START[1:])
+    warm = loaded_modules(["catalog", kind], env=env)
+    assert not _among(warm, NOT_AT_START), f"splitplan catalog {kind} (warm cache) imported {_among(warm, NOT_AT_START)}"
 
 
 def test_group_help_imports_no_command_module() -> None:

@@ -24,7 +24,7 @@ def _same(a, b) -> bool:
     return a == b and type(a) is type(b)
 
 
-@pytest.mark.skipif(yaml_io._FastLoader is None, reason="PyYAML built without libyaml")
+@pytest.mark.skipif(not yaml_io.has_fast_loader(), reason="PyYAML built without libyaml")
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.name)
 def test_libyaml_reads_every_bundled_file_as_the_python_parser_does(path):
     text = path.read_text(encoding="utf-8-sig")
