@@ -5,7 +5,7 @@ With `--baseline DIR` (another source tree of splitplan, e.g. `git archive <comm
 both trees are measured side by side: runs alternate between the two trees command by command, so a
 noisy machine slows both alike, and the table shows the ratio of the medians (baseline / this tree).
 
-    .venv/bin/python benchmarks/startup.py [--runs 21] [--baseline DIR]
+    .venv/bin/python benchmarks/startup.py [--runs 21] [--baseline DIR [--baseline-python DIR/.venv/bin/python]]
 
 Each command runs as `python -c "from splitplan.cli.main import main; main()" ARGS` with the tree as
 working directory (first on sys.path), which is what the `splitplan` console script does.
@@ -49,16 +49,20 @@ def wall_s(python: str, args: list[str], tree: Path) -> float:
     return time.perf_counter() - start
 
 
-def measure(python: str, trees: list[Path], runs: int) -> dict[tuple[str, Path], list[float]]:
+def measure(python: str | dict[Path, str], trees: list[Path], runs: int) -> dict[tuple[str, Path], list[float]]:
     """Every (command, tree) `runs` times; one warm-up each, then round-robin so drift hits all cells."""
     times: dict[tuple[str, Path], list[float]] = {(label, tree): [] for label in COMMANDS for tree in trees}
     for label, args in COMMANDS.items():
         for tree in trees:
-            wall_s(python, args, tree)  # warm the file cache and .pyc files
+            wall_s(_python_of(python, tree), args, tree)  # warm the file cache and .pyc files
         for _ in range(runs):
             for tree in trees:
-                times[label, tree].append(wall_s(python, args, tree))
+                times[label, tree].append(wall_s(_python_of(python, tree), args, tree))
     return times
+
+
+def _python_of(python: str | dict[Path, str], tree: Path) -> str:
+    return python[tree] if isinstance(python, dict) else python
 
 
 def _ms(values: list[float]) -> str:
@@ -90,12 +94,17 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=21, help="repetitions per command and tree (default 21)")
     parser.add_argument("--baseline", type=Path, default=None, help="another splitplan source tree to compare")
     parser.add_argument("--python", default=sys.executable, help="interpreter with the dependencies installed")
+    parser.add_argument("--baseline-python", default=None,
+                        help="the baseline tree's own interpreter (its editable install maps its own data folders)")
     options = parser.parse_args()
     trees = [HERE_TREE] if options.baseline is None else [options.baseline.resolve(), HERE_TREE]
     for tree in trees:
         if not (tree / "splitplan" / "cli" / "main.py").is_file():
             parser.error(f"{tree} is not a splitplan source tree (no splitplan/cli/main.py)")
-    print_table(measure(options.python, trees, options.runs), trees, options.runs)
+    python: str | dict[Path, str] = options.python
+    if options.baseline is not None and options.baseline_python:
+        python = {trees[0]: options.baseline_python, trees[1]: options.python}
+    print_table(measure(python, trees, options.runs), trees, options.runs)
     return 0
 
 
