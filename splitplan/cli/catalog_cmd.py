@@ -90,6 +90,7 @@ def catalog_command(kind: str, as_json: bool, catalog_files: tuple[str, ...]) ->
         click.echo(json.dumps(rows, indent=2))
         return
     from rich.table import Table
+    from rich.text import Text
 
     columns = _COLUMNS[kind] + ("aliases",)
     table = Table(title=f"splitplan catalog: {kind}")
@@ -99,7 +100,7 @@ def catalog_command(kind: str, as_json: bool, catalog_files: tuple[str, ...]) ->
         header = _two_line(column) if kind == "models" and len(column) > widest + 1 else column
         # values do not wrap; the aliases column wraps first when the table is too wide
         table.add_column(header, justify="left" if column in _LEFT else "right", no_wrap=column != "aliases")
-    for row_cells in cells:
-        table.add_row(*row_cells)
+    for row_cells in cells:  # plain Text: names are shown as written (no markup or emoji codes to parse)
+        table.add_row(*map(Text, row_cells))
     console.print(table)
     console.print("Sources: splitplan catalog " + kind + " --json (field 'sources').", style="dim")

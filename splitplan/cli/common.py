@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 
 from splitplan.catalog import Catalog, get_catalog
-from splitplan.perf.base import PerfSettings
+
+if TYPE_CHECKING:  # `catalog` and every --help import this module; the perf settings only a computing command
+    from splitplan.perf.base import PerfSettings
 
 console = Console(highlight=False)
 if not console.is_terminal:  # files and pipes get full-width tables, not 80-column truncation
@@ -59,6 +61,8 @@ def perf_settings_from(perf_backend: str | None, profile_path: str | None, stack
                        kv: str | None = None) -> PerfSettings:
     """Command-line flags override a scenario's settings (`base`), which override the defaults."""
     from splitplan.serving.stack import get_stack
+
+    from splitplan.perf.base import PerfSettings
 
     base = base or PerfSettings()
     backend = perf_backend or ("profile" if profile_path and not base.profile_path else base.backend)
