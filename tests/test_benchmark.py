@@ -136,3 +136,48 @@ def test_routers_are_registered_by_name():
     assert {"baseline", "splitwise", "disagg"} <= set(ROUTERS)
     with pytest.raises(SplitplanError, match="unknown router 'random'"):
         make_router("random", [], 0, None)
+
+
+def _cli_json(capsys, *args):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["benchmark", *args, "--json"])
+    assert exit_info.value.code == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_one_configuration_runs_the_client_its_stack_was_calibrated_with(capsys):
+    """`benchmark` on one configuration and `--rows` on the same row agree: both run the client the stack
+    was calibrated with (vLLM's: InferenceX's lengths in [0.8 L, L], every request measured) unless a
+    client flag says otherwise."""
+    frame = read_rows(ROWS)
+    row = frame[(frame["engine"] == "vllm") & (frame["model"] == "meta-llama/Llama-3.1-70B") & (frame["weights"] == "fp8")
+                & (frame["tp"] == "4") & (frame["isl"] == "1024") & (frame["osl"] == "1024") & (frame["concurrency"] == "16")]
+    assert len(row) == 1
+    predicted = predict_rows(row, CAT, workers=1)
+    one = _cli_json(capsys, "--model", "meta-llama/Llama-3.1-70B", "--machine", "h100", "--stack", "vllm",
+                    "--weights", "fp8", "--tp", "4", "--isl", "1024", "--osl", "1024", "--concurrency", "16")
+    assert one["client"]["calibrated"] and one["client"]["range_ratio"] == 0.8 and one["client"]["warmup"] == 0
+    assert one["ttft_ms"]["mean"] == pytest.approx(float(predicted["predicted_ttft_ms"].iloc[0]), rel=1e-12)
+    assert one["tpot_ms"]["mean"] == pytest.approx(float(predicted["predicted_tpot_ms"].iloc[0]), rel=1e-12)
+
+
+def test_client_flags_change_the_client_and_say_it_is_not_the_calibrated_one(capsys):
+    """Exact lengths with the first wave left out keep the 32 clients in lockstep waves: each new wave's
+    prompts queue behind each other, so TTFT rises well above the calibrated client's."""
+    args = ("--model", "llama3.1-70b", "--machine", "h100", "--stack", "vllm", "--weights", "fp8", "--tp", "4",
+            "--isl", "1024", "--osl", "256", "--concurrency", "32")
+    calibrated = _cli_json(capsys, *args)
+    exact = _cli_json(capsys, *args, "--range-ratio", "1", "--warmup", "-1")
+    assert not exact["client"]["calibrated"] and exact["client"]["description"].startswith("320 prompts, exact lengths")
+    assert exact["measured_requests"] == 320 - 32 and calibrated["measured_requests"] == 320
+    assert exact["ttft_ms"]["median"] > 2 * calibrated["ttft_ms"]["median"]
+
+
+def test_python_benchmarks_without_a_protocol_follow_the_stack():
+    from splitplan.apps.benchmark import calibrated_protocol
+    from splitplan.serving.stack import get_stack
+
+    assert calibrated_protocol(get_stack("sglang")).range_ratio == 1.0  # its fixed-length sweeps fitted best
+    assert calibrated_protocol(get_stack("vllm"), warmup=-1) == Protocol(range_ratio=0.8, warmup=-1)
+    r = run_benchmark(BenchmarkConfig("llama3.1-8b", "dgx-h100", 512, 64, 4, stack="sglang", tp=1), CAT)
+    assert r["client"]["calibrated"] and r["client"]["description"] == "40 prompts, exact lengths, every request measured"

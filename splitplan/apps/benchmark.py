@@ -13,7 +13,7 @@ Reported as the clients see it: TTFT (engine time plus the stack's per-request `
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,9 @@ MAX_CONCURRENCY = 100_000
 
 @dataclass(frozen=True)
 class Protocol:
-    """How the client behaves. Defaults: InferenceX's client (10 x C prompts; lengths exact)."""
+    """How the client behaves. The field defaults are a fixed-length sweep (10 x C prompts, exact
+    lengths, the first wave left out); a benchmark given no protocol runs the client its stack was
+    calibrated with (`calibrated_protocol`), so that one configuration and `--rows` agree."""
 
     num_prompts: int = 0  # 0: 10 x concurrency (InferenceX), at least 2 x concurrency
     range_ratio: float = 1.0  # input/output lengths uniform in [ratio x L, L] (InferenceX uses 0.8); 1 = exact
@@ -46,6 +48,38 @@ class Protocol:
 
     def warmup_requests(self, concurrency: int) -> int:
         return concurrency if self.warmup < 0 else self.warmup
+
+    def describe(self, concurrency: int) -> str:
+        """One line for a reader: how many prompts, which lengths, which are measured."""
+        n = self.prompts(concurrency)
+        lengths = "exact lengths" if self.range_ratio >= 1 else f"lengths uniform in [{self.range_ratio:g} L, L]"
+        warm = self.warmup_requests(concurrency)
+        measured = "every request measured" if warm == 0 else f"the first {warm:,} left out"
+        delay = f", client delay {self.client_delay_ms:g} ms" if self.client_delay_ms > 0 else ""
+        return f"{n:,} prompts, {lengths}, {measured}{delay}"
+
+    def to_dict(self) -> dict[str, float]:
+        return {"num_prompts": self.num_prompts, "range_ratio": self.range_ratio, "warmup": self.warmup,
+                "client_delay_ms": self.client_delay_ms, "seed": self.seed}
+
+
+# The measured-serving rows were run by InferenceX's client: 10 x C prompts, lengths uniform in
+# [0.8 L, L] (RANDOM_RANGE_RATIO 0.8), every request in the means.
+INFERENCEX = Protocol(num_prompts=0, range_ratio=0.8, warmup=0)
+
+
+def calibrated_protocol(stack: Stack, **given: float) -> Protocol:
+    """The client `stack` was calibrated with (its `fitted.protocol`; InferenceX's when it records none),
+    with the `given` fields (num_prompts, range_ratio, warmup, client_delay_ms, seed) on top.
+
+    The calibration chose that client because it predicted held-out rows best; a prediction under
+    another client answers another question (exact lengths keep the clients in lockstep waves, which
+    multiplies TTFT at moderate concurrency), so a benchmark follows it unless told otherwise."""
+    base = dict(stack.fitted.protocol) or {"range_ratio": INFERENCEX.range_ratio, "warmup": INFERENCEX.warmup}
+    merged = {**base, **{k: v for k, v in given.items() if v is not None}}
+    return Protocol(num_prompts=int(merged.get("num_prompts", 0)), range_ratio=float(merged.get("range_ratio", 1.0)),
+                    warmup=int(merged.get("warmup", 0)), client_delay_ms=float(merged.get("client_delay_ms", 0.0)),
+                    seed=int(merged.get("seed", 0)))
 
 
 @dataclass(frozen=True)
@@ -83,10 +117,14 @@ class BenchmarkConfig:
     stack: str | Stack | None = None
     quant: Quant | None = None  # None: BF16 weights and the stack's KV default
     tp: int | None = None  # None: all of the machine's GPUs
-    protocol: Protocol = field(default_factory=Protocol)
+    protocol: Protocol | None = None  # None: the client the stack was calibrated with (calibrated_protocol)
     ep: int = 1  # expert parallelism: routed experts split over ep groups of the instance's GPUs
     dp: int = 1  # attention data parallelism: dp groups of tp/dp GPUs, each with its own sequences
     disagg: Disagg | None = None  # separate prefill and decode workers (then `tp`, `ep` and `dp` are unused)
+
+    def with_protocol(self, stack: Stack) -> BenchmarkConfig:
+        """This configuration with its protocol settled: as given, else `stack`'s calibrated client."""
+        return self if self.protocol is not None else replace(self, protocol=calibrated_protocol(stack))
 
     def validate(self) -> None:
         for name in ("isl", "osl", "concurrency"):
@@ -96,7 +134,7 @@ class BenchmarkConfig:
         if self.concurrency > MAX_CONCURRENCY:
             raise SplitplanError(f"{self.concurrency:,} clients is more than splitplan simulates "
                                  f"({MAX_CONCURRENCY:,})", field="concurrency")
-        p = self.protocol
+        p = self.protocol or Protocol()
         if not 0 < p.range_ratio <= 1:
             raise SplitplanError(f"must be in (0, 1], got {p.range_ratio}", field="range_ratio")
         n = p.prompts(self.concurrency)
@@ -159,11 +197,12 @@ def run_benchmark(config: BenchmarkConfig, catalog: Catalog, *, record_segments:
     """Simulate the closed-loop benchmark of `config`; a JSON-ready dict of what a client measures."""
     from splitplan.sim.api import run_closed_loop
 
-    config.validate()
     stack = get_stack(config.stack)
+    config = config.with_protocol(stack)
+    config.validate()
     quant = config.quant or stack.default_quant(None, None, None)
     if config.disagg is not None:
-        return _run_disagg(config, stack, quant, catalog)
+        return _run_disagg(config, stack, quant, catalog) | {"client": client_info(config, stack)}
     perf = build_perf_model(config.model, config.machine, config.tp, PerfSettings(stack=stack.name, quant=quant),
                             catalog, stack=stack, ep=config.ep, dp=config.dp)
     prompt, output = request_sizes(config)
@@ -177,9 +216,18 @@ def run_benchmark(config: BenchmarkConfig, catalog: Catalog, *, record_segments:
     result["stack"] = stack.name
     result["provenance"] = perf.provenance
     result["extrapolated"] = extrapolation_notes(config, stack, perf)
+    result["client"] = client_info(config, stack)
     if record_segments:
         result["_engine"] = eng
     return result
+
+
+def client_info(config: BenchmarkConfig, stack: Stack) -> dict[str, Any]:
+    """The client a result was simulated with, and whether it is the one the stack was calibrated with
+    (predictions under another client are not what the stack's accuracy figures describe)."""
+    p = config.protocol or Protocol()
+    calibrated = p == calibrated_protocol(stack, seed=p.seed)
+    return p.to_dict() | {"description": p.describe(config.concurrency), "calibrated": calibrated}
 
 
 def _run_disagg(config: BenchmarkConfig, stack: Stack, quant: Quant, catalog: Catalog) -> dict[str, Any]:

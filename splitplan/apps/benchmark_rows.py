@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from splitplan.apps.benchmark import BenchmarkConfig, Disagg, Protocol, run_benchmark
+from splitplan.apps.benchmark import BenchmarkConfig, Disagg, Protocol, calibrated_protocol, run_benchmark
 from splitplan.catalog import Catalog, Machine
 from splitplan.errors import SplitplanError
 from splitplan.serving.quant import Quant
@@ -31,9 +31,6 @@ from splitplan.serving.stack import Stack, closest_stack, get_stack, load_stacks
 REQUIRED = ("model", "gpu", "isl", "osl", "concurrency")
 OUTPUT_COLUMNS = ("predicted_ttft_ms", "predicted_tpot_ms", "predicted_output_tokens_per_s_per_gpu", "stack", "status")
 MAX_ROWS = 100_000
-# The measured-serving rows were run by InferenceX's client: 10 x C prompts, lengths uniform in
-# [0.8 L, L] (RANDOM_RANGE_RATIO 0.8), every request in the means.
-INFERENCEX = Protocol(num_prompts=0, range_ratio=0.8, warmup=0)
 
 
 @dataclass(frozen=True)
@@ -101,11 +98,7 @@ def protocol_for(row, stack: Stack) -> Protocol:
     table has them, else the protocol the row's stack was calibrated under, else InferenceX's."""
     given = {k: float(row[k]) for k in ("range_ratio", "num_prompts", "warmup", "client_delay_ms")
              if str(row.get(k, "") or "").strip()}
-    base = dict(stack.fitted.protocol) or {"range_ratio": INFERENCEX.range_ratio, "warmup": INFERENCEX.warmup}
-    merged = {**base, **given}
-    return Protocol(num_prompts=int(merged.get("num_prompts", 0)), range_ratio=float(merged.get("range_ratio", 1.0)),
-                    warmup=int(merged.get("warmup", 0)), client_delay_ms=float(merged.get("client_delay_ms", 0.0)),
-                    seed=int(merged.get("seed", 0)))
+    return calibrated_protocol(stack, **given)
 
 
 def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None, protocol,

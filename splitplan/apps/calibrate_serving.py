@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from splitplan.apps.benchmark import Protocol, measured_mask, request_sizes
-from splitplan.apps.benchmark_rows import INFERENCEX, RowJob, plan_row
+from splitplan.apps.benchmark import INFERENCEX, Protocol, measured_mask, request_sizes
+from splitplan.apps.benchmark_rows import RowJob, plan_row
 from splitplan.apps.serving_features import row_features
 from splitplan.apps.serving_fit import FitData, FitRow, errors, fit, fit_params_for, grouped_cv
 from splitplan.catalog import Catalog

@@ -11,11 +11,13 @@ from splitplan.cli.result_options import given_fields, result_options
 from splitplan.errors import SplitplanError
 
 
-def _protocol(num_prompts: int, range_ratio: float, warmup: int | None, client_delay_ms: float, seed: int):
-    from splitplan.apps.benchmark import Protocol
+def _protocol(stack, num_prompts: int | None, range_ratio: float | None, warmup: int | None,
+              client_delay_ms: float | None, seed: int):
+    """The client flags given, on top of the client the stack was calibrated with."""
+    from splitplan.apps.benchmark import calibrated_protocol
 
-    return Protocol(num_prompts=num_prompts, range_ratio=range_ratio, warmup=-1 if warmup is None else warmup,
-                    client_delay_ms=client_delay_ms, seed=seed)
+    return calibrated_protocol(stack, num_prompts=num_prompts, range_ratio=range_ratio, warmup=warmup,
+                               client_delay_ms=client_delay_ms, seed=seed)
 
 
 @click.command("benchmark")
@@ -29,12 +31,17 @@ def _protocol(num_prompts: int, range_ratio: float, warmup: int | None, client_d
 @click.option("--isl", type=int, default=None, help="Input tokens per request.")
 @click.option("--osl", type=int, default=None, help="Output tokens per request (generated exactly, no early stop).")
 @click.option("--concurrency", type=int, default=None, help="Concurrent clients (closed loop).")
-@click.option("--num-prompts", type=int, default=0, help="Requests in the run (default: 10 x concurrency).")
-@click.option("--range-ratio", type=float, default=1.0, show_default=True,
-              help="Lengths uniform in [ratio x L, L]; 1 = exact (InferenceX's client uses 0.8).")
-@click.option("--warmup", type=int, default=None, help="Requests left out of the means (default: the first wave).")
-@click.option("--client-delay-ms", type=float, default=0.0, show_default=True,
-              help="Mean delay before a client's next request reaches the engine.")
+@click.option("--num-prompts", type=int, default=None,
+              help="Requests in the run (default: the stack's calibrated client, else 10 x concurrency).")
+@click.option("--range-ratio", type=float, default=None,
+              help="Lengths uniform in [ratio x L, L]; 1 = exact, the clients then run in lockstep waves "
+                   "(default: the client the stack was calibrated with; InferenceX's uses 0.8).")
+@click.option("--warmup", type=int, default=None,
+              help="Requests left out of the means; -1 = the first wave (default: the stack's calibrated "
+                   "client, InferenceX's measures every request).")
+@click.option("--client-delay-ms", type=float, default=None,
+              help="Mean delay before a client's next request reaches the engine (default: the stack's "
+                   "calibrated client, else 0).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of request lengths and delays.")
 @click.option("--prefill-workers", type=int, default=None,
               help="Disaggregated: prefill workers (with --prefill-tp, --decode-workers, --decode-tp).")
@@ -77,7 +84,6 @@ def benchmark_command(model, machine, stack, weights, moe_weights, kv_dtype, tp,
       splitplan benchmark --rows my_runs.csv --out predicted.csv
     """
     catalog = load_catalog_from(catalog_files)
-    protocol = _protocol(num_prompts, range_ratio, warmup, client_delay_ms, seed)
     if rows_path:
         if not out_path:
             raise SplitplanError("--rows needs --out PRED.csv", field="--out")
@@ -95,6 +101,7 @@ def benchmark_command(model, machine, stack, weights, moe_weights, kv_dtype, tp,
     from splitplan.serving.stack import get_stack
 
     chosen = get_stack(stack)
+    protocol = _protocol(chosen, num_prompts, range_ratio, warmup, client_delay_ms, seed)
     quant = chosen.default_quant(weights, moe_weights, kv_dtype)
     shape = {"prefill_workers": prefill_workers, "prefill_tp": prefill_tp, "decode_workers": decode_workers,
              "decode_tp": decode_tp}
@@ -135,6 +142,10 @@ def _print_result(r: dict) -> None:
                   f"{r['requests']} requests measured")
     console.print(f"KV cache ({kv['policy']}): {kv['capacity_tokens']:,} tokens; in use {kv['mean_fraction'] * 100:.0f}% "
                   f"on average, peak {kv['peak_tokens']:,}; {r['preemptions']} preemption(s)")
+    client = r["client"]
+    console.print(f"client: {client['description']}"
+                  + (f" (the client stack {r['stack']} was calibrated with)" if client["calibrated"] else
+                     f" (not the client stack {r['stack']} was calibrated with: its accuracy figures do not cover it)"))
     console.print(f"stack: {r['provenance']}", style="dim")
     for note in r["extrapolated"]:
         console.print(f"extrapolated: {note}", style="yellow")
