@@ -108,12 +108,23 @@ class Catalog:
 
 
 def _lookup(table: Mapping[str, Any], name: str, kind: str) -> Any:
+    """By name, then alias, then the spelling-tolerant match of catalog_names (unambiguous only)."""
     key = str(name).strip().lower()
     if key in table:
         return table[key]
     for entry in table.values():
         if key in entry.aliases:
             return entry
+    from splitplan.catalog_names import is_unlike, match  # only names outside the catalog's own spellings need it
+
+    entry, ambiguous = match(table, key, kind)
+    if entry is not None and is_unlike(key, getattr(entry, "unlike", ())):
+        raise SplitplanError(f"{kind} '{name}' is not {entry.name}: its checkpoint has another shape (see the "
+                             f"catalog's sources for {entry.name}); describe it in a --catalog file")
+    if entry is not None:
+        return entry
+    if ambiguous:
+        raise SplitplanError(f"{kind} '{name}' could be any of {', '.join(ambiguous)}: give its full name")
     valid = list(table) + [alias for entry in table.values() for alias in entry.aliases]
     raise SplitplanError(f"unknown {kind} '{name}'{nearest_names(key, valid)}")
 
@@ -147,7 +158,7 @@ def _coerce(cls: type, spec: Any, source: str, index: int) -> Any:
         raise SplitplanError(f"missing required field '{missing[0]}'", source=source, field=where)
     values: dict[str, Any] = dict(_DEFAULTS.get(cls, {}))
     for key, raw in spec.items():
-        if key in ("source", "sources", "aliases"):
+        if key in ("source", "sources", "aliases", "unlike"):
             continue
         values[key] = _coerce_value(cls, known[key], raw, source, f"{where}.{key}")
     values["name"] = str(spec["name"]).strip().lower()
@@ -155,6 +166,11 @@ def _coerce(cls: type, spec: Any, source: str, index: int) -> Any:
     if not isinstance(aliases, (list, tuple)) or not all(isinstance(a, (str, int, float)) for a in aliases):
         raise SplitplanError(f"must be a list of names, got {aliases!r}", source=source, field=f"{where}.aliases")
     values["aliases"] = tuple(str(a).strip().lower() for a in aliases)
+    if "unlike" in spec:
+        unlike = spec.get("unlike") or ()
+        if not isinstance(unlike, (list, tuple)) or not all(isinstance(a, str) for a in unlike):
+            raise SplitplanError(f"must be a list of names, got {unlike!r}", source=source, field=f"{where}.unlike")
+        values["unlike"] = tuple(a.strip().lower() for a in unlike)
     sources = spec.get("sources") or {}
     if not isinstance(sources, Mapping):
         raise SplitplanError(f"must be a mapping of field -> source, got {sources!r}", source=source,

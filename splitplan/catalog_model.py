@@ -71,6 +71,9 @@ class Model:
     card_params_b: float = 0.0
     card_active_params_b: float = 0.0
     aliases: tuple[str, ...] = ()
+    # names the spelling-tolerant match (catalog_names.py) must not take for this model: checkpoints of
+    # another shape that only look like a quantized copy of it
+    unlike: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
