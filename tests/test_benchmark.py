@@ -181,3 +181,14 @@ def test_python_benchmarks_without_a_protocol_follow_the_stack():
     assert calibrated_protocol(get_stack("vllm"), warmup=-1) == Protocol(range_ratio=0.8, warmup=-1)
     r = run_benchmark(BenchmarkConfig("llama3.1-8b", "dgx-h100", 512, 64, 4, stack="sglang", tp=1), CAT)
     assert r["client"]["calibrated"] and r["client"]["description"] == "40 prompts, exact lengths, every request measured"
+
+
+def test_error_table_leaves_out_groups_without_measurements():
+    out = pd.DataFrame({"engine": ["vllm", "vllm", "sglang"], "model": ["a", "a", "b"], "status": ["ok"] * 3,
+                        "ttft_ms": ["100", "", ""], "tpot_ms": ["10", "", ""],
+                        "predicted_ttft_ms": [110.0, 90.0, 80.0], "predicted_tpot_ms": [9.0, 9.0, 8.0]})
+    table = error_table(out)
+    assert table.to_dict("records") == [{"engine": "vllm", "model": "a", "rows": 1, "ttft_mape_pct": pytest.approx(10.0),
+                                         "ttft_median_pct": pytest.approx(10.0), "tpot_mape_pct": pytest.approx(10.0),
+                                         "tpot_median_pct": pytest.approx(10.0)}]
+    assert error_table(out.assign(ttft_ms="", tpot_ms="")).empty

@@ -255,7 +255,8 @@ def predict_rows(frame: pd.DataFrame, catalog: Catalog, *, stack: str | None = N
 
 
 def error_table(out: pd.DataFrame, by: tuple[str, ...] = ("engine", "model")) -> pd.DataFrame:
-    """MAPE and median absolute error (%) of TTFT and TPOT per group, on rows predicted and measured."""
+    """MAPE and median absolute error (%) of TTFT and TPOT per group, on rows predicted and measured
+    (`rows`: how many of the group's predicted rows have a measurement; groups with none are left out)."""
     have = [c for c in ("ttft_ms", "tpot_ms") if c in out.columns]
     if not have:
         return pd.DataFrame()
@@ -264,13 +265,16 @@ def error_table(out: pd.DataFrame, by: tuple[str, ...] = ("engine", "model")) ->
     rows = []
     for key, group in (ok.groupby(keys, sort=True) if keys else [("all", ok)]):
         entry: dict[str, Any] = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
-        entry["rows"] = len(group)
+        measured = np.zeros(len(group), dtype=bool)
         for metric in have:
             meas = pd.to_numeric(group[metric], errors="coerce").to_numpy(float)
             pred = pd.to_numeric(group[f"predicted_{metric}"], errors="coerce").to_numpy(float)
             good = np.isfinite(meas) & np.isfinite(pred) & (meas > 0)
+            measured |= good
             rel = np.abs(pred[good] / meas[good] - 1.0) * 100.0
             entry[f"{metric[:-3]}_mape_pct"] = float(rel.mean()) if rel.size else math.nan
             entry[f"{metric[:-3]}_median_pct"] = float(np.median(rel)) if rel.size else math.nan
-        rows.append(entry)
-    return pd.DataFrame(rows)
+        if measured.any():
+            rows.append({**entry, "rows": int(measured.sum())})
+    columns = [*keys, "rows", *(f"{m[:-3]}_{s}_pct" for m in have for s in ("mape", "median"))]
+    return pd.DataFrame(rows, columns=columns)
