@@ -27,11 +27,11 @@ from splitplan.yaml_io import read_yaml  # re-exported: scenario, check and cali
 BUNDLED_PROFILES_DIR = bundled_profiles_dir()
 
 
-ARCHES = ("ampere", "ada", "hopper", "blackwell", "cdna3")
+ARCHES = ("ampere", "ada", "hopper", "blackwell", "cdna3", "cdna4")
 DTYPES = ("bf16", "fp8", "fp4")
 # Tensor-core dtypes each architecture has units for: a datasheet peak for any other dtype is a typo.
 _ARCH_DTYPES = {"ampere": ("bf16",), "ada": ("bf16", "fp8"), "hopper": ("bf16", "fp8"),
-                "blackwell": ("bf16", "fp8", "fp4"), "cdna3": ("bf16", "fp8")}
+                "blackwell": ("bf16", "fp8", "fp4"), "cdna3": ("bf16", "fp8"), "cdna4": ("bf16", "fp8", "fp4")}
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class GPU:
     tdp_w: float
     idle_w: float
     arch: str = ""  # one of ARCHES; required in catalog files (the default only serves Python-built GPUs)
-    fp4_tflops: float = 0.0  # dense FP4 tensor peak; 0 = no FP4 units (only Blackwell has them)
+    fp4_tflops: float = 0.0  # dense FP4 tensor peak; 0 = no FP4 units (Blackwell and CDNA 4 have them)
     aliases: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
 

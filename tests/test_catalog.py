@@ -91,7 +91,7 @@ def test_every_bundled_gpu_states_its_architecture(catalog):
     from splitplan.catalog import ARCHES
     assert {g.name: g.arch for g in catalog.gpus.values()} == {
         "a100-40gb": "ampere", "a100-80gb": "ampere", "h100-80gb": "hopper", "h200": "hopper", "b200": "blackwell",
-        "b300": "blackwell", "l40s": "ada", "mi300x": "cdna3"}
+        "b300": "blackwell", "gb200": "blackwell", "l40s": "ada", "mi300x": "cdna3", "mi325x": "cdna3", "mi355x": "cdna4"}
     assert all(g.arch in ARCHES for g in catalog.gpus.values())
 
 
@@ -131,7 +131,7 @@ MODEL = "{name: %s, layers: 4, hidden: 64, heads: 8, kv_heads: 2, ffn: 128, voca
 
 @pytest.mark.parametrize("text,message", [
     ("gpus:\n  - {name: g, bf16_tflops: 1, hbm_gb: 1, hbm_gbps: 1, tdp_w: 1}\n", "gpu 'g': missing required field 'arch'"),
-    (GPU_LINE % ("volta", 0, 0), "gpu 'g'.arch: must be one of ampere, ada, hopper, blackwell, cdna3, got 'volta'"),
+    (GPU_LINE % ("volta", 0, 0), "gpu 'g'.arch: must be one of ampere, ada, hopper, blackwell, cdna3, cdna4, got 'volta'"),
     (GPU_LINE % ("hopper", 200, 400), "gpu 'g'.fp4_tflops: must be 0: hopper GPUs have no FP4"),
     (GPU_LINE % ("ampere", 200, 0), "gpu 'g'.fp8_tflops: must be 0: ampere GPUs have no FP8"),
     ("models:\n  - " + MODEL % ("m", ", kv_heads: 16") + "\n", "model 'm'.kv_heads: 16 KV heads exceed the 8"),
@@ -227,3 +227,27 @@ def test_measured_serving_csv_ids_resolve_when_the_file_is_present(catalog):
         ids = {row["model"] for row in csv.DictReader(f)}
     assert ids == set(MEASURED_HF_IDS)
     assert all(catalog.model(i) for i in ids)
+
+
+def test_gb200_rows_run_in_the_nvl72_rack_and_follow_the_datasheet(catalog):
+    """A GB200 is a B200 die at 1,200 W in a 72-GPU NVLink domain: a TP8 instance fits one NVL72 rack (no
+    'spans machines' refusal), prefill is a little faster than the HGX B200's (2.5 vs 2.25 dense PFLOP/s)
+    and decode the same (8 TB/s both)."""
+    import pandas as pd
+
+    from splitplan.apps.benchmark_rows import machine_for, predict_rows
+
+    assert machine_for(catalog, "gb200", 8).name == "gb200-nvl72" and catalog.machine("nvl72").gpus == 72
+    row = {"model": "meta-llama/Llama-3.1-70B", "engine": "vllm", "engine_version": "", "mode": "agg", "weights": "fp8",
+           "moe_weights": "fp8", "isl": "1024", "osl": "128", "concurrency": "8", "tp": "8", "pp": "1", "ep": "1",
+           "attention_dp": "1"}
+    out = predict_rows(pd.DataFrame([row | {"gpu": "gb200"}, row | {"gpu": "b200"}]), catalog, workers=1)
+    assert out["status"].str.startswith("ok").all()
+    gb200, b200 = out.to_dict("records")
+    assert gb200["predicted_ttft_ms"] < b200["predicted_ttft_ms"]
+    assert gb200["predicted_tpot_ms"] == pytest.approx(b200["predicted_tpot_ms"], rel=0.05)
+
+
+def test_cdna4_has_fp4_units_and_cdna3_has_none(catalog):
+    assert catalog.gpu("mi355x").supports("fp4") and catalog.gpu("mi355x").peak_tflops("fp4") > 10_000 - 1
+    assert not catalog.gpu("mi325x").supports("fp4") and catalog.gpu("mi325x").peak_tflops("bf16") == 1307
