@@ -58,3 +58,12 @@ def test_unknown_formats_are_one_line_errors():
     with pytest.raises(SplitplanError, match="unknown KV-cache format"):
         Quant.parse(kv="int2")
     assert Quant.parse("FP16").weights is WeightFormat.BF16 and Quant.parse("awq").weights is WeightFormat.INT4_WO
+
+
+def test_format_names_as_tables_spell_them():
+    from splitplan.serving.quant import kv_format, weight_format
+
+    for spelled, fmt in (("FP8-Block", "fp8_block"), ("fp8block", "fp8_block"), ("float16", "bf16"),
+                         ("fp8_e4m3fn", "fp8"), ("NVFP4", "nvfp4"), ("AWQ", "int4_wo")):
+        assert weight_format(spelled).value == fmt
+    assert kv_format("FP8_E4M3").value == "fp8" and kv_format("auto").value == "bf16"

@@ -38,7 +38,13 @@ def test_versions_pick_the_closest_stack():
     assert closest_stack("vllm", "0.12.0")[0].name == "vllm"
     assert closest_stack("vllm", "0.2.1")[0].name == "vllm-2023"
     stack, note = closest_stack("trtllm", "0.9.0")
-    assert stack.name == "trtllm" and "closest" in note
+    assert stack.name == "trtllm" and "0.9.0 is older" in note
+    # a version newer than every stack is the newest stack's, not the nearest by digits (1.0 vs 0.2 / 0.18)
+    stack, note = closest_stack("vllm", "1.0.0")
+    assert stack.name == "vllm" and "1.0.0 is newer" in note
+    assert closest_stack("vllm", "0.6.0")[0].name == "vllm"  # as far from 0.2 as from 0.10: the newer stack
+    for spelled in ("TensorRT-LLM", "tensorrt_llm", "trt", "TRTLLM"):  # how tables and InferenceX name it
+        assert closest_stack(spelled, "1.1.0")[0].name == "trtllm"
     with pytest.raises(SplitplanError, match="no stack for engine 'tgi'"):
         closest_stack("tgi", "2.0")
 

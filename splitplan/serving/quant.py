@@ -57,15 +57,23 @@ _NATIVE: dict[WeightFormat, ComputeDtype] = {
     WeightFormat.BF16: ComputeDtype.BF16, WeightFormat.FP8: ComputeDtype.FP8, WeightFormat.FP8_BLOCK: ComputeDtype.FP8,
     WeightFormat.MXFP4: ComputeDtype.FP4, WeightFormat.NVFP4: ComputeDtype.FP4, WeightFormat.INT4_WO: ComputeDtype.BF16,
 }
-ALIASES = {"fp16": "bf16", "bfloat16": "bf16", "auto": "bf16", "fp8_e4m3": "fp8", "fp4": "nvfp4", "w4a16": "int4_wo",
-           "int4": "int4_wo", "awq": "int4_wo", "gptq": "int4_wo"}
+ALIASES = {"fp16": "bf16", "float16": "bf16", "half": "bf16", "bfloat16": "bf16", "auto": "bf16", "fp8_e4m3": "fp8",
+           "fp8_e4m3fn": "fp8", "fp8_dynamic": "fp8", "w8a8_fp8": "fp8", "fp8block": "fp8_block",
+           "fp8_blockwise": "fp8_block", "fp4": "nvfp4", "w4a16": "int4_wo", "int4": "int4_wo", "awq": "int4_wo",
+           "gptq": "int4_wo"}
+
+
+def _alias_key(raw: object) -> str:
+    """A format name as the aliases spell it: lower case, `-` and spaces as `_` (`FP8-Block` = `fp8_block`)."""
+    key = "_".join(str(raw).strip().lower().replace("-", " ").split())
+    return ALIASES.get(key, key)
 
 
 def weight_format(raw: str | WeightFormat, field: str = "weights") -> WeightFormat:
     """Parse a weight format name (case-insensitive; common aliases such as fp16 and awq accepted)."""
     if isinstance(raw, WeightFormat):
         return raw
-    key = ALIASES.get(str(raw).strip().lower(), str(raw).strip().lower())
+    key = _alias_key(raw)
     try:
         return WeightFormat(key)
     except ValueError:
@@ -76,7 +84,7 @@ def weight_format(raw: str | WeightFormat, field: str = "weights") -> WeightForm
 def kv_format(raw: str | KvFormat, field: str = "kv") -> KvFormat:
     if isinstance(raw, KvFormat):
         return raw
-    key = ALIASES.get(str(raw).strip().lower(), str(raw).strip().lower())
+    key = _alias_key(raw)
     key = "fp8" if key.startswith("fp8") else key
     try:
         return KvFormat(key)

@@ -393,14 +393,25 @@ def _cached_file(path: str) -> Stack:
     return _FILES[path]
 
 
+# How benchmark tables and tools name the engines: InferenceX says "trt", others "TensorRT-LLM"
+ENGINE_ALIASES = {"tensorrtllm": "trtllm", "trt": "trtllm", "sglangsrt": "sglang"}
+
+
+def engine_key(engine: str) -> str:
+    """An engine name with case and punctuation ignored and common other names mapped to the stacks'."""
+    compact = "".join(ch for ch in str(engine).lower() if ch.isalnum())
+    return ENGINE_ALIASES.get(compact, compact)
+
+
 def closest_stack(engine: str, version: str, stacks: Mapping[str, Stack] | None = None) -> tuple[Stack, str]:
     """The bundled stack for (engine, version), and a note saying how it was chosen.
 
     A stack whose range covers the version wins; else the engine's stack nearest in version."""
     stacks = stacks if stacks is not None else bundled_stacks()
     engine = str(engine or "").strip().lower()
-    same = [s for s in stacks.values() if s.engine == engine and s.calibrated] or \
-        [s for s in stacks.values() if s.engine == engine]
+    wanted = engine_key(engine)
+    same = [s for s in stacks.values() if engine_key(s.engine) == wanted and s.calibrated] or \
+        [s for s in stacks.values() if engine_key(s.engine) == wanted]
     if not same:
         raise SplitplanError(f"no stack for engine '{engine}'"
                              f"{nearest_names(engine, {s.engine for s in stacks.values()})}", field="engine")
@@ -412,10 +423,19 @@ def closest_stack(engine: str, version: str, stacks: Mapping[str, Stack] | None 
         best = max(same, key=lambda s: parse_range(s.versions, s.source)[1])
         return best, f"{best.name} (newest {engine} stack; no version given)"
 
-    def distance(stack: Stack) -> float:
-        lo, hi = parse_range(stack.versions, stack.source)
+    ranges = {stack.name: parse_range(stack.versions, stack.source) for stack in same}
+    if all(key > hi for _, hi in ranges.values()):  # newer than every stack: the newest carries on
+        best = max(same, key=lambda s: ranges[s.name][1])
+        return best, f"{best.name} (newest {engine} stack, {best.versions}; {version} is newer)"
+    if all(key < lo for lo, _ in ranges.values()):
+        best = min(same, key=lambda s: ranges[s.name][0])
+        return best, f"{best.name} (oldest {engine} stack, {best.versions}; {version} is older)"
+
+    def distance(stack: Stack) -> tuple[float, tuple]:
+        lo, hi = ranges[stack.name]
         ref = lo if key < lo else hi
-        return sum(abs(a - b) * w for a, b, w in zip(key[:3], ref[:3], (1000.0, 10.0, 0.1)))
+        gap = sum(abs(a - b) * w for a, b, w in zip(key[:3], ref[:3], (1000.0, 10.0, 0.1)))
+        return gap, tuple(-x for x in hi)  # a tie goes to the newer stack
 
     best = min(same, key=distance)
     return best, f"{best.name} (closest to {engine} {version}; fitted for {best.versions})"
