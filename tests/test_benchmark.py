@@ -192,3 +192,50 @@ def test_error_table_leaves_out_groups_without_measurements():
                                          "ttft_median_pct": pytest.approx(10.0), "tpot_mape_pct": pytest.approx(10.0),
                                          "tpot_median_pct": pytest.approx(10.0)}]
     assert error_table(out.assign(ttft_ms="", tpot_ms="")).empty
+
+
+def test_disaggregated_workers_with_expert_and_attention_dp_shapes():
+    """TensorRT-LLM's DeepSeek-V3 rows: a prefill worker of 'tp 1, ep 16, attention_dp 16' (16 GPUs: 16
+    attention groups, experts over all) and decode workers of tp 16, ep 16. On H100 machines a 16-GPU
+    worker spans two machines (refused); in one GB200 NVL72 rack it is predicted."""
+    from splitplan.apps.benchmark_rows import worker_gpus
+
+    assert worker_gpus(1, 16, 16) == 16 and worker_gpus(4, 4, 4) == 4 and worker_gpus(8, 1, 1) == 8
+    row = {"model": "deepseek-ai/DeepSeek-V3", "engine": "trtllm", "engine_version": "1.0.0rc3", "mode": "disagg",
+           "weights": "fp8", "moe_weights": "fp8", "isl": "1024", "osl": "256", "concurrency": "16", "tp": "", "pp": "1",
+           "prefill_workers": "1", "prefill_tp": "1", "prefill_ep": "16", "prefill_attention_dp": "16",
+           "decode_workers": "2", "decode_tp": "16", "decode_ep": "16", "decode_attention_dp": "1"}
+    out = predict_rows(pd.DataFrame([row | {"gpu": "h100-80gb"}, row | {"gpu": "gb200"}]), CAT, workers=1)
+    h100, gb200 = out.to_dict("records")
+    assert h100["status"] == "refused: instances spanning machines are not modelled (tp 16 > the 8 GPUs of one machine)"
+    assert gb200["status"].startswith("ok") and gb200["predicted_tpot_ms"] > 0
+    bad = predict_rows(pd.DataFrame([row | {"gpu": "gb200", "decode_ep": "3"}]), CAT, workers=1)
+    assert bad["status"].iloc[0] == "refused: decode_ep 3 must divide decode_tp 16 (it splits the worker's GPUs)"
+
+
+def test_attention_dp_decode_workers_beat_tensor_parallel_ones_on_an_mla_model(capsys):
+    """DeepSeek-R1's latent KV cache is replicated on every GPU of a TP group; with attention DP each
+    group holds its own sequences, so the same 16 GPUs decode a large batch faster."""
+    base = ("--model", "deepseek-r1", "--machine", "gb200", "--stack", "sglang", "--weights", "fp8", "--isl", "1024",
+            "--osl", "256", "--concurrency", "128", "--prefill-workers", "1", "--prefill-tp", "8", "--decode-workers",
+            "1", "--decode-tp", "16", "--decode-ep", "16")
+    tp_only = _cli_json(capsys, *base)
+    with_dp = _cli_json(capsys, *base, "--decode-dp", "16")
+    assert with_dp["disagg"] == "1 x prefill tp8 + 1 x decode tp16 ep16 dp16"
+    assert with_dp["tpot_ms"]["mean"] < tp_only["tpot_ms"]["mean"]
+
+
+def test_a_power_of_two_tp_packs_a_rack_scale_machine():
+    from splitplan.perf.build import build_perf_model
+    from splitplan.perf.base import PerfSettings
+
+    assert build_perf_model("deepseek-r1", "gb200-nvl72", 16, PerfSettings(stack="vllm")).instance.tp == 16
+    from types import SimpleNamespace
+
+    from splitplan.perf.memory import check_fit
+
+    eight = SimpleNamespace(gpus=8, name="box")
+    with pytest.raises(SplitplanError, match="tp=3 is not a divisor of the 8 GPUs of box"):
+        check_fit(SimpleNamespace(model=None, machine=eight, tp=3))  # an odd shape on an 8-GPU box: a typo
+    with pytest.raises(SplitplanError, match="tp=20 is not a divisor of the 72 GPUs of rack"):
+        check_fit(SimpleNamespace(model=None, machine=SimpleNamespace(gpus=72, name="rack"), tp=20))

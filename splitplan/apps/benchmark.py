@@ -84,24 +84,40 @@ def calibrated_protocol(stack: Stack, **given: float) -> Protocol:
 
 @dataclass(frozen=True)
 class Disagg:
-    """Disaggregated serving: prefill workers and decode workers of their own shapes (TP degree)."""
+    """Disaggregated serving: prefill workers and decode workers of their own shapes (TP degree, and
+    within it expert parallelism `ep` and attention data parallelism `dp`, as for one instance)."""
 
     prefill_workers: int
     prefill_tp: int
     decode_workers: int
     decode_tp: int
+    prefill_ep: int = 1
+    prefill_dp: int = 1
+    decode_ep: int = 1
+    decode_dp: int = 1
 
     def validate(self) -> None:
-        for name in ("prefill_workers", "prefill_tp", "decode_workers", "decode_tp"):
+        for name in ("prefill_workers", "prefill_tp", "decode_workers", "decode_tp", "prefill_ep", "prefill_dp",
+                     "decode_ep", "decode_dp"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SplitplanError(f"must be a whole number >= 1, got {value!r}", field=name)
+        for role in ("prefill", "decode"):
+            tp = getattr(self, f"{role}_tp")
+            for kind in ("ep", "dp"):
+                if tp % getattr(self, f"{role}_{kind}"):
+                    raise SplitplanError(f"{role}_{kind} {getattr(self, f'{role}_{kind}')} must divide {role}_tp {tp} "
+                                         "(it splits the worker's GPUs)", field=f"{role}_{kind}")
         if self.prefill_workers + self.decode_workers > MAX_WORKERS:
             raise SplitplanError(f"{self.prefill_workers + self.decode_workers} workers is more than a benchmark "
                                  f"instance set splitplan simulates ({MAX_WORKERS})", field="prefill_workers")
 
     def label(self) -> str:
-        return f"{self.prefill_workers} x prefill tp{self.prefill_tp} + {self.decode_workers} x decode tp{self.decode_tp}"
+        def shape(role: str) -> str:
+            extra = "".join(f" {k}{v}" for k in ("ep", "dp") if (v := getattr(self, f"{role}_{k}")) > 1)
+            return f"tp{getattr(self, f'{role}_tp')}{extra}"
+
+        return f"{self.prefill_workers} x prefill {shape('prefill')} + {self.decode_workers} x decode {shape('decode')}"
 
 
 MAX_WORKERS = 4096
@@ -236,8 +252,10 @@ def _run_disagg(config: BenchmarkConfig, stack: Stack, quant: Quant, catalog: Ca
 
     d = config.disagg
     settings = PerfSettings(stack=stack.name, quant=quant)
-    prefill = build_perf_model(config.model, config.machine, d.prefill_tp, settings, catalog, stack=stack)
-    decode = build_perf_model(config.model, config.machine, d.decode_tp, settings, catalog, stack=stack)
+    prefill = build_perf_model(config.model, config.machine, d.prefill_tp, settings, catalog, stack=stack,
+                               ep=d.prefill_ep, dp=d.prefill_dp)
+    decode = build_perf_model(config.model, config.machine, d.decode_tp, settings, catalog, stack=stack,
+                              ep=d.decode_ep, dp=d.decode_dp)
     prompt, output = request_sizes(config)
     need = int(prompt.max() + output.max())
     if need > decode.kv_capacity_tokens():

@@ -6,9 +6,10 @@ ignored; measured ttft_ms/tpot_ms, when present, are never used for the predicti
 simulated as the closed-loop benchmark it describes on the closest shipped stack for its engine and
 version (or the --stack given), and written back with predicted_ttft_ms, predicted_tpot_ms,
 predicted_output_tokens_per_s_per_gpu, stack and status: `ok`, or `refused: <reason>` for what splitplan
-cannot model yet (pipeline parallelism, instances spanning machines, disaggregated workers with expert or
-attention-data parallelism). Dense and mixture-of-experts models are predicted with the row's tp, ep and
-attention_dp as the instance's shape; disaggregated rows with their prefill and decode workers' TP.
+cannot model yet (pipeline parallelism, instances or workers spanning machines, disaggregated rows
+without worker counts and shapes). Dense and mixture-of-experts models are predicted with the row's tp,
+ep and attention_dp as the instance's shape; disaggregated rows with their prefill and decode workers'
+tp, ep and attention_dp (prefill_*, decode_* columns).
 A row is refused, never guessed.
 """
 
@@ -123,14 +124,20 @@ def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None,
     if mode == "disagg":
         try:
             shape = {k: _int(row, k) for k in ("prefill_workers", "prefill_tp", "decode_workers", "decode_tp")}
-            extra = [_int(row, k, 1) for k in ("prefill_ep", "prefill_attention_dp", "decode_ep", "decode_attention_dp")]
+            extra = {k: _int(row, column, 1) or 1 for k, column in (
+                ("prefill_ep", "prefill_ep"), ("prefill_dp", "prefill_attention_dp"), ("decode_ep", "decode_ep"),
+                ("decode_dp", "decode_attention_dp"))}
         except ValueError as exc:
             return refuse(str(exc))
         if None in shape.values():
             return refuse("a disaggregated row needs prefill/decode worker counts and TP degrees")
-        if any(e not in (0, 1) for e in extra):
-            return refuse("expert and attention-data parallel disaggregated workers are not modelled yet")
-        disagg = Disagg(**shape)
+        for role in ("prefill", "decode"):
+            shape[f"{role}_tp"] = worker_gpus(shape[f"{role}_tp"], extra[f"{role}_ep"], extra[f"{role}_dp"])
+        disagg = Disagg(**shape, **extra)
+        try:
+            disagg.validate()
+        except SplitplanError as exc:
+            return refuse(exc.problem)
         tp = max(disagg.prefill_tp, disagg.decode_tp)
     if pp and pp > 1:
         return refuse("pipeline parallelism is not modelled")
@@ -138,7 +145,9 @@ def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None,
         model = catalog.model(str(row["model"]))
     except SplitplanError as exc:
         return refuse(exc.problem)
-    ep, dp = (ep or 1, dp or 1) if disagg is None else (1, 1)  # disaggregated workers: plain TP (above)
+    ep, dp = (ep or 1, dp or 1) if disagg is None else (1, 1)  # disaggregated workers: their own shapes (above)
+    if disagg is None:
+        tp = worker_gpus(tp, ep, dp)
     try:
         largest = max_gpus_per_machine(catalog, str(row["gpu"]))
         if tp > largest:
@@ -146,9 +155,11 @@ def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None,
         machine = machine_for(catalog, str(row["gpu"]), tp)
         if tp % ep or tp % dp:
             return refuse(f"ep {ep} and attention_dp {dp} must divide tp {tp} (they split the instance's GPUs)")
-        for shard in ((tp // dp,) if disagg is None else {disagg.prefill_tp, disagg.decode_tp}):
-            model.check_tp(shard)
-        model.check_ep(ep)
+        shapes = [(tp, ep, dp)] if disagg is None else [
+            (disagg.prefill_tp, disagg.prefill_ep, disagg.prefill_dp), (disagg.decode_tp, disagg.decode_ep, disagg.decode_dp)]
+        for shard_tp, shard_ep, shard_dp in shapes:
+            model.check_tp(shard_tp // shard_dp)
+            model.check_ep(shard_ep)
         if forced is not None:
             stack, note = forced, forced.name
         else:
@@ -163,6 +174,15 @@ def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None,
                              stack=stack, quant=quant, tp=None if disagg else tp, protocol=chosen, ep=ep, dp=dp,
                              disagg=disagg)
     return RowJob(index, config, note)
+
+
+def worker_gpus(tp: int, ep: int, dp: int) -> int:
+    """GPUs of one instance or worker from a row's tp, ep and attention_dp. Tables write these two ways:
+    tp as the GPU count with attention DP inside it (InferenceX's 'tp4, dp-attention 4' = 4 GPUs), or
+    tp as the attention's TP degree with dp groups of it and experts over all of them (TensorRT-LLM's
+    'tp 1, ep 16, attention_dp 16' prefill worker = 16 GPUs). The largest of the three is the GPU
+    count in both: dp and ep never exceed it."""
+    return max(tp or 1, ep or 1, dp or 1)
 
 
 FOUR_BIT = ("mxfp4", "nvfp4", "int4_wo")

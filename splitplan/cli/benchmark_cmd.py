@@ -48,6 +48,14 @@ def _protocol(stack, num_prompts: int | None, range_ratio: float | None, warmup:
 @click.option("--prefill-tp", type=int, default=None, help="Disaggregated: GPUs per prefill worker.")
 @click.option("--decode-workers", type=int, default=None, help="Disaggregated: decode workers.")
 @click.option("--decode-tp", type=int, default=None, help="Disaggregated: GPUs per decode worker.")
+@click.option("--prefill-ep", type=int, default=1, show_default=True,
+              help="Disaggregated: expert parallelism inside a prefill worker (divides --prefill-tp).")
+@click.option("--prefill-dp", type=int, default=1, show_default=True,
+              help="Disaggregated: attention data parallelism inside a prefill worker.")
+@click.option("--decode-ep", type=int, default=1, show_default=True,
+              help="Disaggregated: expert parallelism inside a decode worker (divides --decode-tp).")
+@click.option("--decode-dp", type=int, default=1, show_default=True,
+              help="Disaggregated: attention data parallelism inside a decode worker.")
 @click.option("--rows", "rows_path", type=click.Path(), default=None,
               help="Predict every row of a measured-serving CSV instead (needs --out).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="CSV to write for --rows.")
@@ -57,7 +65,8 @@ def _protocol(stack, num_prompts: int | None, range_ratio: float | None, warmup:
 @catalog_option
 def benchmark_command(model, machine, stack, weights, moe_weights, kv_dtype, tp, isl, osl, concurrency, num_prompts,
                       range_ratio, warmup, client_delay_ms, seed, prefill_workers, prefill_tp, decode_workers,
-                      decode_tp, rows_path, out_path, workers, as_json, catalog_files, **result_fields) -> None:
+                      decode_tp, prefill_ep, prefill_dp, decode_ep, decode_dp, rows_path, out_path, workers, as_json,
+                      catalog_files, **result_fields) -> None:
     """Simulate the closed-loop benchmark: C clients, each sending ISL tokens and receiving exactly
     OSL tokens, the next request as soon as one finishes.
 
@@ -110,7 +119,8 @@ def benchmark_command(model, machine, stack, weights, moe_weights, kv_dtype, tp,
         missing = [f"--{k.replace('_', '-')}" for k, v in shape.items() if v is None]
         if missing:
             raise SplitplanError(f"disaggregated serving also needs {', '.join(missing)}", field=missing[0])
-        disagg = Disagg(**shape)
+        disagg = Disagg(**shape, prefill_ep=prefill_ep, prefill_dp=prefill_dp, decode_ep=decode_ep,
+                        decode_dp=decode_dp)
     mach = machine_for(catalog, machine, max(prefill_tp or 1, decode_tp or 1, tp or 1))
     config = BenchmarkConfig(model=catalog.model(model).name, machine=mach.name, isl=isl, osl=osl,
                              concurrency=concurrency, stack=chosen, quant=quant, tp=tp, protocol=protocol,
