@@ -84,6 +84,12 @@ class Machine:
     def is_power_capped(self) -> bool:
         return self.power_cap_fraction < 1.0
 
+    def packs(self, tp: int) -> bool:
+        """Whether instances of `tp` GPUs can be cut from this machine (gpus // tp of them): tp divides
+        its GPUs, or is a power of two up to them, which packs a rack-scale NVLink domain (16 of a GB200
+        NVL72's 72 GPUs) with the rest idle; on an 8-GPU machine both say the same."""
+        return 1 <= tp <= self.gpus and (self.gpus % tp == 0 or tp & (tp - 1) == 0)
+
 
 @dataclass(frozen=True)
 class Catalog:

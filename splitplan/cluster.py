@@ -122,7 +122,7 @@ class ClusterSpec:
             machine = catalog.machine(pool.machine)
             if pool.count < 0:
                 raise SplitplanError(f"count must be >= 0, got {pool.count}", source=source, field=where)
-            if pool.tp < 1 or machine.gpus % pool.tp:
+            if not machine.packs(pool.tp):
                 raise SplitplanError(f"tp {pool.tp} must divide the {machine.gpus} GPUs of {machine.name}",
                                      source=source, field=where)
             # whether the weights fit depends on their format and the engine's reserve: the performance

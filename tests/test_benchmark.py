@@ -234,8 +234,10 @@ def test_a_power_of_two_tp_packs_a_rack_scale_machine():
 
     from splitplan.perf.memory import check_fit
 
-    eight = SimpleNamespace(gpus=8, name="box")
-    with pytest.raises(SplitplanError, match="tp=3 is not a divisor of the 8 GPUs of box"):
-        check_fit(SimpleNamespace(model=None, machine=eight, tp=3))  # an odd shape on an 8-GPU box: a typo
-    with pytest.raises(SplitplanError, match="tp=20 is not a divisor of the 72 GPUs of rack"):
-        check_fit(SimpleNamespace(model=None, machine=SimpleNamespace(gpus=72, name="rack"), tp=20))
+    with pytest.raises(SplitplanError, match="tp=3 is not a divisor of the 8 GPUs of dgx-h100"):
+        check_fit(SimpleNamespace(model=None, machine=CAT.machine("dgx-h100"), tp=3))  # odd on an 8-GPU box: a typo
+    with pytest.raises(SplitplanError, match="tp=20 is not a divisor of the 72 GPUs of gb200-nvl72"):
+        check_fit(SimpleNamespace(model=None, machine=CAT.machine("gb200-nvl72"), tp=20))
+    rack = CAT.machine("gb200-nvl72")
+    assert [tp for tp in range(1, 73) if rack.packs(tp)] == [1, 2, 3, 4, 6, 8, 9, 12, 16, 18, 24, 32, 36, 64, 72]
+    assert [tp for tp in range(1, 9) if CAT.machine("dgx-h100").packs(tp)] == [1, 2, 4, 8]

@@ -87,9 +87,7 @@ def check_fit(instance: Instance, scheduling: Scheduling = DEFAULT_SCHEDULING) -
     if tp > machine.gpus:
         raise SplitplanError(f"tp={tp} is not a divisor of the {machine.gpus} GPUs of {machine.name}: instances "
                              f"spanning machines are not modelled", field="tp")
-    # a power of two packs a rack-scale NVLink domain (16 or 32 of an NVL72's 72 GPUs) with the rest idle;
-    # on an 8-GPU machine every power of two up to 8 divides it anyway
-    if tp < 1 or (machine.gpus % tp and tp & (tp - 1)):
+    if not machine.packs(tp):
         raise SplitplanError(f"tp={tp} is not a divisor of the {machine.gpus} GPUs of {machine.name}", field="tp")
     if kv_pool_bytes_per_gpu(instance, scheduling) - _window_reserve(instance, scheduling) <= 0:
         needs = weight_bytes_per_gpu(instance) * tp

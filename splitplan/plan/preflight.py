@@ -49,7 +49,7 @@ def _fitting_instances(problem: Problem) -> dict[tuple, object]:
 def _why_not(problem: Problem, design, role: str, machine: str) -> str:
     """'dgx-h100: <reason>' at the largest of the role's shapes the machine can be cut into."""
     gpus = problem.catalog.machine(machine).gpus
-    cut = [tp for tp in design.shapes(role) if gpus % tp == 0]
+    cut = [tp for tp in design.shapes(role) if problem.catalog.machine(machine).packs(tp)]
     if not cut:
         return f"{machine}: no shape of {design.shape_text(role)} divides its {gpus} GPUs"
     return f"{machine}: {fits(problem, machine, max(cut), design, role)}"

@@ -124,8 +124,8 @@ def role_shapes(problem: Problem, design: Design, role: str, machine: str) -> li
     trace's largest request in that role (a prompt instance its prompt, others prompt + output: an
     engine refuses a request longer than its cache), smallest first. With one fixed shape the KV test
     is left to the preflight check, which names the request."""
-    gpus = problem.catalog.machine(machine).gpus
-    shapes = [tp for tp in design.shapes(role) if gpus % tp == 0 and not fits(problem, machine, tp, design, role)]
+    packs = problem.catalog.machine(machine).packs
+    shapes = [tp for tp in design.shapes(role) if packs(tp) and not fits(problem, machine, tp, design, role)]
     if len(design.shapes(role)) == 1:
         return shapes
     need = _largest_request_tokens(problem, role)
