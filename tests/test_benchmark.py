@@ -241,3 +241,13 @@ def test_a_power_of_two_tp_packs_a_rack_scale_machine():
     rack = CAT.machine("gb200-nvl72")
     assert [tp for tp in range(1, 73) if rack.packs(tp)] == [1, 2, 3, 4, 6, 8, 9, 12, 16, 18, 24, 32, 36, 64, 72]
     assert [tp for tp in range(1, 9) if CAT.machine("dgx-h100").packs(tp)] == [1, 2, 4, 8]
+
+
+def test_one_configuration_defaults_to_the_current_vllm_and_takes_ep_and_attention_dp(capsys):
+    r = _cli_json(capsys, "--model", "deepseek-r1", "--machine", "b200", "--weights", "fp8", "--tp", "8", "--ep", "8",
+                  "--attention-dp", "8", "--isl", "1024", "--osl", "128", "--concurrency", "8")
+    assert r["stack"] == "vllm" and (r["tp"], r["ep"], r["dp"]) == (8, 8, 8)  # not the paper's 2023 vLLM
+    with pytest.raises(SystemExit) as exit_info:
+        main(["benchmark", "--model", "qwen3-32b", "--machine", "h100", "--tp", "4", "--ep", "2", "--isl", "64",
+              "--osl", "8", "--concurrency", "1"])
+    assert exit_info.value.code == 2 and "is dense: it has no experts to split over ep 2" in capsys.readouterr().err

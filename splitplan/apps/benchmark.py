@@ -130,7 +130,7 @@ class BenchmarkConfig:
     isl: int
     osl: int
     concurrency: int
-    stack: str | Stack | None = None
+    stack: str | Stack | None = None  # None: the newest calibrated vLLM stack (benchmark_stack)
     quant: Quant | None = None  # None: BF16 weights and the stack's KV default
     tp: int | None = None  # None: all of the machine's GPUs
     protocol: Protocol | None = None  # None: the client the stack was calibrated with (calibrated_protocol)
@@ -213,7 +213,7 @@ def run_benchmark(config: BenchmarkConfig, catalog: Catalog, *, record_segments:
     """Simulate the closed-loop benchmark of `config`; a JSON-ready dict of what a client measures."""
     from splitplan.sim.api import run_closed_loop
 
-    stack = get_stack(config.stack)
+    stack = benchmark_stack(config.stack)
     config = config.with_protocol(stack)
     config.validate()
     quant = config.quant or stack.default_quant(None, None, None)
@@ -236,6 +236,20 @@ def run_benchmark(config: BenchmarkConfig, catalog: Catalog, *, record_segments:
     if record_segments:
         result["_engine"] = eng
     return result
+
+
+DEFAULT_ENGINE = "vllm"
+
+
+def benchmark_stack(stack: str | Stack | None) -> Stack:
+    """The stack a benchmark runs: as named, else the newest calibrated stack of DEFAULT_ENGINE. Not the
+    planner's default (the 2023 vLLM of the paper's reproduction): a benchmark asks how a current engine
+    serves, as `--rows` answers for a row that names no version."""
+    if stack is not None:
+        return get_stack(stack)
+    from splitplan.serving.stack import closest_stack
+
+    return closest_stack(DEFAULT_ENGINE, "")[0]
 
 
 def client_info(config: BenchmarkConfig, stack: Stack) -> dict[str, Any]:

@@ -23,11 +23,16 @@ def _protocol(stack, num_prompts: int | None, range_ratio: float | None, warmup:
 @click.command("benchmark")
 @click.option("--model", help="Model name or Hugging Face id (see splitplan catalog models).")
 @click.option("--machine", help="Machine or GPU name (dgx-h100, h100, H200, b200).")
-@click.option("--stack", default=None, help="Serving stack: bundled name (vllm, sglang, trtllm, ...) or stack YAML.")
+@click.option("--stack", default=None,
+              help="Serving stack: bundled name (vllm, sglang, trtllm, ...) or stack YAML (default: the newest vllm stack).")
 @click.option("--weights", default=None, help="Weight format: bf16, fp8, fp8_block, nvfp4, mxfp4, int4_wo.")
 @click.option("--moe-weights", default=None, help="Expert weight format (default: as --weights).")
 @click.option("--kv-dtype", default=None, help="KV-cache format: bf16 or fp8 (default: the stack's for the weights).")
 @click.option("--tp", type=int, default=None, help="Tensor-parallel degree (default: all of the machine's GPUs).")
+@click.option("--ep", type=int, default=1, show_default=True,
+              help="Expert parallelism inside the instance: routed experts over ep groups of its GPUs (divides --tp).")
+@click.option("--attention-dp", "attention_dp", type=int, default=1, show_default=True,
+              help="Attention data parallelism inside the instance: groups of tp/dp GPUs with their own sequences.")
 @click.option("--isl", type=int, default=None, help="Input tokens per request.")
 @click.option("--osl", type=int, default=None, help="Output tokens per request (generated exactly, no early stop).")
 @click.option("--concurrency", type=int, default=None, help="Concurrent clients (closed loop).")
@@ -63,7 +68,8 @@ def _protocol(stack, num_prompts: int | None, range_ratio: float | None, warmup:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @result_options(skip=("model", "weights", "tp", "isl", "osl", "concurrency"))
 @catalog_option
-def benchmark_command(model, machine, stack, weights, moe_weights, kv_dtype, tp, isl, osl, concurrency, num_prompts,
+def benchmark_command(model, machine, stack, weights, moe_weights, kv_dtype, tp, ep, attention_dp, isl, osl,
+                      concurrency, num_prompts,
                       range_ratio, warmup, client_delay_ms, seed, prefill_workers, prefill_tp, decode_workers,
                       decode_tp, prefill_ep, prefill_dp, decode_ep, decode_dp, rows_path, out_path, workers, as_json,
                       catalog_files, **result_fields) -> None:
@@ -105,11 +111,10 @@ def benchmark_command(model, machine, stack, weights, moe_weights, kv_dtype, tp,
                                      ("concurrency", concurrency)) if v is None]
     if missing:
         raise SplitplanError(f"missing {', '.join(missing)} (or give --rows CSV)", field=missing[0])
-    from splitplan.apps.benchmark import BenchmarkConfig, Disagg, run_benchmark
+    from splitplan.apps.benchmark import BenchmarkConfig, Disagg, benchmark_stack, run_benchmark
     from splitplan.apps.benchmark_rows import machine_for
-    from splitplan.serving.stack import get_stack
 
-    chosen = get_stack(stack)
+    chosen = benchmark_stack(stack)
     protocol = _protocol(chosen, num_prompts, range_ratio, warmup, client_delay_ms, seed)
     quant = chosen.default_quant(weights, moe_weights, kv_dtype)
     shape = {"prefill_workers": prefill_workers, "prefill_tp": prefill_tp, "decode_workers": decode_workers,
@@ -124,7 +129,7 @@ def benchmark_command(model, machine, stack, weights, moe_weights, kv_dtype, tp,
     mach = machine_for(catalog, machine, max(prefill_tp or 1, decode_tp or 1, tp or 1))
     config = BenchmarkConfig(model=catalog.model(model).name, machine=mach.name, isl=isl, osl=osl,
                              concurrency=concurrency, stack=chosen, quant=quant, tp=tp, protocol=protocol,
-                             disagg=disagg)
+                             ep=ep, dp=attention_dp, disagg=disagg)
     result = run_benchmark(config, catalog)
     if as_json:
         click.echo(json.dumps(result, indent=2))
