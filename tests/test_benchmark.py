@@ -220,7 +220,7 @@ def test_attention_dp_decode_workers_beat_tensor_parallel_ones_on_an_mla_model(c
             "--osl", "256", "--concurrency", "128", "--prefill-workers", "1", "--prefill-tp", "8", "--decode-workers",
             "1", "--decode-tp", "16", "--decode-ep", "16")
     tp_only = _cli_json(capsys, *base)
-    with_dp = _cli_json(capsys, *base, "--decode-dp", "16")
+    with_dp = _cli_json(capsys, *base, "--decode-attention-dp", "16")
     assert with_dp["disagg"] == "1 x prefill tp8 + 1 x decode tp16 ep16 dp16"
     assert with_dp["tpot_ms"]["mean"] < tp_only["tpot_ms"]["mean"]
 

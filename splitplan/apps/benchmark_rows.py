@@ -124,9 +124,8 @@ def plan_row(index: int, row: pd.Series, catalog: Catalog, forced: Stack | None,
     if mode == "disagg":
         try:
             shape = {k: _int(row, k) for k in ("prefill_workers", "prefill_tp", "decode_workers", "decode_tp")}
-            extra = {k: _int(row, column, 1) or 1 for k, column in (
-                ("prefill_ep", "prefill_ep"), ("prefill_dp", "prefill_attention_dp"), ("decode_ep", "decode_ep"),
-                ("decode_dp", "decode_attention_dp"))}
+            extra = {f"{role}_{kind}": _int(row, f"{role}_{column}", 1) or 1 for role in ("prefill", "decode")
+                     for kind, column in (("ep", "ep"), ("dp", "attention_dp"))}
         except ValueError as exc:
             return refuse(str(exc))
         if None in shape.values():

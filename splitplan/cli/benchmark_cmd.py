@@ -55,11 +55,11 @@ def _protocol(stack, num_prompts: int | None, range_ratio: float | None, warmup:
 @click.option("--decode-tp", type=int, default=None, help="Disaggregated: GPUs per decode worker.")
 @click.option("--prefill-ep", type=int, default=1, show_default=True,
               help="Disaggregated: expert parallelism inside a prefill worker (divides --prefill-tp).")
-@click.option("--prefill-dp", type=int, default=1, show_default=True,
+@click.option("--prefill-attention-dp", "prefill_dp", type=int, default=1, show_default=True,
               help="Disaggregated: attention data parallelism inside a prefill worker.")
 @click.option("--decode-ep", type=int, default=1, show_default=True,
               help="Disaggregated: expert parallelism inside a decode worker (divides --decode-tp).")
-@click.option("--decode-dp", type=int, default=1, show_default=True,
+@click.option("--decode-attention-dp", "decode_dp", type=int, default=1, show_default=True,
               help="Disaggregated: attention data parallelism inside a decode worker.")
 @click.option("--rows", "rows_path", type=click.Path(), default=None,
               help="Predict every row of a measured-serving CSV instead (needs --out).")
