@@ -164,7 +164,7 @@ def _coerce(cls: type, spec: Any, source: str, index: int) -> Any:
         raise SplitplanError(f"missing required field '{missing[0]}'", source=source, field=where)
     values: dict[str, Any] = dict(_DEFAULTS.get(cls, {}))
     for key, raw in spec.items():
-        if key in ("source", "sources", "aliases", "unlike"):
+        if key in ("source", "sources", "aliases", "unlike", "expert_checkpoints"):
             continue
         values[key] = _coerce_value(cls, known[key], raw, source, f"{where}.{key}")
     values["name"] = str(spec["name"]).strip().lower()
@@ -177,6 +177,12 @@ def _coerce(cls: type, spec: Any, source: str, index: int) -> Any:
         if not isinstance(unlike, (list, tuple)) or not all(isinstance(a, str) for a in unlike):
             raise SplitplanError(f"must be a list of names, got {unlike!r}", source=source, field=f"{where}.unlike")
         values["unlike"] = tuple(a.strip().lower() for a in unlike)
+    if "expert_checkpoints" in spec:
+        formats = spec.get("expert_checkpoints") or ()
+        if not isinstance(formats, (list, tuple)) or not all(isinstance(a, str) for a in formats):
+            raise SplitplanError(f"must be a list of weight formats, got {formats!r}", source=source,
+                                 field=f"{where}.expert_checkpoints")
+        values["expert_checkpoints"] = tuple(a.strip().lower() for a in formats)
     sources = spec.get("sources") or {}
     if not isinstance(sources, Mapping):
         raise SplitplanError(f"must be a mapping of field -> source, got {sources!r}", source=source,

@@ -67,6 +67,9 @@ class Model:
     # informational: the published checkpoint's formats (defaults for quantization choices)
     native_weights: str = "bf16"
     native_moe_weights: str = ""  # "": same as native_weights
+    # other published checkpoints' expert formats (Kimi-K2.5: NVIDIA's NVFP4 copy of its INT4 experts):
+    # a row labelled with one of these runs it, not the native experts (apps/benchmark_rows.py)
+    expert_checkpoints: tuple[str, ...] = ()
     # model-card totals in billions, for tests that check the counting rules
     card_params_b: float = 0.0
     card_active_params_b: float = 0.0
@@ -247,6 +250,11 @@ def model_problems(m: Model) -> list[tuple[str, str]]:
     for name in ("native_weights", "native_moe_weights"):
         if getattr(m, name) not in WEIGHT_FORMATS:
             out.append((name, f"must be one of {', '.join(WEIGHT_FORMATS)}, got '{getattr(m, name)}'"))
+    for fmt in m.expert_checkpoints:
+        if fmt not in WEIGHT_FORMATS:
+            out.append(("expert_checkpoints", f"must be formats among {', '.join(WEIGHT_FORMATS)}, got '{fmt}'"))
+    if m.expert_checkpoints and not m.is_moe:
+        out.append(("expert_checkpoints", "names expert formats: only for a model with experts"))
     if m.kv_heads > m.heads:
         out.append(("kv_heads", f"{m.kv_heads} KV heads exceed the {m.heads} attention heads"))
     elif m.heads % m.kv_heads:

@@ -13,7 +13,9 @@ name and every catalog name and alias are brought to one canonical form and comp
   do not change the architecture (`instruct`, `fp8`, `nvfp4`, `awq`, a 4-digit release date, ...) do
   not count: the row's weight columns say the format, the shape is the base model's.
 
-A canonical form that two entries share is ambiguous and matches neither: the error lists both.
+An entry's own name outranks another entry's alias (`Kimi-K2-Instruct-0905` is kimi-k2, though
+kimi-k2.5's alias `kimi-k2-thinking` drops `thinking` to the same form); a canonical form that two
+names, or else two aliases, share is ambiguous and matches neither: the error lists both.
 """
 
 from __future__ import annotations
@@ -51,18 +53,22 @@ def canonical(name: str, kind: str) -> str:
     return "".join(t for t in _SPLIT.split(name.lower()) if t)
 
 
-def _index(table: Mapping[str, Any], kind: str) -> dict[str, set[str]]:
+def _index(table: Mapping[str, Any], kind: str, aliases: bool = True) -> dict[str, set[str]]:
     index: dict[str, set[str]] = {}
     for key, entry in table.items():
-        for spelled in (key, *entry.aliases):
+        for spelled in (key, *(entry.aliases if aliases else ())):
             index.setdefault(canonical(spelled, kind), set()).add(key)
     return index
 
 
 def match(table: Mapping[str, Any], name: str, kind: str) -> tuple[Any | None, list[str]]:
     """(the one entry `name` denotes, []) or (None, the entries it could denote when ambiguous)."""
+    form = canonical(name, kind)
+    named = _index(table, kind, aliases=False).get(form, set())
+    if len(named) == 1:
+        return table[next(iter(named))], []
     index = _index(table, kind)
-    found = index.get(canonical(name, kind), set())
+    found = index.get(form, set())
     if not found and kind == "GPU":
         found = _without_memory(table, index, name)
     if len(found) == 1:

@@ -51,6 +51,21 @@ def test_a_spelling_two_entries_share_matches_neither():
 
 
 def test_the_bundled_catalog_spells_no_two_entries_alike():
+    """Where two entries' spellings meet, exactly one of them is spelled so by its own name (and wins)."""
     for kind, table in (("GPU", CAT.gpus), ("model", CAT.models), ("machine", CAT.machines)):
-        shared = {form: keys for form, keys in _index(table, kind).items() if len(keys) > 1}
+        names = _index(table, kind, aliases=False)
+        assert all(len(keys) == 1 for keys in names.values()), f"{kind}: {names}"
+        shared = {form: keys for form, keys in _index(table, kind).items() if len(keys) > 1 and form not in names}
         assert not shared, f"{kind}: {shared}"
+
+
+def test_an_entry_name_outranks_another_entry_alias():
+    """`thinking` is a checkpoint word, so kimi-k2.5's alias Kimi-K2-Thinking has kimi-k2's form: the name
+    wins the tolerant match, the exact alias still names kimi-k2.5, and two aliases alone stay ambiguous."""
+    assert CAT.model("Kimi-K2-Instruct-0905").name == "kimi-k2"
+    assert CAT.model("moonshotai/Kimi-K2-Instruct").name == "kimi-k2"
+    assert CAT.model("Kimi-K2-Thinking").name == "kimi-k2.5"
+    assert CAT.model("nvidia/Kimi-K2.5-NVFP4").name == "kimi-k2.5"
+    table = {"a": SimpleNamespace(name="a", aliases=("org/x-instruct",)),
+             "b": SimpleNamespace(name="b", aliases=("org/x-thinking",))}
+    assert match(table, "x", "model") == (None, ["a", "b"])

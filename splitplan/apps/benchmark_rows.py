@@ -196,7 +196,9 @@ def checkpoint_formats(model, weights: str | None, moe_weights: str | None) -> t
     weight-only with 16-bit math and differ by 6% in bytes). An FP8 label on such a model names the same
     checkpoint: none with FP8 experts is published, and an engine serving it runs its MXFP4 experts (the
     TensorRT-LLM rows label gpt-oss-120b 'fp8', the precision of the run's activations and KV cache, not
-    of its weights). A 'bf16' label stays: dequantized BF16 copies exist."""
+    of its weights). A 'bf16' label stays: dequantized BF16 copies exist. A 4-bit label naming another
+    published checkpoint of the model (`expert_checkpoints`: NVIDIA's NVFP4 Kimi-K2.5) runs those experts,
+    with the dense weights still in their native format (ModelOpt quantizes the experts only)."""
     from splitplan.serving.quant import weight_format
 
     native_w, native_e = model.native_weights, model.native_moe_weights
@@ -206,7 +208,7 @@ def checkpoint_formats(model, weights: str | None, moe_weights: str | None) -> t
     e = weight_format(moe_weights, "moe_weights").value if moe_weights else w
     if w in QUANTIZED:
         w = native_w
-    if e in QUANTIZED:
+    if e in QUANTIZED and e not in model.expert_checkpoints:
         e = native_e
     return w, e
 
