@@ -131,6 +131,12 @@ def _lookup(table: Mapping[str, Any], name: str, kind: str) -> Any:
         return entry
     if ambiguous:
         raise SplitplanError(f"{kind} '{name}' could be any of {', '.join(ambiguous)}: give its full name")
+    if kind == "model":
+        from splitplan.catalog_unmodelled import refusal, unmodelled
+
+        family = unmodelled(key)
+        if family is not None:
+            raise SplitplanError(refusal(str(name).strip(), family))
     valid = list(table) + [alias for entry in table.values() for alias in entry.aliases]
     raise SplitplanError(f"unknown {kind} '{name}'{nearest_names(key, valid)}")
 

@@ -69,3 +69,28 @@ def test_an_entry_name_outranks_another_entry_alias():
     table = {"a": SimpleNamespace(name="a", aliases=("org/x-instruct",)),
              "b": SimpleNamespace(name="b", aliases=("org/x-thinking",))}
     assert match(table, "x", "model") == (None, ["a", "b"])
+
+
+@pytest.mark.parametrize("spelled, family", [
+    ("Qwen/Qwen3.5-397B-A17B-FP8", "Qwen3.5"), ("qwen3_5-122b-a10b", "Qwen3.5"), ("zai-org/GLM-5-FP8", "GLM-5"),
+    ("GLM-5.1", "GLM-5"), ("deepseek-ai/DeepSeek-V3.2-Exp", "DeepSeek-V3.2"), ("Qwen/Qwen3-Next-80B-A3B-Instruct", "Qwen3-Next"),
+    ("moonshotai/Kimi-Linear-48B-A3B-Instruct", "Kimi-Linear"),
+])
+def test_models_of_unmodelled_attention_are_refused_with_the_reason(spelled, family):
+    with pytest.raises(SplitplanError, match=f"is a {family}") as err:
+        CAT.model(spelled)
+    assert "refused, not guessed" in str(err.value) and "attention" in str(err.value)
+
+
+@pytest.mark.parametrize("spelled", ["Qwen3-5B", "GLM-4.6", "MiniMax-M3", "deepseek-ai/DeepSeek-V4"])
+def test_other_unknown_models_stay_unknown(spelled):
+    """Only the named families are refused for their attention; a name that merely looks close is unknown."""
+    with pytest.raises(SplitplanError, match="unknown model"):
+        CAT.model(spelled)
+
+
+def test_a_catalog_model_is_never_taken_for_an_unmodelled_family():
+    from splitplan.catalog_unmodelled import unmodelled
+
+    assert [name for name in CAT.models if unmodelled(name)] == []
+    assert CAT.model("deepseek-ai/DeepSeek-V3.1").name == "deepseek-v3"  # V3.1 is V3's shape; V3.2 is not
