@@ -297,6 +297,20 @@ def test_moe_models_that_do_not_fit_say_so():
         build_perf_model("deepseek-v3", "dgx-h100", 16, spec())
 
 
+def test_a_model_that_fits_only_as_published_names_its_checkpoint():
+    """BF16 is the default format; Kimi-K2.5's published experts are INT4 (DeepSeek-R1's FP8 blocks): the
+    error says so, and the formats it names fit. A model already in its formats gets no hint."""
+    with pytest.raises(SplitplanError, match=r"published checkpoint has weights bf16, experts int4_wo "
+                                             r"\(--weights bf16 --moe-weights int4_wo"):
+        build_perf_model("kimi-k2.5", "hgx-b200", 8, spec(Quant()))
+    build_perf_model("kimi-k2.5", "hgx-b200", 8, spec(Quant.parse("bf16", "int4_wo", None)))
+    with pytest.raises(SplitplanError, match=r"published checkpoint has weights fp8_block \(--weights fp8_block,"):
+        build_perf_model("deepseek-r1", "dgx-h200", 8, spec(Quant()))
+    with pytest.raises(SplitplanError) as err:
+        build_perf_model("llama3.1-405b", "dgx-h100", 8, spec(Quant()))
+    assert "does not fit" in str(err.value) and "published checkpoint" not in str(err.value)
+
+
 # --------------------------------------------------------------------------------- invariants
 
 SHAPES = [("qwen3-235b-a22b", "dgx-h100", 8, 1, 1, FP8), ("qwen3-235b-a22b", "dgx-h200", 8, 8, 1, FP8),

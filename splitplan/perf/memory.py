@@ -95,7 +95,20 @@ def check_fit(instance: Instance, scheduling: Scheduling = DEFAULT_SCHEDULING) -
         raise SplitplanError(
             f"{model.name} ({instance.quant.label()}) does not fit {machine.name} at tp={tp}: needs "
             f"{needs / 1e9:.1f} GB of weights, has {usable / 1e9:.1f} GB, of which the engine keeps "
-            f"{(1 - scheduling.memory_fraction) * 100:.0f}% plus {scheduling.reserve_gb:g} GB per GPU for itself")
+            f"{(1 - scheduling.memory_fraction) * 100:.0f}% plus {scheduling.reserve_gb:g} GB per GPU for itself"
+            f"{_native_hint(instance)}")
+
+
+def _native_hint(instance: Instance) -> str:
+    """Where the run's weight formats are not the published checkpoint's: which formats that has (the
+    formats default to BF16, which for DeepSeek, Kimi or gpt-oss is a copy nobody serves)."""
+    model, quant = instance.model, instance.quant
+    native = (model.native_weights, model.native_moe_weights if model.is_moe else model.native_weights)
+    if (quant.weights.value, quant.experts.value) == native:
+        return ""
+    formats = f"weights {native[0]}" + (f", experts {native[1]}" if native[1] != native[0] else "")
+    flags = "--weights" + (f" {native[0]} --moe-weights {native[1]}" if native[1] != native[0] else f" {native[0]}")
+    return f"; its published checkpoint has {formats} ({flags}, or perf.weights/moe_weights in a scenario)"
 
 
 def kv_capacity_tokens(instance: Instance, scheduling: Scheduling = DEFAULT_SCHEDULING) -> int:
