@@ -37,7 +37,7 @@ def _gpu_tokens(name: str) -> list[str]:
     return [t for t in _SPLIT.split(name.lower()) if t and t not in GPU_WORDS]
 
 
-def _model_tokens(name: str) -> list[str]:
+def model_tokens(name: str) -> list[str]:
     tokens = [t for t in _SPLIT.split(name.lower().rsplit("/", 1)[-1]) if t]
     if len(tokens) > 1 and tokens[0] == "meta" and tokens[1].startswith("llama"):
         tokens = tokens[1:]
@@ -49,7 +49,7 @@ def canonical(name: str, kind: str) -> str:
     if kind == "GPU":
         return "".join(_gpu_tokens(name))
     if kind == "model":
-        return "".join(_model_tokens(name))
+        return "".join(model_tokens(name))
     return "".join(t for t in _SPLIT.split(name.lower()) if t)
 
 

@@ -46,9 +46,9 @@ FAMILIES: tuple[Unmodelled, ...] = (
 
 def unmodelled(name: str) -> Unmodelled | None:
     """The known family `name` belongs to, if its attention is one splitplan does not model."""
-    from splitplan.catalog_names import _model_tokens
+    from splitplan.catalog_names import model_tokens
 
-    tokens = _model_tokens(name)
+    tokens = model_tokens(name)
     leading = {"".join(tokens[:j]) for j in range(1, len(tokens) + 1)}
     return next((f for f in FAMILIES if leading & set(f.prefixes)), None)
 
