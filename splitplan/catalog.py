@@ -178,17 +178,9 @@ def _coerce(cls: type, spec: Any, source: str, index: int) -> Any:
     if not isinstance(aliases, (list, tuple)) or not all(isinstance(a, (str, int, float)) for a in aliases):
         raise SplitplanError(f"must be a list of names, got {aliases!r}", source=source, field=f"{where}.aliases")
     values["aliases"] = tuple(str(a).strip().lower() for a in aliases)
-    if "unlike" in spec:
-        unlike = spec.get("unlike") or ()
-        if not isinstance(unlike, (list, tuple)) or not all(isinstance(a, str) for a in unlike):
-            raise SplitplanError(f"must be a list of names, got {unlike!r}", source=source, field=f"{where}.unlike")
-        values["unlike"] = tuple(a.strip().lower() for a in unlike)
-    if "expert_checkpoints" in spec:
-        formats = spec.get("expert_checkpoints") or ()
-        if not isinstance(formats, (list, tuple)) or not all(isinstance(a, str) for a in formats):
-            raise SplitplanError(f"must be a list of weight formats, got {formats!r}", source=source,
-                                 field=f"{where}.expert_checkpoints")
-        values["expert_checkpoints"] = tuple(a.strip().lower() for a in formats)
+    for key, what in (("unlike", "names"), ("expert_checkpoints", "weight formats")):
+        if key in spec:
+            values[key] = _string_list(spec.get(key), what, source, f"{where}.{key}")
     sources = spec.get("sources") or {}
     if not isinstance(sources, Mapping):
         raise SplitplanError(f"must be a mapping of field -> source, got {sources!r}", source=source,
@@ -204,6 +196,14 @@ def _coerce(cls: type, spec: Any, source: str, index: int) -> Any:
         key, message = problems[0]
         raise SplitplanError(message, source=source, field=f"{where}.{key}")
     return entry
+
+
+def _string_list(raw: Any, what: str, source: str, field: str) -> tuple[str, ...]:
+    """A YAML list of strings, lower-cased (a model's `unlike` names, its `expert_checkpoints` formats)."""
+    items = raw or ()
+    if not isinstance(items, (list, tuple)) or not all(isinstance(a, str) for a in items):
+        raise SplitplanError(f"must be a list of {what}, got {raw!r}", source=source, field=field)
+    return tuple(a.strip().lower() for a in items)
 
 
 def _entry_problems(entry: Any) -> list[tuple[str, str]]:
