@@ -63,6 +63,7 @@ class Run:
     mixed_token_share: float = 0.0
     saturated: bool = False
     stopped_early: bool = False  # ended at a certain SLO miss: passed is exact, margins partial
+    stop_reason: str = ""  # which SLO was certain to be missed, and by how many requests
 
 
 class _Runs:
@@ -99,7 +100,7 @@ class _Runs:
                    for name, item in r.summary["slo"].items()}
         mixed = r.summary["mixed_pool"]
         return Run(bool(r.all_slos_met), margins, float(mixed["request_share"]), float(mixed["token_share"]),
-                   bool(r.saturated), bool(r.summary.get("stopped_early")))
+                   bool(r.saturated), bool(r.summary.get("stopped_early")), str(r.summary.get("stopped_early", "")))
 
     def complete(self, seed: int, k: int) -> Run:
         """run(seed, k), simulated to its end if it had stopped at a certain miss (its margins are reported)."""
@@ -187,16 +188,20 @@ def test_cluster(problem: Problem, cluster: ClusterSpec, rate_rps: float) -> Ver
 
     The search's cheap question ("does this neighbour beat the current plan?", "does this plan reach the
     target?") needs no max rate. A pass is recorded as that rate (a lower bound on the max rate), a fail as
-    0; like screens, tests are never reported as a plan's throughput."""
+    0; like screens, tests are never reported as a plan's throughput. A failing run ends as soon as an SLO
+    is certain to be missed (sim/miss_watch.py), so its miss names that SLO and how many requests settled
+    it rather than the size of the miss at the end: most tests of a search fail, and most of their time
+    was the rest of a run whose verdict was already known."""
     k = lattice_index(rate_rps)
     runs = _Runs(problem, cluster)
-    run = runs.run(problem.scenario.seed_list()[0], k, stop_at_miss=False)  # a failed test reports its miss
+    run = runs.run(problem.scenario.seed_list()[0], k)  # ends at a certain miss: the verdict is the full run's
     rate = lattice_rate(k) if run.passed else 0.0
+    miss = "" if run.passed else run.stop_reason or runs.worst_miss()[1]
     return Verification(rate_rps=rate, per_seed_rps=(rate,), mean_rps=rate, ci95_rps=(rate, rate), slo_margins={},
                         saturated=rate <= 0, n_simulations=1, screened=True,
                         mixed_request_share=run.mixed_request_share if run.passed else None,
                         mixed_token_share=run.mixed_token_share if run.passed else None,
-                        miss="" if run.passed else runs.worst_miss()[1], miss_rate_rps=0.0 if run.passed else lattice_rate(k))
+                        miss=miss, miss_rate_rps=0.0 if run.passed else lattice_rate(k))
 
 
 def lattice_index(rate_rps: float) -> int:
