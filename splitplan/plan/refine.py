@@ -8,8 +8,8 @@ plan reach the target?" a test at the target. Only the plan that wins is verifie
   lattice step (2%) above the current plan's rate; the survivors are raised a step at a time until one
   is left (ties: the cheapest); it is verified in full, and the search moves there and repeats.
 - `refine_to_target` (min cost / min power at a target): scale the proposal along its ray (all pools by
-  the same factor) until it passes the target, bisect the factor, then bisect each pool's size on its
-  own down towards one machine (the others kept), then walk to the cheapest passing neighbour, in cost
+  the same factor) until it passes the target, bisect the factor, then search each pool's size on its
+  own down towards one machine (the others kept; steps of 1, 2, 4, ... machines, then bisection), then walk to the cheapest passing neighbour, in cost
   order, until none is cheaper; the end point is verified in full. The ray climb reaches a target the
   capacity model under-estimated; the per-pool bisection reaches the smallest plan when it
   over-estimated one pool and not the other (a 2x error either way, tests/test_plan_refine.py), which
@@ -232,15 +232,17 @@ def _shrink_pools(ev: Evaluator, v: Vector, kt: int) -> Vector:
     """Each pool bisected down on its own, the others kept, to the fewest machines that still pass.
 
     A plan meets the target only when every pool keeps up, so a pool can be shrunk while the others
-    stay as they are; bisecting its size (all its machine types scaled together) between one machine
-    and its present size costs about log2(size) tests and reaches the smallest passing pool however
-    pessimistic the model was for it, and whatever it was for the other pools. Smaller plans below
+    stay as they are. Its size (all its machine types scaled together) is searched downwards from the
+    present size in steps of 1, 2, 4, ... machines until a test fails, then bisected: after the ray's
+    bisection most pools are at or next to their smallest passing size, which one or two tests
+    confirm, and a pool the model over-provisioned k-fold is still reached in about 2 log2(size) tests
+    however pessimistic the model was for it, whatever it was for the other pools. Smaller plans below
     the ray's are thereby always simulated, not inferred."""
     space = ev.space
     for role in space.roles():
         slots = [i for i, o in enumerate(space.options) if o.role == role and v[i] > 0]
         top = max((v[i] for i in slots), default=0)
-        lo, hi = 0, top  # size index: m / top of every slot of the role; hi passes (v does), lo = none
+        lo, hi = _gallop_down(ev, v, slots, top, kt)  # size index m / top: hi passes, lo fails (0: none)
         while hi - lo > 1:
             mid = (lo + hi) // 2
             w = _role_scaled(v, slots, mid, top)
@@ -250,6 +252,17 @@ def _shrink_pools(ev: Evaluator, v: Vector, kt: int) -> Vector:
                 lo = mid
         v = _role_scaled(v, slots, hi, top)
     return v
+
+
+def _gallop_down(ev: Evaluator, v: Vector, slots: list[int], top: int, kt: int) -> tuple[int, int]:
+    """(a failing size index, a passing one above it) found by stepping down 1, 2, 4, ... from top."""
+    hi, step = top, 1
+    while hi - step > 0:
+        w = _role_scaled(v, slots, hi - step, top)
+        if not (ev.space.valid(w) and ev.passes([w], kt)[0]):
+            return hi - step, hi
+        hi, step = hi - step, 2 * step
+    return 0, hi
 
 
 def _role_scaled(v: Vector, slots: list[int], m: int, top: int) -> Vector:
