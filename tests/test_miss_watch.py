@@ -113,3 +113,30 @@ def test_each_slo_counts_its_own_violators_and_the_first_settled_one_stops_the_r
     watch.first_token(4, 3.0)  # 1.5x but over 2 s: the absolute limit's fourth violator
     with pytest.raises(SloMissed, match="ttft_p90_abs"):
         watch.first_token(5, 3.0)  # its fifth settles it; the slowdowns are still open
+
+
+def test_a_failing_pass_fail_test_ends_early_with_the_full_runs_verdict(monkeypatch):
+    """test_cluster (the search's one-simulation question) stops a failing run at its certain miss: the
+    same verdict as the whole run, fewer requests simulated, and a miss that names the settled SLO."""
+    scenario = load_scenario(ROOT / "scenarios" / "quickstart.yaml")
+    problem = make_problem(scenario, get_catalog())
+    cluster = splitwise_cluster(scenario.model, [("dgx-h100", 2)], [("dgx-a100", 3)])
+    real, seen = verify.simulate, []
+
+    def record(*args, **kwargs):
+        r = real(*args, **kwargs)
+        seen.append(r)
+        return r
+
+    monkeypatch.setattr(verify, "simulate", record)
+    edge = verify.verify_cluster(problem, cluster, hint_rps=5.0).rate_rps
+    assert edge > 0
+    seen.clear()
+    over = verify.test_cluster(problem, cluster, edge * verify.RATE_STEP ** 12)  # ~27% above the edge
+    assert over.rate_rps == 0.0 and "missed for certain" in over.miss
+    (r,) = seen
+    assert r.summary.get("stopped_early") and r.summary["completed"] < r.summary["requests"]
+    full = real(cluster, verify.workload_at(problem, edge * verify.RATE_STEP ** 12, scenario.seed_list()[0]),
+                perf=problem.perf, catalog=problem.catalog, config=verify.sim_config(problem), slos=problem.slos)
+    assert not full.all_slos_met
+    assert verify.test_cluster(problem, cluster, edge).rate_rps == pytest.approx(edge)  # a pass runs whole

@@ -126,3 +126,16 @@ def test_model_saying_no_plan_fits_the_budget_is_not_a_verdict(prompt_cap):
     assert solve_ilp(ev.space.options, ev.space.limits, "min_cost", "cbc") == []  # the model's verdict
     best = ilp_search(ev, "min_cost", top=1, radius=1, solver="cbc")
     assert best is not None and best.verified and counts(best) == (26, 6)
+
+
+@pytest.mark.parametrize("start,most", [((26, 6), 2), ((27, 7), 6), ((52, 12), 14)])
+def test_pool_shrink_costs_few_tests_near_the_answer(start, most):
+    """Each pool is searched down from its size in steps of 1, 2, 4, ...: a plan already at its smallest
+    passing size costs one failing test per pool (the bisection from one machine spent ~log2(size) each),
+    and a 2x over-provisioned one still reaches the smallest plan."""
+    from splitplan.plan.refine import _shrink_pools
+
+    ev = evaluator(Limits(max_per_pool=200, min_throughput_rps=50.0), PROMPT_RPS, TOKEN_RPS)
+    kt = math.ceil(math.log(50.0) / math.log(RATE_STEP))
+    assert _shrink_pools(ev, start, kt) == (26, 6)
+    assert len(ev.tests) <= most, sorted(ev.tests)
