@@ -345,3 +345,22 @@ def unmeetable_slos(slos: Iterable[SLO], refs: ReferenceLatencies) -> list[str]:
             problems.append(f"{slo.describe()} cannot be met: even unloaded the P{slo.percentile:g} "
                             f"{_LABEL[slo.metric]} is {format_seconds(unloaded)}")
     return problems
+
+
+REFERENCE_HINT = "reference_machine in a scenario, --reference-machine for simulate"
+
+
+def reference_perf_model(model: str, machine: str, tp: int | None, settings, catalog, hint: str = REFERENCE_HINT):
+    """The performance model of the SLO reference instance. A model the reference cannot hold (the
+    default A100 and DeepSeek-R1 or Kimi) is refused naming the reference and how to choose another:
+    slowdown SLOs divide by its unloaded latencies, so no run can be judged without it."""
+    from splitplan.perf import build_perf_model
+
+    try:
+        return build_perf_model(model, machine, tp=tp, settings=settings, catalog=catalog)
+    except SplitplanError as exc:
+        if exc.source:  # a file's problem (a profile, a stack) names that file
+            raise
+        raise SplitplanError(f"{exc.problem}; {machine} is the SLO reference (slowdown SLOs are relative to its "
+                             f"unloaded latencies): choose one that holds the model ({hint})",
+                             field="reference_machine") from None

@@ -49,16 +49,20 @@ def perf_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def quant_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--weights and --kv-dtype: quantization of the dense weights and of the KV cache."""
+    """--weights, --moe-weights and --kv-dtype: quantization of the dense weights, of the experts of an
+    MoE model, and of the KV cache (the flags a "does not fit" error names, on every command that runs
+    the model)."""
     fn = click.option("--kv-dtype", "kv_dtype", default=None,
                       help="KV-cache format: bf16 or fp8 (default: the stack's default for the weights).")(fn)
+    fn = click.option("--moe-weights", "moe_weights", default=None,
+                      help="Expert weight format of an MoE model (default: as --weights).")(fn)
     return click.option("--weights", default=None,
                         help="Weight format: bf16, fp8, fp8_block, nvfp4, mxfp4, int4_wo (default bf16).")(fn)
 
 
 def perf_settings_from(perf_backend: str | None, profile_path: str | None, stack: str | None,
                        compat: str | None, base: PerfSettings | None = None, weights: str | None = None,
-                       kv: str | None = None) -> PerfSettings:
+                       kv: str | None = None, moe_weights: str | None = None) -> PerfSettings:
     """Command-line flags override a scenario's settings (`base`), which override the defaults."""
     from splitplan.serving.stack import get_stack
 
@@ -69,9 +73,9 @@ def perf_settings_from(perf_backend: str | None, profile_path: str | None, stack
     stack_name = stack or base.stack
     chosen = get_stack(stack_name)  # an unknown stack is an error now, naming the close matches
     quant = base.quant
-    if weights or kv:  # weights alone take the stack's KV default for them; kv alone keeps the weights
-        quant = chosen.default_quant(weights or quant.weights.value, None if weights else (
-            quant.moe_weights.value if quant.moe_weights else None), kv)
+    if weights or kv or moe_weights:  # weights alone take the stack's KV default for them; kv alone keeps them
+        quant = chosen.default_quant(weights or quant.weights.value, moe_weights or (None if weights else (
+            quant.moe_weights.value if quant.moe_weights else None)), kv or (None if weights else quant.kv.value))
     return PerfSettings(
         backend=backend,
         profile_path=profile_path or base.profile_path,

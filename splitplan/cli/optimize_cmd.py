@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from splitplan.cli.common import (catalog_option, console, err_console, executor_context, executor_options,
-                                  load_catalog_from, perf_options, perf_settings_from)
+                                  load_catalog_from, perf_options, perf_settings_from, quant_options)
 from splitplan.errors import SplitplanError
 from splitplan.limits import MAX_SEEDS, MAX_WORKERS
 from splitplan.plan.phases import is_split_kind, phases_text
@@ -53,11 +53,12 @@ INFEASIBLE_EXIT_CODE = 1
               metavar="SECONDS", help="Stop searching after this long and report the best plan verified so far "
                                       "(status time_limit).")
 @perf_options
+@quant_options
 @catalog_option
 @executor_options
 def optimize_command(scenario_path, out_dir, as_json, quiet, workers, objective, max_cost_usd_per_h, max_power_kw,
                      min_throughput_rps, seeds, method, time_limit_s, perf_backend, profile_path, stack, compat,
-                     catalog_files, executor="local", address=None) -> int:
+                     weights, moe_weights, kv_dtype, catalog_files, executor="local", address=None) -> int:
     """Optimize the cluster designs of a scenario file under its budgets and SLOs; every reported plan is
     confirmed by the simulator on several seeds. Exit status 1 when no plan meets the constraints; 130 on
     Ctrl-C (the designs already finished are kept in --out, status interrupted).
@@ -80,7 +81,8 @@ def optimize_command(scenario_path, out_dir, as_json, quiet, workers, objective,
     if out_dir:  # an unwritable --out fails now, not after minutes of search
         check_writable_parent(out_dir)
     catalog = load_catalog_from(tuple(scenario.catalog_files) + tuple(catalog_files))
-    settings = perf_settings_from(perf_backend, profile_path, stack, compat, base=perf_settings_of(scenario))
+    settings = perf_settings_from(perf_backend, profile_path, stack, compat, base=perf_settings_of(scenario),
+                                  weights=weights, moe_weights=moe_weights, kv=kv_dtype)
     show = not (quiet or as_json)
     display = OptimizeProgress(err_console, len(scenario.designs), enabled=show)
     try:

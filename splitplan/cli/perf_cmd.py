@@ -28,7 +28,8 @@ from splitplan.cli.common import (catalog_option, console, load_catalog_from, pe
 @catalog_option
 def perf_command(model: str, machine: str, tp: int | None, phase: str, batch: int, prompt_tokens: int,
                  context_tokens: int, as_json: bool, perf_backend: str | None, profile_path: str | None,
-                 stack: str | None, compat: str | None, weights: str | None, kv_dtype: str | None,
+                 stack: str | None, compat: str | None, weights: str | None, moe_weights: str | None,
+                 kv_dtype: str | None,
                  catalog_files: tuple[str, ...]) -> None:
     """Predict one iteration: its time, throughput, KV cache and power.
 
@@ -48,7 +49,8 @@ def perf_command(model: str, machine: str, tp: int | None, phase: str, batch: in
     from splitplan.perf.query import perf_query
 
     catalog = load_catalog_from(catalog_files)
-    settings = perf_settings_from(perf_backend, profile_path, stack, compat, weights=weights, kv=kv_dtype)
+    settings = perf_settings_from(perf_backend, profile_path, stack, compat, weights=weights, kv=kv_dtype,
+                                  moe_weights=moe_weights)
     result = perf_query(model, machine, tp, phase, batch, prompt_tokens, context_tokens, settings, catalog)
     if as_json:
         click.echo(json.dumps(result, indent=2))

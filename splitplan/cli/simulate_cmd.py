@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from splitplan.cli.common import catalog_option, perf_options
+from splitplan.cli.common import catalog_option, perf_options, quant_options
 from splitplan.limits import MAX_SEEDS
 
 
@@ -34,6 +34,9 @@ from splitplan.limits import MAX_SEEDS
 @click.option("--seeds", type=click.IntRange(min=1, max=MAX_SEEDS), default=1, show_default=True,
               help="Repeat over this many seeds (seed, seed+1, ...).")
 @click.option("--replay", is_flag=True, help="With --rate: replay the trace's real arrivals time-compressed.")
+@click.option("--reference-machine", "reference_machine", default=None,
+              help="Machine whose unloaded latencies slowdown SLOs (2x, 5x) are relative to, all its GPUs "
+                   "(default: the scenario's, else dgx-a100).")
 @click.option("--slo", "slo_texts", multiple=True, help="SLO like ttft:p99:6x or tbt:p90:200ms (default: the paper's nine).")
 @click.option("--transfer", type=click.Choice(["layerwise", "serialized"]), default=None,
               help="KV-cache transfer mode (default: the scenario's serving.transfer, else layerwise; compat mode "
@@ -50,10 +53,12 @@ from splitplan.limits import MAX_SEEDS
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON to stdout.")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors (and --json output).")
 @perf_options
+@quant_options
 @catalog_option
 def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, scenario_path, rate, duration, seed, seeds, replay,
-                     slo_texts, transfer, batching, max_batched_tokens, max_seqs, find_max_rps, out_dir, as_json,
-                     quiet, perf_backend, profile_path, stack, compat, catalog_files) -> None:
+                     reference_machine, slo_texts, transfer, batching, max_batched_tokens, max_seqs, find_max_rps, out_dir, as_json,
+                     quiet, perf_backend, profile_path, stack, compat, weights, moe_weights, kv_dtype,
+                     catalog_files) -> None:
     """Simulate a baseline or Splitwise cluster serving a trace: latency percentiles, SLOs, saturation,
     throughput, cost and power.
 
@@ -69,12 +74,15 @@ def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, s
       splitplan simulate --model llama2-70b --prompt dgx-h100:25 --token dgx-a100:26 \\
           --trace AzureLLMInferenceTrace_conv.csv --find-max-rps --seeds 3
       splitplan simulate --scenario scenarios/quickstart.yaml --prompt dgx-h100:4 --token dgx-a100:14 --rate 40
+      splitplan simulate --model deepseek-r1 --machines dgx-h200:2 --weights fp8_block \\
+          --trace AzureLLMInferenceTrace_conv.csv --rate 2
     """
     from splitplan.cli.simulate_run import run_simulate
 
     run_simulate(model=model, design=design, machines=machines, prompt=prompt, token=token, mixed=mixed,
                  tp=tp, trace=trace, scenario_path=scenario_path, rate=rate, duration=duration, seed=seed,
-                 seeds=seeds, replay=replay, slo_texts=slo_texts, transfer=transfer, batching=batching,
+                 seeds=seeds, replay=replay, reference_machine=reference_machine, slo_texts=slo_texts, transfer=transfer, batching=batching,
                  max_batched_tokens=max_batched_tokens, max_seqs=max_seqs, find_max_rps=find_max_rps,
                  out_dir=out_dir, as_json=as_json, quiet=quiet, perf_backend=perf_backend,
-                 profile_path=profile_path, stack=stack, compat=compat, catalog_files=catalog_files)
+                 profile_path=profile_path, stack=stack, compat=compat, catalog_files=catalog_files,
+                 quant={"weights": weights, "moe_weights": moe_weights, "kv": kv_dtype})

@@ -25,7 +25,8 @@ from splitplan.scenario import load_scenario
 from splitplan.sim import SimConfig, find_max_rps, simulate
 from splitplan.sim.result import SeedFolders, clean, summary_json
 from splitplan.perf import build_perf_model
-from splitplan.slo import format_seconds, paper_slos, parse_slo, reference_latencies, unmeetable_slos
+from splitplan.slo import (format_seconds, paper_slos, parse_slo, reference_latencies, reference_perf_model,
+                           unmeetable_slos)
 from splitplan.workload import Workload, load_trace, poisson_workload, replay_workload, resolve_trace_path
 
 DEFAULT_DURATION_S = 120.0  # seconds of arrivals generated for --rate without --duration
@@ -100,6 +101,24 @@ def _check_fit(cluster: ClusterSpec, settings, catalog) -> None:
             raise SplitplanError(exc.problem, source="command line", field=ROLE_FLAGS[pool.role]) from None
 
 
+def _known_machine(catalog, name: str, flag: str) -> str:
+    try:
+        return catalog.machine(name).name
+    except SplitplanError as exc:
+        raise SplitplanError(exc.problem, source="command line", field=flag) from None
+
+
+def _check_reference(cluster: ClusterSpec, settings, catalog, config: SimConfig, given: bool) -> None:
+    """The SLO reference must hold the model, checked before any run (the default A100 cannot hold
+    DeepSeek-R1 or Kimi); the suggestion names a machine of the cluster."""
+    pool = next(p.machine for p in cluster.pools if p.count > 0)
+    hint = f"e.g. --reference-machine {pool}" + ("" if given else "; dgx-a100 is the default")
+    try:
+        reference_perf_model(cluster.model, config.reference_machine, config.reference_tp, settings, catalog, hint)
+    except SplitplanError as exc:
+        raise SplitplanError(exc.problem, source="command line", field="--reference-machine") from None
+
+
 def _reject_unmeetable(slos: tuple, cluster: ClusterSpec, trace: str, settings, catalog) -> None:
     """An absolute SLO that every machine type of the cluster misses even unloaded is an input error,
     not a result to simulate."""
@@ -147,9 +166,11 @@ def workload_from_args(trace: str, rate: float | None, duration: float | None, s
 
 
 def run_simulate(model, design, machines, prompt, token, mixed, tp, trace, scenario_path, rate, duration, seed, seeds, replay,
-                     slo_texts, transfer, batching, max_batched_tokens, max_seqs, find_max_rps, out_dir, as_json,
-                     quiet, perf_backend, profile_path, stack, compat, catalog_files) -> None:
-    """The command's work: flags checked, cluster built, each seed simulated and printed."""
+                     reference_machine, slo_texts, transfer, batching, max_batched_tokens, max_seqs, find_max_rps, out_dir, as_json,
+                     quiet, perf_backend, profile_path, stack, compat, catalog_files,
+                     quant: dict[str, str | None] | None = None) -> None:
+    """The command's work: flags checked, cluster built, each seed simulated and printed. `quant`: the
+    --weights, --moe-weights and --kv-dtype flags (perf_settings_from's names)."""
     base_perf, reference, reference_tp = None, SimConfig().reference_machine, None
     if scenario_path:  # the scenario supplies what the flags leave out
         inputs = load_scenario(scenario_path).simulation_inputs()
@@ -166,15 +187,19 @@ def run_simulate(model, design, machines, prompt, token, mixed, tp, trace, scena
     _check_flags(catalog, model, {"--machines": machines, "--prompt": prompt, "--token": token, "--mixed": mixed},
                  rate, duration)
     cluster = cluster_from_args(model, design, machines, prompt, token, mixed, tp).validate(catalog, "command line")
-    settings = perf_settings_from(perf_backend, resolve_profile(profile_path), stack, compat, base=base_perf)
+    settings = perf_settings_from(perf_backend, resolve_profile(profile_path), stack, compat, base=base_perf,
+                                  **(quant or {}))
     settings = with_scheduling(settings, max_batched_tokens=max_batched_tokens, max_seqs=max_seqs)
     slos = tuple(parse_slo(text) for text in slo_texts) or paper_slos()
+    if reference_machine:
+        reference, reference_tp = _known_machine(catalog, reference_machine, "--reference-machine"), None
     config = SimConfig(transfer=transfer or "layerwise", reference_machine=catalog.machine(reference).name,
                        reference_tp=reference_tp, colocated_policy=batching)
     if seeds > 1 and rate is None and not find_max_rps:
         raise SplitplanError("--seeds needs --rate: a trace replayed as is is the same for every seed",
                              source="command line", field="--seeds")
     _check_fit(cluster, settings, catalog)
+    _check_reference(cluster, settings, catalog, config, given=bool(reference_machine))
     _reject_unmeetable(slos, cluster, trace, settings, catalog)
     if find_max_rps:
         _max_rps(cluster, trace, duration, seed, seeds, settings, catalog, config, slos, as_json, quiet)

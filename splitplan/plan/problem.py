@@ -20,7 +20,7 @@ from splitplan.plan.ilp import Limits, PoolOption
 from splitplan.scenario import Design, Scenario
 from splitplan.serving.stack import BatchPolicy, get_stack
 from splitplan.sim.api import pool_settings
-from splitplan.slo import SLO, reference_latencies
+from splitplan.slo import SLO, reference_latencies, reference_perf_model
 from splitplan.workload import Workload, load_trace
 
 
@@ -97,7 +97,11 @@ def slo_targets(slos: tuple[SLO, ...]) -> list[SloTarget]:
 def request_sample(problem: Problem) -> RequestSample:
     """A fixed subsample of the trace with reference latencies on the scenario's reference machine."""
     sc = problem.scenario
-    ref_perf = build_perf_model(sc.model, sc.reference_machine, sc.reference_tp, problem.perf, problem.catalog)
+    try:
+        ref_perf = reference_perf_model(sc.model, sc.reference_machine, sc.reference_tp, problem.perf, problem.catalog,
+                                        hint="reference_machine in the scenario")
+    except SplitplanError as exc:
+        raise SplitplanError(exc.problem, source=sc.source, field=exc.field) from None
     refs = reference_latencies(problem.sizes.prompt_tokens, problem.sizes.output_tokens, ref_perf,
                                compat=problem.perf.compat == "splitwisesim")
     return RequestSample.draw(problem.sizes.prompt_tokens, problem.sizes.output_tokens, refs.ttft_s * 1e3,

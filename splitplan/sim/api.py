@@ -23,7 +23,7 @@ from splitplan.sim.machines import Inst
 from splitplan.sim.miss_watch import MissWatch
 from splitplan.sim.metrics import itl_samples, latencies, saturation, stats, throughput_rps
 from splitplan.sim.result import SCHEMA_VERSION, SimResult
-from splitplan.slo import evaluate_slos, paper_slos, reference_latencies
+from splitplan.slo import evaluate_slos, paper_slos, reference_latencies, reference_perf_model
 from splitplan.workload import Workload
 
 
@@ -109,7 +109,8 @@ def simulate(cluster: ClusterSpec, workload: Workload, *, perf: PerfSettings = P
     prompt = np.asarray(workload.prompt_tokens, dtype=np.int64)
     output = np.asarray(workload.output_tokens, dtype=np.int64)
     slos = paper_slos() if slos is None else tuple(slos)
-    ref_perf = _build_perf(model, catalog.machine(config.reference_machine), config.reference_tp, perf, catalog)
+    ref_perf = reference_perf_model(model, catalog.machine(config.reference_machine), config.reference_tp, perf,
+                                    catalog)
     refs = reference_latencies(prompt, output, ref_perf, compat=compat)
     watch = MissWatch(slos, refs, len(prompt), output.tolist(), compat) if stop_at_miss else None
     eng = Engine(insts, cluster.design, arrival, prompt, output, float(first_perf.kv_bytes_per_token()),
