@@ -55,9 +55,9 @@ from splitplan.limits import MAX_SEEDS
 @perf_options
 @quant_options
 @catalog_option
-def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, scenario_path, rate, duration, seed, seeds, replay,
-                     reference_machine, slo_texts, transfer, batching, max_batched_tokens, max_seqs, find_max_rps, out_dir, as_json,
-                     quiet, perf_backend, profile_path, stack, compat, weights, moe_weights, kv_dtype,
+def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, scenario_path, rate, duration, seed,
+                     seeds, replay, reference_machine, slo_texts, transfer, batching, max_batched_tokens, max_seqs,
+                     find_max_rps, out_dir, as_json, quiet, perf_backend, profile_path, stack, compat, weights, moe_weights, kv_dtype,
                      catalog_files) -> None:
     """Simulate a baseline or Splitwise cluster serving a trace: latency percentiles, SLOs, saturation,
     throughput, cost and power.
@@ -81,7 +81,8 @@ def simulate_command(model, design, machines, prompt, token, mixed, tp, trace, s
 
     run_simulate(model=model, design=design, machines=machines, prompt=prompt, token=token, mixed=mixed,
                  tp=tp, trace=trace, scenario_path=scenario_path, rate=rate, duration=duration, seed=seed,
-                 seeds=seeds, replay=replay, reference_machine=reference_machine, slo_texts=slo_texts, transfer=transfer, batching=batching,
+                 seeds=seeds, replay=replay, reference_machine=reference_machine, slo_texts=slo_texts,
+                 transfer=transfer, batching=batching,
                  max_batched_tokens=max_batched_tokens, max_seqs=max_seqs, find_max_rps=find_max_rps,
                  out_dir=out_dir, as_json=as_json, quiet=quiet, perf_backend=perf_backend,
                  profile_path=profile_path, stack=stack, compat=compat, catalog_files=catalog_files,

@@ -108,11 +108,11 @@ def _known_machine(catalog, name: str, flag: str) -> str:
         raise SplitplanError(exc.problem, source="command line", field=flag) from None
 
 
-def _check_reference(cluster: ClusterSpec, settings, catalog, config: SimConfig, given: bool) -> None:
+def _check_reference(cluster: ClusterSpec, settings, catalog, config: SimConfig, default: bool) -> None:
     """The SLO reference must hold the model, checked before any run (the default A100 cannot hold
     DeepSeek-R1 or Kimi); the suggestion names a machine of the cluster."""
     pool = next(p.machine for p in cluster.pools if p.count > 0)
-    hint = f"e.g. --reference-machine {pool}" + ("" if given else "; dgx-a100 is the default")
+    hint = f"e.g. --reference-machine {pool}" + (f"; {config.reference_machine} is the default" if default else "")
     try:
         reference_perf_model(cluster.model, config.reference_machine, config.reference_tp, settings, catalog, hint)
     except SplitplanError as exc:
@@ -165,9 +165,9 @@ def workload_from_args(trace: str, rate: float | None, duration: float | None, s
     return poisson_workload(base, rate, DEFAULT_DURATION_S if duration is None else duration, seed)
 
 
-def run_simulate(model, design, machines, prompt, token, mixed, tp, trace, scenario_path, rate, duration, seed, seeds, replay,
-                     reference_machine, slo_texts, transfer, batching, max_batched_tokens, max_seqs, find_max_rps, out_dir, as_json,
-                     quiet, perf_backend, profile_path, stack, compat, catalog_files,
+def run_simulate(model, design, machines, prompt, token, mixed, tp, trace, scenario_path, rate, duration, seed,
+                 seeds, replay, reference_machine, slo_texts, transfer, batching, max_batched_tokens, max_seqs,
+                 find_max_rps, out_dir, as_json, quiet, perf_backend, profile_path, stack, compat, catalog_files,
                      quant: dict[str, str | None] | None = None) -> None:
     """The command's work: flags checked, cluster built, each seed simulated and printed. `quant`: the
     --weights, --moe-weights and --kv-dtype flags (perf_settings_from's names)."""
@@ -199,7 +199,7 @@ def run_simulate(model, design, machines, prompt, token, mixed, tp, trace, scena
         raise SplitplanError("--seeds needs --rate: a trace replayed as is is the same for every seed",
                              source="command line", field="--seeds")
     _check_fit(cluster, settings, catalog)
-    _check_reference(cluster, settings, catalog, config, given=bool(reference_machine))
+    _check_reference(cluster, settings, catalog, config, default=not (reference_machine or scenario_path))
     _reject_unmeetable(slos, cluster, trace, settings, catalog)
     if find_max_rps:
         _max_rps(cluster, trace, duration, seed, seeds, settings, catalog, config, slos, as_json, quiet)

@@ -9,11 +9,11 @@ plan reach the target?" a test at the target. Only the plan that wins is verifie
   is left (ties: the cheapest); it is verified in full, and the search moves there and repeats.
 - `refine_to_target` (min cost / min power at a target): scale the proposal along its ray (all pools by
   the same factor) until it passes the target, bisect the factor, then search each pool's size on its
-  own down towards one machine (the others kept; steps of 1, 2, 4, ... machines, then bisection), then walk to the cheapest passing neighbour, in cost
-  order, until none is cheaper; the end point is verified in full. The ray climb reaches a target the
-  capacity model under-estimated; the per-pool bisection reaches the smallest plan when it
-  over-estimated one pool and not the other (a 2x error either way, tests/test_plan_refine.py), which
-  a neighbourhood search of one or two machines cannot.
+  own down towards one machine (the others kept; steps of 1, 2, 4, ... machines, then bisection), then
+  walk to the cheapest passing neighbour, in cost order, until none is cheaper; the end point is
+  verified in full. The ray climb reaches a target the capacity model under-estimated; the per-pool
+  search reaches the smallest plan when it over-estimated one pool and not the other (a 2x error
+  either way, tests/test_plan_refine.py), which a neighbourhood search of one or two machines cannot.
 - When the model says no plan within the budgets reaches the target, that is not a verdict: the
   model is calibrated on its unbudgeted proposal, and the largest calibrated plan within the budgets
   is simulated (`ilp_search`).
@@ -229,7 +229,7 @@ def _descend(ev: Evaluator, v: Vector, kt: int, key, radius: int, max_rounds: in
 
 
 def _shrink_pools(ev: Evaluator, v: Vector, kt: int) -> Vector:
-    """Each pool bisected down on its own, the others kept, to the fewest machines that still pass.
+    """Each pool searched down on its own, the others kept, to the fewest machines that still pass.
 
     A plan meets the target only when every pool keeps up, so a pool can be shrunk while the others
     stay as they are. Its size (all its machine types scaled together) is searched downwards from the

@@ -62,8 +62,12 @@ class Run:
     mixed_request_share: float = 0.0
     mixed_token_share: float = 0.0
     saturated: bool = False
-    stopped_early: bool = False  # ended at a certain SLO miss: passed is exact, margins partial
-    stop_reason: str = ""  # which SLO was certain to be missed, and by how many requests
+    stop_reason: str = ""  # ended at a certain SLO miss (which, and how many requests settled it)
+
+    @property
+    def stopped_early(self) -> bool:
+        """Ended at a certain SLO miss: `passed` is exact, the margins partial."""
+        return bool(self.stop_reason)
 
 
 class _Runs:
@@ -100,7 +104,7 @@ class _Runs:
                    for name, item in r.summary["slo"].items()}
         mixed = r.summary["mixed_pool"]
         return Run(bool(r.all_slos_met), margins, float(mixed["request_share"]), float(mixed["token_share"]),
-                   bool(r.saturated), bool(r.summary.get("stopped_early")), str(r.summary.get("stopped_early", "")))
+                   bool(r.saturated), str(r.summary.get("stopped_early", "")))
 
     def complete(self, seed: int, k: int) -> Run:
         """run(seed, k), simulated to its end if it had stopped at a certain miss (its margins are reported)."""
