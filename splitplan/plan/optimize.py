@@ -16,6 +16,7 @@ from typing import Any
 from splitplan.catalog import Catalog, get_catalog
 from splitplan.errors import SplitplanError
 from splitplan.perf import PerfSettings, build_perf_model
+from splitplan.plan.steady import steady_checks
 from splitplan.plan.trust import stack_warnings
 from splitplan.plan.capacity import CapacityParams, RequestSample
 from splitplan.plan.ilp import solve_ilp
@@ -96,12 +97,14 @@ def optimize(scenario: Scenario | str | Path, *, catalog: Catalog | None = None,
                 results = tuple(_finished(i, _optimize_design(problem, d, sample, pool, verify_fn or verify_cluster,
                                                               screen, hooks))
                                 for i, d in enumerate(scenario.designs))
+            steady = steady_checks(problem, results, pool) if verify_fn is None else []
     except KeyboardInterrupt:
         done = tuple(finished.get(i) or DesignResult(d.name, d.kind, "interrupted", None,
                                                      "interrupted before this design's search finished")
                      for i, d in enumerate(scenario.designs))
         raise OptimizeInterrupted(_plan_result(problem, done, interrupted=True)) from None
-    return _plan_result(problem, results)
+    short = scenario.workload.duration_s
+    return _plan_result(problem, results, notes=tuple(c.warning(short) for c in steady if not c.passed))
 
 
 def _finished(index: int, result: DesignResult) -> DesignResult:
@@ -110,8 +113,10 @@ def _finished(index: int, result: DesignResult) -> DesignResult:
     return result
 
 
-def _plan_result(problem: Problem, results: tuple[DesignResult, ...], interrupted: bool = False) -> PlanResult:
-    """The recommendation among the designs' answers, and the run's status."""
+def _plan_result(problem: Problem, results: tuple[DesignResult, ...], interrupted: bool = False,
+                 notes: tuple[str, ...] = ()) -> PlanResult:
+    """The recommendation among the designs' answers, and the run's status; `notes`: warnings about the
+    answers themselves (plan/steady.py), after those about what they rest on."""
     scenario = problem.scenario
     target = scenario.constraints.min_throughput_rps
     best = pick_best([d.best for d in results if d.best is not None], scenario.objective, target)
@@ -127,7 +132,7 @@ def _plan_result(problem: Problem, results: tuple[DesignResult, ...], interrupte
         status = "feasible" if best is not None else "infeasible"
     return PlanResult(scenario=scenario, objective=scenario.objective, designs=results, best=best, status=status,
                       binding=binding, provenance=_provenance(problem), comparisons=comparisons(results),
-                      warnings=tuple(stack_warnings(problem)), method=scenario.search.method)
+                      warnings=tuple(stack_warnings(problem)) + notes, method=scenario.search.method)
 
 
 def _optimize_designs_in_parallel(problem: Problem, sample: RequestSample, pool: WorkerPool,
