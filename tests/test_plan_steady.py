@@ -45,3 +45,10 @@ def test_forty_second_runs_are_flagged_where_a_two_minute_run_refutes_them():
             assert miss in named[0] and "workload.duration_s 120" in named[0]
     # the bundled quick-start runs 120 s: nothing to flag, and no longer run is made
     assert not [w for w in optimize(_quickstart(120.0)).warnings if "-s run at that rate" in w]
+
+
+def test_a_search_cut_short_says_its_plans_were_not_run_longer():
+    plan = optimize(_quickstart(40.0), time_limit_s=0.5)
+    assert plan.status == "time_limit"
+    assert any(w.startswith("the plans were not run for 120 s (the time limit ended the search)")
+               for w in plan.warnings), plan.warnings
