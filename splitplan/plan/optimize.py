@@ -16,7 +16,7 @@ from typing import Any
 from splitplan.catalog import Catalog, get_catalog
 from splitplan.errors import SplitplanError
 from splitplan.perf import PerfSettings, build_perf_model
-from splitplan.plan.steady import steady_checks, steady_duration_s
+from splitplan.plan.steady import steady_warnings
 from splitplan.plan.trust import stack_warnings
 from splitplan.plan.capacity import CapacityParams, RequestSample
 from splitplan.plan.ilp import solve_ilp
@@ -97,18 +97,12 @@ def optimize(scenario: Scenario | str | Path, *, catalog: Catalog | None = None,
                 results = tuple(_finished(i, _optimize_design(problem, d, sample, pool, verify_fn or verify_cluster,
                                                               screen, hooks))
                                 for i, d in enumerate(scenario.designs))
-            timed_out = any(d.status == "time_limit" for d in results)
-            steady = steady_checks(problem, results, pool) if verify_fn is None and not timed_out else []
+            notes = steady_warnings(problem, results, pool) if verify_fn is None else ()
     except KeyboardInterrupt:
         done = tuple(finished.get(i) or DesignResult(d.name, d.kind, "interrupted", None,
                                                      "interrupted before this design's search finished")
                      for i, d in enumerate(scenario.designs))
         raise OptimizeInterrupted(_plan_result(problem, done, interrupted=True)) from None
-    short = scenario.workload.duration_s
-    notes = tuple(c.warning(short) for c in steady if not c.passed)
-    if timed_out and verify_fn is None and steady_duration_s(problem) is not None:
-        notes += (f"the plans were not run for {steady_duration_s(problem):g} s (the time limit ended the search): "
-                  f"{short:g}-s runs are optimistic near the edge",)
     return _plan_result(problem, results, notes=notes)
 
 

@@ -77,3 +77,15 @@ def steady_checks(problem: Problem, results: tuple[DesignResult, ...], pool: Wor
     tasks = [(problem, d.best.cluster, d.best.throughput_rps, duration) for d in planned]
     return [SteadyCheck(d.name, d.best.throughput_rps, duration, ok, miss)
             for d, (ok, miss) in zip(planned, pool.map(steady_run, tasks))]
+
+
+def steady_warnings(problem: Problem, results: tuple[DesignResult, ...], pool: WorkerPool) -> tuple[str, ...]:
+    """The plan's warnings from the longer runs: each plan that fails there, or, when the time limit
+    ended the search, that none was run (the longer runs would overrun the limit)."""
+    duration, short = steady_duration_s(problem), problem.scenario.workload.duration_s
+    if duration is None:
+        return ()
+    if any(d.status == "time_limit" for d in results):
+        return (f"the plans were not run for {duration:g} s (the time limit ended the search): "
+                f"{short:g}-s runs are optimistic near the edge",)
+    return tuple(c.warning(short) for c in steady_checks(problem, results, pool) if not c.passed)
