@@ -14,14 +14,13 @@ in the plan's warnings with what it missed. The verdict and the rate reported st
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from splitplan.cluster import ClusterSpec
 from splitplan.plan.parallel import WorkerPool
 from splitplan.plan.problem import Problem
 from splitplan.plan.result import DesignResult
-from splitplan.plan.verify import sim_config
+from splitplan.plan.verify import miss_text, sim_config, slo_margins
 from splitplan.sim import simulate
 from splitplan.workload import poisson_workload
 
@@ -62,10 +61,7 @@ def steady_run(problem: Problem, cluster: ClusterSpec, rate_rps: float, duration
         return True, ""
     if r.saturated:
         return False, f"saturated: {r.summary.get('saturation_reason') or 'backlog grows'}"
-    margins = {name: item["margin"] for name, item in r.summary["slo"].items()}
-    name = min(margins, key=lambda k: -math.inf if margins[k] is None else margins[k])
-    margin = margins[name]
-    return False, f"{name} unfinished" if margin is None else f"{name} missed by {-margin:.0%}"
+    return False, miss_text(slo_margins(r.summary))
 
 
 def steady_checks(problem: Problem, results: tuple[DesignResult, ...], pool: WorkerPool) -> list[SteadyCheck]:

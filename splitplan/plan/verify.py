@@ -100,8 +100,7 @@ class _Runs:
         note_simulation(self.cluster, lattice_rate(k), seed)
         r = simulate(self.cluster, w, perf=p.perf, catalog=p.catalog, config=sim_config(p), slos=p.slos,
                      stop_at_miss=stop_at_miss)
-        margins = {name: (-math.inf if item["margin"] is None else float(item["margin"]))
-                   for name, item in r.summary["slo"].items()}
+        margins = slo_margins(r.summary)
         mixed = r.summary["mixed_pool"]
         return Run(bool(r.all_slos_met), margins, float(mixed["request_share"]), float(mixed["token_share"]),
                    bool(r.saturated), str(r.summary.get("stopped_early", "")))
@@ -124,11 +123,22 @@ class _Runs:
             return lattice_rate(k), "saturated"
         if not run.margins:
             return lattice_rate(k), "no request arrived"
-        name, margin = min(run.margins.items(), key=lambda kv: kv[1])
-        return lattice_rate(k), f"{name} missed by {-margin:.0%}" if math.isfinite(margin) else f"{name} unfinished"
+        return lattice_rate(k), miss_text(run.margins)
 
     def passes(self, seed: int, k: int) -> bool:
         return (seed, k) in self.known_pass or self.run(seed, k).passed
+
+
+def miss_text(margins: dict[str, float]) -> str:
+    """The worst SLO of a failed run, as the plan reports it: 'tbt_p50 missed by 12%' (-inf: unfinished)."""
+    name, margin = min(margins.items(), key=lambda kv: kv[1])
+    return f"{name} missed by {-margin:.0%}" if math.isfinite(margin) else f"{name} unfinished"
+
+
+def slo_margins(summary: dict) -> dict[str, float]:
+    """Each SLO's margin in a run's summary (-inf where unmeasured: an unfinished percentile)."""
+    return {name: (-math.inf if item["margin"] is None else float(item["margin"]))
+            for name, item in summary["slo"].items()}
 
 
 def _lattice_bounds(problem: Problem, hint_rps: float) -> tuple[int, int]:
