@@ -70,11 +70,11 @@ def test_interrupted_sweep_resumes_and_gives_the_same_bytes(small, tmp_path, mon
     calls: list[dict] = []
     real = sweep_mod.run_point
 
-    def interrupted(base, params, seeds, workers):
+    def interrupted(base, params, *rest):
         if len(calls) == 2:
             raise KeyboardInterrupt
         calls.append(params)
-        return real(base, params, seeds, workers)
+        return real(base, params, *rest)
 
     monkeypatch.setattr(sweep_mod, "run_point", interrupted)
     with pytest.raises(KeyboardInterrupt):

@@ -154,14 +154,16 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def run_point(base: BaseScenario, params: dict[str, Any], seeds: int | None, workers: int) -> dict[str, Any]:
-    """Optimize one point (module level: worker processes and Ray tasks run it); its plan.json mapping."""
+def run_point(base: BaseScenario, params: dict[str, Any], seeds: int | None, workers: int,
+              sim_memo: str | None = None) -> dict[str, Any]:
+    """Optimize one point (module level: worker processes and Ray tasks run it); its plan.json mapping.
+    `sim_memo`: the sweep's folder of simulation verdicts, shared by its points (plan/sim_memo.py)."""
     from splitplan.catalog import get_catalog
     from splitplan.plan.optimize import optimize
 
     scenario = parse_scenario(base.point_data(params), source=base.source, base_dir=Path(base.base_dir))
     catalog = get_catalog(tuple(scenario.catalog_files))
-    return optimize(scenario, catalog=catalog, workers=workers, seeds=seeds).to_dict()
+    return optimize(scenario, catalog=catalog, workers=workers, seeds=seeds, sim_memo=sim_memo).to_dict()
 
 
 @dataclass
@@ -223,7 +225,8 @@ def sweep(scenario_path: str | Path, varies: Sequence[Vary], out_dir: str | Path
     with WorkerPool(workers) as pool:
         side_by_side = len(todo) >= pool.workers > 1  # else each point's designs use the workers
         inner = 1 if side_by_side else pool.workers
-        tasks = [(base, grid[i], seeds, inner) for i in todo]
+        memo = str(Path(out_dir) / "sims")
+        tasks = [(base, grid[i], seeds, inner, memo) for i in todo]
 
         def finished(j: int, plan: dict[str, Any]) -> None:
             i = todo[j]

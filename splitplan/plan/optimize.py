@@ -30,6 +30,7 @@ from splitplan.plan.unloaded import unloaded_line
 from splitplan.plan.result import Candidate, DesignResult, PlanResult
 from splitplan.plan.refine import ilp_search
 from splitplan.plan.search import DesignSpace, Evaluator, grid_search
+from splitplan.plan.sim_memo import SimMemo
 from splitplan.plan.studies import comparisons, pick_best
 from splitplan.plan.verify import screen_cluster, test_cluster, verify_cluster
 from splitplan.scenario import Design, Scenario, check_names, load_scenario
@@ -57,12 +58,14 @@ def optimize(scenario: Scenario | str | Path, *, catalog: Catalog | None = None,
              perf: PerfSettings | None = None, params: CapacityParams | None = None,
              verify_fn: Callable[..., Any] | None = None, progress: ProgressHooks | None = None,
              time_limit_s: float | None = None, on_event: Callable[[Event], None] | None = None,
-             **overrides: Any) -> PlanResult:
+             sim_memo: str | Path | None = None, **overrides: Any) -> PlanResult:
     """Optimize every design of `scenario` (a Scenario or a YAML path); overrides as in `with_overrides`.
 
     time_limit_s: stop searching then; each design keeps its best verified plan so far and the result's
     status is "time_limit". on_event: progress events (plan/progress.py), from workers too. Ctrl-C
-    raises OptimizeInterrupted carrying the designs that finished."""
+    raises OptimizeInterrupted carrying the designs that finished. sim_memo: a folder of simulation
+    verdicts shared with other optimizations (plan/sim_memo.py; a sweep passes its own): the result is
+    the same, runs found there are not simulated again."""
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     scenario = scenario.with_overrides(**overrides)
@@ -76,6 +79,8 @@ def optimize(scenario: Scenario | str | Path, *, catalog: Catalog | None = None,
     check_inputs(problem)  # impossible inputs fail here, in one line, before any simulation
     if time_limit_s is not None:
         problem = replace(problem, deadline_monotonic=time.monotonic() + time_limit_s)
+    if sim_memo is not None:
+        problem = replace(problem, memo=SimMemo.for_problem(sim_memo, problem))
     sample = request_sample(problem)
     hooks = progress or ProgressHooks()
     finished: dict[int, DesignResult] = {}

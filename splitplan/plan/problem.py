@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +38,7 @@ class Problem:
     slos: tuple[SLO, ...]
     params: CapacityParams = field(default_factory=CapacityParams)
     deadline_monotonic: float | None = None  # --time-limit: time.monotonic() past which searches stop
+    memo: Any = None  # a SimMemo (plan/sim_memo.py): verdicts shared with other optimizations, or None
 
     def check_deadline(self) -> None:
         """Raise TimeUp once the time limit has passed (CLOCK_MONOTONIC is shared by worker processes)."""

@@ -13,6 +13,7 @@ come from the scenario, so its result does not depend on the worker that ran it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -93,6 +94,22 @@ class _Runs:
         return self.memo[seed, k]
 
     def _simulate(self, seed: int, k: int, stop_at_miss: bool) -> Run:
+        """One run's verdict: from the problem's memo where another optimization already ran it."""
+        memo = self.problem.memo
+        if memo is None:
+            return self._simulate_now(seed, k, stop_at_miss)
+        key = memo.key(self.cluster, seed, k, stop_at_miss)
+        stored = memo.get(key)
+        if stored is not None:
+            try:
+                return Run(**stored)
+            except TypeError:  # not this version's fields: simulate again
+                pass
+        run = self._simulate_now(seed, k, stop_at_miss)
+        memo.put(key, dataclasses.asdict(run))
+        return run
+
+    def _simulate_now(self, seed: int, k: int, stop_at_miss: bool) -> Run:
         p = self.problem
         w = workload_at(p, lattice_rate(k), seed)
         if len(w) == 0:  # a rate so low that no request arrives proves nothing
