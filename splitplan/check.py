@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -38,10 +39,11 @@ __all__ = ["MODES", "CheckReport", "CheckSpec", "ModeOutcome", "ModeSpec", "Perf
 
 
 def run_mode(spec: CheckSpec, mode: str, *, catalog_files: tuple[str, ...] = (), flags: PerfFlags | None = None,
-             workers: int | None = None) -> ModeOutcome:
+             workers: int | None = None, sim_memo: str | Path | None = None) -> ModeOutcome:
     """Optimize the study in one mode, add robustness measurements, and compare with its expectations.
 
-    The catalog is the scenario's own `catalog:` files plus `catalog_files` (--catalog), as in optimize."""
+    The catalog is the scenario's own `catalog:` files plus `catalog_files` (--catalog), as in optimize.
+    sim_memo: simulation verdicts shared with the other studies of the run (optimize's sim_memo)."""
     t0 = time.perf_counter()
     ms = spec.mode(mode)
     if ms is None:
@@ -49,7 +51,7 @@ def run_mode(spec: CheckSpec, mode: str, *, catalog_files: tuple[str, ...] = (),
     perf = mode_perf(spec, mode, flags)
     scenario = replace(spec.scenario, perf=perf).with_overrides(**dict(ms.overrides), workers=workers)
     catalog = get_catalog(tuple(scenario.catalog_files) + tuple(catalog_files))
-    plan = optimize(scenario, catalog=catalog, perf=settings_of(perf))  # exactly what `splitplan optimize` does
+    plan = optimize(scenario, catalog=catalog, perf=settings_of(perf), sim_memo=sim_memo)  # as `splitplan optimize`
     view = plan.expectation_view()
     view["robustness"] = {m: robustness(plan, scenario, m, catalog, workers) for m in spec.robustness}
     results = evaluate_expectations(view, ms.expect)
@@ -103,7 +105,11 @@ def run_check(paths: Sequence[str | Path], *, include_slow: bool = False, modes:
     A mode runs when it has expectations (or, with require_expect=False, whenever the file defines it).
     Slow studies run only their `slow_modes` (default: the scenario's own perf settings, which is what
     pins the paper's numbers; None = every mode): their analytic runs belong to `splitplan reproduce`
-    or `check --all --mode analytic`, which keeps `make check-all` within its time budget."""
+    or `check --all --mode analytic`, which keeps `make check-all` within its time budget.
+
+    The studies share one temporary folder of simulation verdicts (plan/sim_memo.py), removed at the
+    end: the paper's iso-cost and iso-power studies, for one, search the same clusters of the same
+    designs, and a quarter of `check --all`'s simulations were repeats. Results are the same."""
     modes = tuple(modes)
     slow = modes if slow_modes is None else tuple(m for m in modes if m in tuple(slow_modes))
     for m in modes:
@@ -113,6 +119,15 @@ def run_check(paths: Sequence[str | Path], *, include_slow: bool = False, modes:
     if not specs:
         raise SplitplanError("no scenario with an expect: block found", source=", ".join(map(str, paths)))
     report = CheckReport()
+    with tempfile.TemporaryDirectory(prefix="splitplan-sims-") as memo:
+        _run_specs(specs, report, include_slow, modes, slow, require_expect, on_start, on_done,
+                   dict(catalog_files=catalog_files, flags=flags, workers=workers, sim_memo=memo))
+    return report
+
+
+def _run_specs(specs: Sequence[CheckSpec], report: CheckReport, include_slow: bool, modes: tuple[str, ...],
+               slow: tuple[str, ...], require_expect: bool, on_start: Callable[[CheckSpec, str], None] | None,
+               on_done: Callable[[ModeOutcome], None] | None, options: dict[str, Any]) -> None:
     for spec in specs:
         if spec.slow and not include_slow:
             report.skipped_slow.append(spec.path)
@@ -123,11 +138,10 @@ def run_check(paths: Sequence[str | Path], *, include_slow: bool = False, modes:
                 continue
             if on_start:
                 on_start(spec, m)
-            outcome = run_mode(spec, m, catalog_files=catalog_files, flags=flags, workers=workers)
+            outcome = run_mode(spec, m, **options)
             report.outcomes.append(outcome)
             if on_done:
                 on_done(outcome)
-    return report
 
 
 # ---------------------------------------------------------------- --update: write measured values back
