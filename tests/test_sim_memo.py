@@ -118,3 +118,18 @@ def test_a_sweep_shares_runs_between_its_points_and_keeps_its_bytes(small, tmp_p
     monkeypatch.setattr(verify, "simulate", _no_simulation)
     write_outputs(sweep(small, varies, tmp_path / "a", workers=1), tmp_path / "b", "max_throughput", plot=False)
     assert (tmp_path / "a" / "sweep.csv").read_bytes() == (tmp_path / "b" / "sweep.csv").read_bytes()
+
+
+def test_optimize_sim_memo_flag_reuses_an_earlier_command_s_runs(small, tmp_path, monkeypatch):
+    from splitplan.cli.main import main
+
+    def run(out: Path) -> bytes:
+        with pytest.raises(SystemExit) as done:
+            main(["optimize", str(small), "--quiet", "--workers", "1", "--sim-memo", str(tmp_path / "memo"),
+                  "--out", str(out)])
+        assert done.value.code == 0
+        return (out / "plan.json").read_bytes()
+
+    first = run(tmp_path / "one")
+    monkeypatch.setattr(verify, "simulate", _no_simulation)
+    assert run(tmp_path / "two") == first

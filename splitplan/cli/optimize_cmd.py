@@ -52,13 +52,16 @@ INFEASIBLE_EXIT_CODE = 1
 @click.option("--time-limit", "time_limit_s", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="SECONDS", help="Stop searching after this long and report the best plan verified so far "
                                       "(status time_limit).")
+@click.option("--sim-memo", "sim_memo", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Keep each simulation's verdict in DIR and read back the runs an earlier optimize already "
+                   "made (same code, inputs, cluster, seed and rate): the same plan, repeats not simulated.")
 @perf_options
 @quant_options
 @catalog_option
 @executor_options
 def optimize_command(scenario_path, out_dir, as_json, quiet, workers, objective, max_cost_usd_per_h, max_power_kw,
-                     min_throughput_rps, seeds, method, time_limit_s, perf_backend, profile_path, stack, compat,
-                     weights, moe_weights, kv_dtype, catalog_files, executor="local", address=None) -> int:
+                     min_throughput_rps, seeds, method, time_limit_s, sim_memo, perf_backend, profile_path, stack,
+                     compat, weights, moe_weights, kv_dtype, catalog_files, executor="local", address=None) -> int:
     """Optimize the cluster designs of a scenario file under its budgets and SLOs; every reported plan is
     confirmed by the simulator on several seeds. Exit status 1 when no plan meets the constraints; 130 on
     Ctrl-C (the designs already finished are kept in --out, status interrupted).
@@ -69,6 +72,7 @@ def optimize_command(scenario_path, out_dir, as_json, quiet, workers, objective,
       splitplan optimize scenarios/quickstart.yaml --out out/quickstart --workers 2
       splitplan optimize scenarios/quickstart.yaml --objective min_cost --min-throughput-rps 30
       splitplan optimize scenarios/quickstart.yaml --time-limit 60 --out out/quick
+      splitplan optimize scenarios/quickstart.yaml --max-cost-usd-per-h 500 --sim-memo out/sims
       splitplan optimize scenarios/examples/iso_power_coding.yaml --max-power-kw 204 --json
       splitplan optimize scenarios/quickstart.yaml --perf profile --compat splitwisesim --method both
     """
@@ -90,7 +94,7 @@ def optimize_command(scenario_path, out_dir, as_json, quiet, workers, objective,
             result = optimize(scenario, catalog=catalog, perf=settings, on_event=display, workers=workers,
                               objective=objective, max_cost_usd_per_h=max_cost_usd_per_h, max_power_kw=max_power_kw,
                               min_throughput_rps=min_throughput_rps, seeds=seeds, method=method,
-                              time_limit_s=time_limit_s)
+                              time_limit_s=time_limit_s, sim_memo=sim_memo)
     except OptimizeInterrupted as stop:
         _keep_finished(stop.partial, out_dir, quiet)
         raise KeyboardInterrupt from None
