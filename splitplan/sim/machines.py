@@ -109,9 +109,10 @@ def steps_done(elapsed_s: float, base_ms: float, per_ms: float, s0: int, b: int)
         m = int(t_ms // lin) if lin > 0 else 0
     else:
         m = int((-lin + math.sqrt(lin * lin + 4 * a * t_ms)) / (2 * a))
-    while m > 0 and run_time_s(m, base_ms, per_ms, s0, b) > elapsed_s + 1e-12:
+    # run_time_s inlined (this runs at every arrival that cuts a decode run): the same arithmetic
+    while m > 0 and (m * base_ms + per_ms * (m * s0 + b * m * (m - 1) / 2.0)) / 1000.0 > elapsed_s + 1e-12:
         m -= 1
-    while run_time_s(m + 1, base_ms, per_ms, s0, b) <= elapsed_s:
+    while ((m + 1) * base_ms + per_ms * ((m + 1) * s0 + b * (m + 1) * m / 2.0)) / 1000.0 <= elapsed_s:
         m += 1
     return m
 

@@ -176,7 +176,7 @@ class Router:
     def _best_prompt(self, pool: list[Inst], prompt_tokens: int) -> Inst | None:
         if not pool:
             return None
-        inst = self._min(pool, PENDING)
+        inst = self._min(pool, PENDING) if self._index else min(pool, key=_pending)  # (a scan: no call)
         waiting = self.queue_len(inst) if self.queue_len is not None else inst.pq
         if waiting and inst.sched_pending + prompt_tokens > self.prompt_limit:
             return None
@@ -185,7 +185,7 @@ class Router:
     def _best_token(self, pool: list[Inst], kv_tokens: int) -> Inst | None:
         if not pool:
             return None
-        inst = self._min(pool, MEMORY)
+        inst = self._min(pool, MEMORY) if self._index else min(pool, key=_memory)
         # SplitwiseSim compares bytes with its fractional capacity: full once past the whole tokens
         if inst.sched_mem + kv_tokens >= inst.kv_cap + self.compat:
             return None

@@ -33,7 +33,8 @@ class TokenPool(BatchPolicy):
     colocated = False
 
     def start(self, eng, inst) -> None:
-        eng.admit(inst, scheduling(inst).max_seqs)
+        if inst.wait or inst.blocked:  # most starts follow a finish with nobody waiting: nothing to admit
+            eng.admit(inst, scheduling(inst).max_seqs)
         if inst.B:
             eng.decode_run(inst)
         else:
