@@ -225,7 +225,7 @@ def sweep(scenario_path: str | Path, varies: Sequence[Vary], out_dir: str | Path
     with WorkerPool(workers) as pool:
         side_by_side = len(todo) >= pool.workers > 1  # else each point's designs use the workers
         inner = 1 if side_by_side else pool.workers
-        memo = str(Path(out_dir) / "sims")
+        memo = str(Path(out_dir).resolve() / "sims")  # absolute: Ray workers may start elsewhere
         tasks = [(base, grid[i], seeds, inner, memo) for i in todo]
 
         def finished(j: int, plan: dict[str, Any]) -> None:
