@@ -29,13 +29,14 @@ def run(n_label: str, rate_rps: float, duration_s: float, perf: PerfSettings, li
     s = result.summary
     print(f"{n_label:>10} {perf.backend:>8} {len(workload):>9} requests  wall {wall_s:6.2f} s  "
           f"peak RSS {rss_gb:5.2f} GB  saturated={s['saturated']}  completed={s['completed']}  "
-          f"[target <= {limit_s:g} s, <= 1 GB: {'ok' if wall_s <= limit_s and rss_gb <= 1 else 'MISSED'}]")
+          f"[simulate() alone <= {limit_s:g} s, <= 1 GB: {'ok' if wall_s <= limit_s and rss_gb <= 1 else 'MISSED'}]")
 
 
 if __name__ == "__main__":
     profile = PerfSettings(backend="profile", compat="splitwisesim")
-    # issue 14's targets: the whole command <= 1.0 s (simulate() is most of it; `splitplan simulate` adds
-    # imports, trace reading and printing, ~0.25 s), one million requests <= 10 s and <= 1 GB
+    # issue 14's targets: the whole command <= 1.0 s, one million requests <= 10 s and <= 1 GB. Only
+    # simulate() is timed here: `splitplan simulate` adds imports, trace reading and printing (~0.25 s),
+    # so an "ok" on the first line is not the command's; time the command itself for that figure
     run("10min@80", 80.0, 600.0, PerfSettings(), 1.0)
     run("10min@80", 80.0, 600.0, profile, 1.0)
     if "--million" in sys.argv:
