@@ -7,8 +7,8 @@ verdict is a pure function of its inputs, so it is stored under a digest of all 
 instead of simulated again: every table and plan is the same bytes as without the memo.
 
 The key is a BLAKE2b digest of
-- the code and bundled data (every `.py` of the package, every file under the bundled profiles),
-  so an edited checkout or another release never reads a stale verdict;
+- the code and bundled data (every `.py` of the package, every file under the bundled profiles) and
+  the Python and numpy versions, so an edited checkout or another release never reads a stale verdict;
 - the problem: the trace's sizes, run length, perf settings, catalog, simulator settings and SLOs,
   and the contents of any stack or profile file the perf settings name;
 - the cluster (its pools, shapes, stacks and scheduling, and the contents of stack files it names),
@@ -44,7 +44,12 @@ def code_digest() -> str:
     import splitplan
     from splitplan.resources import bundled_profiles_dir
 
-    h = blake2b(MEMO_FORMAT.encode(), digest_size=20)
+    import sys
+
+    import numpy
+
+    # the interpreter and numpy too: the workloads' random streams and float sums come from them
+    h = blake2b(f"{MEMO_FORMAT}|{sys.version}|numpy {numpy.__version__}".encode(), digest_size=20)
     for root in (Path(splitplan.__file__).resolve().parent, bundled_profiles_dir()):
         for path in sorted(p for p in root.rglob("*") if p.suffix in _CODE_SUFFIXES and p.is_file()):
             h.update(str(path.relative_to(root)).encode() + b"\0")
