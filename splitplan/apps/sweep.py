@@ -19,13 +19,12 @@ import hashlib
 import itertools
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from splitplan.atomic_io import write_atomic
 from splitplan.errors import SplitplanError
 from splitplan.resources import locate_bundled
 from splitplan.scenario import parse_scenario
@@ -190,17 +189,6 @@ class PointStore:
     def save(self, record: dict[str, Any]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         write_atomic(self.dir / f"{record['key']}.json", json.dumps(record, indent=1, sort_keys=True) + "\n")
-
-
-def write_atomic(path: Path, text: str | bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode() if isinstance(text, str) else text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def sweep(scenario_path: str | Path, varies: Sequence[Vary], out_dir: str | Path, *, workers: int | None = None,

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from splitplan.apps.sweep import SweepResult, Vary, write_atomic
+from splitplan.apps.sweep import SweepResult, Vary
+from splitplan.atomic_io import write_atomic
 from splitplan.plan.phases import is_split_kind
 
 FIXED_COLUMNS = ("design", "kind", "status", "recommended", "max_rate_rps", "max_rate_ci95_lo_rps",

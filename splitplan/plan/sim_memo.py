@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from splitplan.atomic_io import write_atomic
 
 try:  # the hash alone: hashlib would also load OpenSSL's _hashlib
     from _blake2 import blake2b
@@ -110,12 +110,6 @@ class SimMemo:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        except OSError:
-            return
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump({"key": key, "run": run}, f, sort_keys=True)
-            os.replace(tmp, path)
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)
+            write_atomic(path, json.dumps({"key": key, "run": run}, sort_keys=True))
+        except OSError:  # an unwritable folder stores nothing; the search goes on
+            pass

@@ -7,11 +7,10 @@ the same output folder gives a byte-identical report, so reports can be diffed a
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from splitplan import __version__
+from splitplan.atomic_io import write_atomic
 from splitplan.errors import SplitplanError
 from splitplan.report import plots
 from splitplan.report.inputs import PlanOutput, ReportInput, SimOutput, load_output
@@ -54,7 +53,7 @@ def build_report(out_dir: str | Path, html_path: str | Path | None = None, *, si
         raise SplitplanError("is a directory; give a file name such as report.html", source=str(target))
     if not target.parent.exists():
         raise SplitplanError("the folder for the report does not exist", source=str(target.parent))
-    _write_atomically(target, render_report(data, simulate_best=simulate_best))
+    write_atomic(target, render_report(data, simulate_best=simulate_best))
     return target
 
 
@@ -98,25 +97,6 @@ Every figure in this file is embedded; it needs no network to view.</footer>
 </body>
 </html>
 """
-
-
-def _write_atomically(target: Path, text: str) -> None:
-    """Write next to the target and rename, so an interrupted run never leaves half a report."""
-    fd, temp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes the file private; a report is meant to be shared
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 __all__ = ["build_report", "render_report", "SimOutput", "PlanOutput"]
