@@ -1,4 +1,5 @@
-"""Verdicts of simulations already run, kept on disk and shared by the optimizations of a sweep.
+"""Verdicts of simulations already run, kept on disk and shared between optimizations: the points of a
+sweep, the studies of one `check` run, and `optimize --sim-memo DIR` asked again.
 
 Why: the points of a sweep simulate many of the same clusters at the same rates and seeds (a design
 that meets a machine-count cap at one budget searches the same clusters at every larger one; the
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,12 +43,10 @@ _CODE_SUFFIXES = (".py", ".yaml", ".yml", ".csv", ".json")
 @functools.cache
 def code_digest() -> str:
     """Digest of the package's sources and bundled data (computed once per process, ~5 ms)."""
+    import numpy
+
     import splitplan
     from splitplan.resources import bundled_profiles_dir
-
-    import sys
-
-    import numpy
 
     # the interpreter and numpy too: the workloads' random streams and float sums come from them
     h = blake2b(f"{MEMO_FORMAT}|{sys.version}|numpy {numpy.__version__}".encode(), digest_size=20)
