@@ -37,7 +37,7 @@ except ImportError:  # an interpreter without CPython's private module
     from hashlib import blake2b
 
 MEMO_FORMAT = "splitplan-sim-memo/1"  # part of every key: bump when what is stored changes
-_CODE_SUFFIXES = (".py", ".yaml", ".yml", ".csv", ".json")
+_DATA_SUFFIXES = (".py", ".yaml", ".yml", ".csv", ".json")
 
 
 @functools.cache
@@ -50,8 +50,11 @@ def code_digest() -> str:
 
     # the interpreter and numpy too: the workloads' random streams and float sums come from them
     h = blake2b(f"{MEMO_FORMAT}|{sys.version}|numpy {numpy.__version__}".encode(), digest_size=20)
-    for root in (Path(splitplan.__file__).resolve().parent, bundled_profiles_dir()):
-        for path in sorted(p for p in root.rglob("*") if p.suffix in _CODE_SUFFIXES and p.is_file()):
+    # the sources, then the profiles' data; not the bundled scenarios and traces (a wheel carries them
+    # inside the package): a trace enters each key through the sizes the problem read from it
+    for root, suffixes in ((Path(splitplan.__file__).resolve().parent, (".py",)),
+                           (bundled_profiles_dir(), _DATA_SUFFIXES)):
+        for path in sorted(p for p in root.rglob("*") if p.suffix in suffixes and p.is_file()):
             h.update(str(path.relative_to(root)).encode() + b"\0")
             h.update(path.read_bytes())
     return h.hexdigest()
