@@ -21,7 +21,7 @@ from splitplan.sim.config import SimConfig
 from splitplan.sim.engine_primitives import EV_ARRIVE, EV_KICK, EV_RETRY, EV_SEG, EV_XFER, AdmissionPrimitives, \
     IterationPrimitives, Recording
 from splitplan.sim.links import Links
-from splitplan.sim.machines import SEG_DECODE, SEG_IDLE, Inst, join_batch, leave_batch, run_time_s, steps_done
+from splitplan.sim.machines import SEG_DECODE, SEG_IDLE, Inst, leave_batch, next_step_end
 from splitplan.sim.miss_watch import MissWatch, SloMissed
 from splitplan.serving.stack import KvPolicy
 from splitplan.sim.policies import make_policy
@@ -155,8 +155,8 @@ class Engine(AdmissionPrimitives, IterationPrimitives, Recording):
         insts = self.insts
         heappop = heapq.heappop
         i = 0
+        ta = arr[0] if n else INF  # the next open-loop arrival (those times never change)
         while True:
-            ta = arr[i] if i < n else INF
             te = heap[0][0] if heap else INF
             t = ta if ta <= te else te
             if t == INF or t > limit:
@@ -169,6 +169,7 @@ class Engine(AdmissionPrimitives, IterationPrimitives, Recording):
                 self.arrived = i + 1
                 self._arrive(i)
                 i += 1
+                ta = arr[i] if i < n else INF
                 continue
             _, _, kind, a, b = heappop(heap)
             if kind == EV_SEG:
@@ -314,7 +315,13 @@ class Engine(AdmissionPrimitives, IterationPrimitives, Recording):
     def _join(self, inst: Inst, rid: int) -> None:
         if self.record_itl:
             self.gap_s.append(self.now - self.t_last[rid])
-        join_batch(inst, rid, self.left[rid], self.ctx0[rid], self.ctx0, self.join_k, self.fin_k)
+        k = inst.k  # the request's context and finishing iteration (see machines.py's closed form)
+        fin = self.fin_k[rid] = k + self.left[rid]
+        self.join_k[rid] = k
+        inst.active.add(rid)
+        heapq.heappush(inst.fin_heap, (fin, rid))
+        inst.B += 1
+        inst.S += self.ctx0[rid]
         if self.t_join0[rid] != self.t_join0[rid]:  # NaN: its first join
             self.t_join0[rid] = self.now
         if inst.paged:
@@ -397,14 +404,14 @@ class Engine(AdmissionPrimitives, IterationPrimitives, Recording):
         """New work must join at the next iteration boundary: cut the running decode run there."""
         if inst.paused:
             return
-        m = steps_done(self.now - inst.seg_start, inst.seg_base, inst.seg_per, inst.seg_S0, inst.seg_B)
+        m, step_end_s = next_step_end(self.now - inst.seg_start, inst.seg_base, inst.seg_per, inst.seg_S0, inst.seg_B)
         if m + 1 >= inst.seg_n:
             return
         inst.seg_n = m + 1
         inst.paused = True
         inst.ver += 1
-        end = inst.seg_start + run_time_s(m + 1, inst.seg_base, inst.seg_per, inst.seg_S0, inst.seg_B)
-        self._schedule(end, EV_SEG, inst.id, inst.ver)
+        self.seq += 1
+        heapq.heappush(self.heap, (inst.seg_start + step_end_s, self.seq, EV_SEG, inst.id, inst.ver))
 
     def _end_segment(self, inst: Inst) -> None:
         now = self.now

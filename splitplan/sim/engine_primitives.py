@@ -86,10 +86,7 @@ class AdmissionPrimitives:
 
     def preempt_keep(self, inst: Inst, count: int) -> None:
         """Prompts take the iteration's budget: the latest-arriving decodes sit out (memory kept)."""
-        for _ in range(count):
-            rid = latest_preemptible(inst)
-            if rid < 0:
-                return
+        for rid in latest_preemptible(inst, count):
             self.left[rid] = self.fin_k[rid] - inst.k
             self.ctx0[rid] = leave_batch(inst, rid, self.ctx0, self.join_k)
             self.t_last[rid] = self.now

@@ -23,7 +23,7 @@ class Inst:
     __slots__ = (
         "id", "home", "role", "machine", "machine_idx", "perf", "kv_cap", "kv_used", "coeffs", "prefill_cache",
         "paged", "colo", "policy", "sched", "adm_heap", "kick", "prefilling", "seg_chunks", "kv_peak", "kv_time",
-        "pq", "sched_pending", "sched_mem", "sched_queue_tokens", "wait", "blocked", "active", "fin_heap", "late_heap",
+        "pq", "sched_pending", "sched_mem", "sched_queue_tokens", "wait", "blocked", "active", "fin_heap",
         "k", "B", "S", "busy", "ver", "seg", "seg_start", "seg_n", "seg_base", "seg_per",
         "seg_S0", "seg_B", "seg_dur", "seg_prompts", "paused", "busy_prefill_s", "busy_decode_s", "busy_mixed_s",
         "decode_tokens", "batch_time", "prefill_batches", "prefill_prompts", "prefill_tokens", "served",
@@ -60,7 +60,6 @@ class Inst:
         self.blocked: deque[int] = deque()  # decodes preempted by prompts (keep their memory)
         self.active: set[int] = set()
         self.fin_heap: list[tuple[int, int]] = []
-        self.late_heap: list[int] = []  # -request id: latest arrival first, for preemption
         self.k = 0
         self.B = 0
         self.S = 0
@@ -102,6 +101,13 @@ def run_time_s(n: int, base_ms: float, per_ms: float, s0: int, b: int) -> float:
 
 def steps_done(elapsed_s: float, base_ms: float, per_ms: float, s0: int, b: int) -> int:
     """How many whole decode steps fit in `elapsed_s` (inverse of run_time_s)."""
+    return next_step_end(elapsed_s, base_ms, per_ms, s0, b)[0]
+
+
+def next_step_end(elapsed_s: float, base_ms: float, per_ms: float, s0: int, b: int) -> tuple[int, float]:
+    """(m, t): m whole decode steps fit in `elapsed_s` and step m + 1 ends at t = run_time_s(m + 1).
+    Both at once because a run cut at its next iteration boundary needs both (every arrival that cuts
+    a decode run comes here)."""
     t_ms = elapsed_s * 1000.0
     a = per_ms * b / 2.0
     lin = base_ms + per_ms * s0 - a
@@ -109,12 +115,14 @@ def steps_done(elapsed_s: float, base_ms: float, per_ms: float, s0: int, b: int)
         m = int(t_ms // lin) if lin > 0 else 0
     else:
         m = int((-lin + math.sqrt(lin * lin + 4 * a * t_ms)) / (2 * a))
-    # run_time_s inlined (this runs at every arrival that cuts a decode run): the same arithmetic
+    # run_time_s inlined: the same arithmetic
     while m > 0 and (m * base_ms + per_ms * (m * s0 + b * m * (m - 1) / 2.0)) / 1000.0 > elapsed_s + 1e-12:
         m -= 1
-    while ((m + 1) * base_ms + per_ms * ((m + 1) * s0 + b * (m + 1) * m / 2.0)) / 1000.0 <= elapsed_s:
+    while True:
+        t = ((m + 1) * base_ms + per_ms * ((m + 1) * s0 + b * (m + 1) * m / 2.0)) / 1000.0
+        if t > elapsed_s:
+            return m, t
         m += 1
-    return m
 
 
 def take_prompts(inst: Inst, budget: int, max_batch: int, prompt_tokens: list[int],
@@ -177,20 +185,6 @@ def prefill_duration_s(inst: Inst, batch: list[int], prompt_tokens: list[int], d
     return float(inst.perf.prefill_ms(n, total, sq)) / 1000.0
 
 
-def join_batch(inst: Inst, rid: int, remaining: int, ctx: int, ctx0: list[int], join_k: list[int],
-               fin_k: list[int]) -> None:
-    """Add a decode request that still has `remaining` tokens to produce and context `ctx`."""
-    k = inst.k
-    ctx0[rid] = ctx
-    join_k[rid] = k
-    fin_k[rid] = k + remaining
-    inst.active.add(rid)
-    heapq.heappush(inst.fin_heap, (k + remaining, rid))
-    heapq.heappush(inst.late_heap, -rid)
-    inst.B += 1
-    inst.S += ctx
-
-
 def leave_batch(inst: Inst, rid: int, ctx0: list[int], join_k: list[int]) -> int:
     """Remove a request from the batch (lazy heap deletion); returns its current context."""
     inst.active.discard(rid)
@@ -200,12 +194,8 @@ def leave_batch(inst: Inst, rid: int, ctx0: list[int], join_k: list[int]) -> int
     return ctx
 
 
-def latest_preemptible(inst: Inst) -> int:
-    """The latest-arriving request in the decode batch (lazy deletion from its heap), or -1."""
-    heap = inst.late_heap
-    active = inst.active
-    while heap:
-        rid = -heapq.heappop(heap)
-        if rid in active:
-            return rid
-    return -1
+def latest_preemptible(inst: Inst, count: int) -> list[int]:
+    """The `count` latest-arriving requests in the decode batch, latest first (request ids follow
+    arrival order). A scan when preemption happens, rather than a heap kept up at every join: joins
+    happen at every request, preemptions only under the mixed policy's prompt pressure."""
+    return heapq.nlargest(count, inst.active)

@@ -158,8 +158,20 @@ class Router:
 
     def route(self, prompt_tokens: int, kv_tokens: int) -> tuple[Inst, Inst]:
         """(prompt instance, token instance) for a new request; the same object means no transfer."""
-        p_inst = self._best_prompt(self.prompt, prompt_tokens) or self._best_prompt(self.mixed, prompt_tokens)
-        t_inst = self._best_token(self.token, kv_tokens) or self._best_token(self.mixed, kv_tokens)
+        prompt, token = self.prompt, self.token
+        if prompt and token and not self._index and self.queue_len is None:  # the common case, inline
+            p_inst = min(prompt, key=_pending)
+            if p_inst.pq and p_inst.sched_pending + prompt_tokens > self.prompt_limit:
+                p_inst = self._best_prompt(self.mixed, prompt_tokens)
+            t_inst = min(token, key=_memory)
+            if t_inst.sched_mem + kv_tokens >= t_inst.kv_cap + self.compat or (
+                    self.token_wait_limit is not None and t_inst.sched_queue_tokens > self.token_wait_limit):
+                t_inst = self._best_token(self.mixed, kv_tokens)
+            elif p_inst is not None and p_inst.role != "mixed":
+                return p_inst, t_inst
+        else:
+            p_inst = self._best_prompt(prompt, prompt_tokens) or self._best_prompt(self.mixed, prompt_tokens)
+            t_inst = self._best_token(token, kv_tokens) or self._best_token(self.mixed, kv_tokens)
         if p_inst is None and self.token:
             p_inst = self._borrow(self.token, PENDING)
         if t_inst is None and self.prompt:

@@ -18,8 +18,12 @@ class PromptPool(BatchPolicy):
     colocated = False
 
     def start(self, eng, inst) -> None:
-        if not inst.pq:
+        pq = inst.pq
+        if not pq:
             eng.idle(inst)
+            return
+        if len(pq) == 1:  # most starts below saturation: take_prompts' first prompt always fits
+            eng.begin_prompts(inst, [pq.popleft()], SEG_PREFILL)
             return
         batch, _ = take_prompts(inst, min(scheduling(inst).max_batched_tokens, inst.kv_cap), 1 << 30, eng.pr, None, None)
         if not batch:
