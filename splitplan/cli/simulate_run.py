@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from splitplan.catalog import profiles_dir
@@ -21,7 +20,6 @@ from splitplan.cli.common import console, err_console, load_catalog_from, perf_s
 from splitplan.cluster import ClusterSpec, parse_pool_arg, pools_from_args
 from splitplan.errors import SplitplanError
 from splitplan.limits import MAX_DURATION_S, check_request_estimate
-from splitplan.scenario import load_scenario
 from splitplan.sim import SimConfig, find_max_rps, simulate
 from splitplan.sim.result import SeedFolders, clean, summary_json
 from splitplan.perf import build_perf_model
@@ -173,6 +171,8 @@ def run_simulate(model, design, machines, prompt, token, mixed, tp, trace, scena
     --weights, --moe-weights and --kv-dtype flags (perf_settings_from's names)."""
     base_perf, reference, reference_tp = None, SimConfig().reference_machine, None
     if scenario_path:  # the scenario supplies what the flags leave out
+        from splitplan.scenario import load_scenario  # (a scenario's parsing is only this branch's cost)
+
         inputs = load_scenario(scenario_path).simulation_inputs()
         transfer = transfer or inputs["transfer"]
         model, trace = model or inputs["model"], trace or inputs["trace"]
@@ -224,6 +224,8 @@ def run_simulate(model, design, machines, prompt, token, mixed, tp, trace, scena
 
 
 def _max_rps(cluster, trace, duration, seed, seeds, settings, catalog, config, slos, as_json, quiet) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn  # (only --max-rps shows a bar)
+
     sizes = load_trace(resolve_trace_path(trace))
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} sims"),
                   console=err_console, disable=quiet or as_json, transient=True) as bar:
