@@ -26,7 +26,7 @@ from splitplan.sim.miss_watch import MissWatch, SloMissed
 from splitplan.serving.stack import KvPolicy
 from splitplan.sim.policies import make_policy
 from splitplan.sim.policies import scheduling
-from splitplan.sim.routers import make_router
+from splitplan.sim.routers import PENDING, make_router
 
 NAN = math.nan
 INF = math.inf
@@ -284,7 +284,7 @@ class Engine(AdmissionPrimitives, IterationPrimitives, Recording):
         if self.watch is not None:
             self.watch.first_token(rid, now - self.arr[rid])
         inst.sched_pending -= p
-        self.router.lowered(inst)
+        self.router.lowered(inst, PENDING)
         t_inst = self.insts[self.t_inst[rid]]
         remaining = self.out[rid] - 1
         if remaining <= 0:

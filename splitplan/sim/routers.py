@@ -62,14 +62,22 @@ class _PoolIndex:
         self.stamps[inst.id] = stamp
         self.push(inst)
 
-    def push(self, inst: Inst) -> None:
+    def push(self, inst: Inst, key: int | None = None) -> None:
+        """A fresh entry for `key` (None: both keys) of `inst`, whose key fell."""
         stamp = self.stamps.get(inst.id)
         if stamp is None:
             return
-        for k, heap in enumerate(self.heaps):
-            heapq.heappush(heap, (getattr(inst, _KEYS[k]), stamp, inst.id))
-            if len(heap) > 4 * len(self.pool) + 64:  # stale entries pile up: start afresh
-                self._rebuild(k)
+        limit = 4 * len(self.pool) + 64  # stale entries pile up past this: start afresh
+        if key != MEMORY:
+            heap = self.heaps[PENDING]
+            heapq.heappush(heap, (inst.sched_pending, stamp, inst.id))
+            if len(heap) > limit:
+                self._rebuild(PENDING)
+        if key != PENDING:
+            heap = self.heaps[MEMORY]
+            heapq.heappush(heap, (inst.sched_mem, stamp, inst.id))
+            if len(heap) > limit:
+                self._rebuild(MEMORY)
 
     def best(self, k: int) -> Inst | None:
         heap, attr, stamps, by_id = self.heaps[k], _KEYS[k], self.stamps, self.by_id
@@ -141,13 +149,14 @@ class Router:
                     best = inst
         return best
 
-    def lowered(self, inst: Inst) -> None:
-        """`inst`'s pending tokens or reserved memory fell: refresh its heap entries."""
+    def lowered(self, inst: Inst, key: int | None = None) -> None:
+        """`inst`'s pending tokens (key PENDING), reserved memory (MEMORY) or both (None) fell: refresh
+        its heap entries for that key (a key that fell without a fresh entry would drop out of the index)."""
         if self._index:
             pool = self.mixed if inst.role == "mixed" else self.prompt if inst.role == "prompt" else self.token
             index = self._index.get(id(pool))
             if index is not None:
-                index.push(inst)
+                index.push(inst, key)
 
     def _move(self, inst: Inst, src: list[Inst], dst: list[Inst]) -> None:
         src.remove(inst)

@@ -32,6 +32,7 @@ from itertools import pairwise
 from splitplan.sim.engine_primitives import EV_RETRY, EV_XFER
 from splitplan.sim.machines import SEG_MIXED, SEG_PREFILL, leave_batch
 from splitplan.sim.policies import BatchPolicy, register, scheduling
+from splitplan.sim.routers import MEMORY, PENDING
 
 QUEUED, RUNNING, BLOCKED = 1, 2, 3
 TRANSFER_RETRY_S = 1.0  # SplitwiseSim's link retry delay while the destination's memory is full
@@ -371,7 +372,7 @@ class SplitwiseSim(BatchPolicy):
         if eng.watch is not None:
             eng.watch.first_token(rid, now - eng.arr[rid])
         inst.sched_pending -= p
-        eng.router.lowered(inst)
+        eng.router.lowered(inst, PENDING)
         t_inst = eng.insts[eng.t_inst[rid]]
         remaining = eng.out[rid] - 1
         eng.left[rid] = remaining
@@ -380,7 +381,7 @@ class SplitwiseSim(BatchPolicy):
             if t_inst is not inst:
                 inst.kv_used -= p + 1
                 inst.sched_mem -= p + 1
-                eng.router.lowered(inst)
+                eng.router.lowered(inst, MEMORY)
                 t_inst.kv_used += eng.reserve[rid]
             eng._complete(t_inst, rid)
             return
@@ -405,7 +406,7 @@ class SplitwiseSim(BatchPolicy):
         p = eng.pr[rid]
         src.kv_used -= p + 1
         src.sched_mem -= p + 1
-        eng.router.lowered(src)
+        eng.router.lowered(src, MEMORY)
         eng.xfer_s[rid] = eng.now - eng.t_first[rid]
         self.task_arrival(eng, dst, 2 * rid + 1)
         self.flow_done(eng, src)
