@@ -60,10 +60,12 @@ class SplitwiseSim(BatchPolicy):
         self.states: list[_State] = []  # by instance id
         self.passes: list[int] = []  # per task: iterations it waited through (SplitwiseSim num_preemptions)
         self.tstate: list[int] = []  # per task: 0 none, QUEUED, RUNNING, BLOCKED
+        self.distinct: bool | None = None  # _distinct_arrivals, found once per run
 
     def bind(self, n: int, insts) -> None:
         """Size the per-task lists for `n` requests and make each instance's queues."""
         self.passes = [0] * (2 * n)
+        self.distinct = None
         self.tstate = [0] * (2 * n)
         self.states = [_State() for _ in range(max((inst.id for inst in insts), default=-1) + 1)]
 
@@ -184,10 +186,13 @@ class SplitwiseSim(BatchPolicy):
             return False
         arr = eng.arr
         if len(pending) > 1:
-            order = sorted(pending, key=lambda t: arr[t >> 1])
-            for a, b in pairwise(order):
-                if arr[a >> 1] == arr[b >> 1]:  # the request list's tie order decides: general path
-                    return False
+            if self._distinct_arrivals(eng):  # arrival order is request order, and no two tie
+                order = sorted(pending)
+            else:
+                order = sorted(pending, key=lambda t: arr[t >> 1])
+                for a, b in pairwise(order):
+                    if arr[a >> 1] == arr[b >> 1]:  # the request list's tie order decides: general path
+                        return False
         else:
             order = pending
         out, cap = eng.out, inst.kv_cap
@@ -211,6 +216,15 @@ class SplitwiseSim(BatchPolicy):
             eng.join(inst, task >> 1)
             batch[task] = None
         return True
+
+    def _distinct_arrivals(self, eng) -> bool:
+        """Open loop with strictly increasing arrival times (request ids follow arrival order; none
+        tie). Only decode tasks wait in _admit_decodes' case, so sorting them by id sorts them by
+        arrival, in C and without the tie check. Closed loops time arrivals as clients finish."""
+        if self.distinct is None:
+            arr = eng.arr
+            self.distinct = not eng.clients and all(a < b for a, b in pairwise(arr))
+        return self.distinct
 
     def _apply(self, eng, inst, st: _State, new_batch: list[int]) -> None:
         """Preempt what of the running batch was left out (in join order), then add the newcomers."""
