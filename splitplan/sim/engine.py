@@ -60,7 +60,6 @@ class Engine(AdmissionPrimitives, IterationPrimitives, Recording):
             for inst in insts:
                 inst.colo = self.ssim
             self.router.queue_len = self.ssim.queue_len
-            self.ssim.bind(len(prompt_tokens), insts)
         for inst in insts:
             self._role_changed(inst)
         self.router.on_role = self._role_changed
@@ -87,6 +86,8 @@ class Engine(AdmissionPrimitives, IterationPrimitives, Recording):
             self.arr = arrival_s.tolist()
             self.next_client = n
             self.open_n = n
+        if self.ssim is not None:
+            self.ssim.bind(n, insts, self.arr if not self.clients else None)
         self.reserve = [p + o for p, o in zip(self.pr, self.out)]
         self.t_start = [NAN] * n  # first iteration that holds the prompt
         self.t_first = [NAN] * n

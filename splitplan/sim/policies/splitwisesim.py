@@ -26,7 +26,7 @@ An instance with nothing left here goes back to its home pool (the router's `rel
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, insort
 from itertools import pairwise
 
 from splitplan.sim.engine_primitives import EV_RETRY, EV_XFER
@@ -60,12 +60,15 @@ class SplitwiseSim(BatchPolicy):
         self.states: list[_State] = []  # by instance id
         self.passes: list[int] = []  # per task: iterations it waited through (SplitwiseSim num_preemptions)
         self.tstate: list[int] = []  # per task: 0 none, QUEUED, RUNNING, BLOCKED
-        self.distinct: bool | None = None  # _distinct_arrivals, found once per run
+        self.distinct = False  # open-loop arrivals strictly increasing (bind)
 
-    def bind(self, n: int, insts) -> None:
-        """Size the per-task lists for `n` requests and make each instance's queues."""
+    def bind(self, n: int, insts, open_arrivals_s: list[float] | None) -> None:
+        """Size the per-task lists for `n` requests and make each instance's queues. `open_arrivals_s`:
+        an open loop's arrival times (None: a closed loop, whose arrivals follow completions)."""
         self.passes = [0] * (2 * n)
-        self.distinct = None
+        # strictly increasing open-loop arrivals: request ids follow arrival order and none tie, so the
+        # per-instance lists kept in arrival order are in id order (sorted and searched in C)
+        self.distinct = open_arrivals_s is not None and all(a < b for a, b in pairwise(open_arrivals_s))
         self.tstate = [0] * (2 * n)
         self.states = [_State() for _ in range(max((inst.id for inst in insts), default=-1) + 1)]
 
@@ -86,6 +89,8 @@ class SplitwiseSim(BatchPolicy):
             requests = st.requests
             if not requests or arr[requests[-1]] <= arr[rid]:  # sorted by arrival: insort lands last
                 requests.append(rid)
+            elif self.distinct:  # by id is by arrival
+                insort(requests, rid)
             else:
                 insort(requests, rid, key=arr.__getitem__)
             st.tasks[rid] = [task]
@@ -186,7 +191,7 @@ class SplitwiseSim(BatchPolicy):
             return False
         arr = eng.arr
         if len(pending) > 1:
-            if self._distinct_arrivals(eng):  # arrival order is request order, and no two tie
+            if self.distinct:  # only decode tasks wait here: by id is by arrival, without ties
                 order = sorted(pending)
             else:
                 order = sorted(pending, key=lambda t: arr[t >> 1])
@@ -216,15 +221,6 @@ class SplitwiseSim(BatchPolicy):
             eng.join(inst, task >> 1)
             batch[task] = None
         return True
-
-    def _distinct_arrivals(self, eng) -> bool:
-        """Open loop with strictly increasing arrival times (request ids follow arrival order; none
-        tie). Only decode tasks wait in _admit_decodes' case, so sorting them by id sorts them by
-        arrival, in C and without the tie check. Closed loops time arrivals as clients finish."""
-        if self.distinct is None:
-            arr = eng.arr
-            self.distinct = not eng.clients and all(a < b for a, b in pairwise(arr))
-        return self.distinct
 
     def _apply(self, eng, inst, st: _State, new_batch: list[int]) -> None:
         """Preempt what of the running batch was left out (in join order), then add the newcomers."""
@@ -279,7 +275,11 @@ class SplitwiseSim(BatchPolicy):
         left.remove(task)
         if not left:
             del st.tasks[rid]
-            st.requests.remove(rid)
+            requests = st.requests
+            if self.distinct:  # kept in arrival order, so in id order: found by bisection
+                del requests[bisect_left(requests, rid)]
+            else:
+                requests.remove(rid)
 
     def _select(self, eng, inst, st: _State) -> tuple[list[int], int]:
         cfg = eng.cfg
