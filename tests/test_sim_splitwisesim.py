@@ -183,10 +183,13 @@ def test_pool_index_matches_min_under_random_updates():
         if op < 0.4:
             key = rng.choice(("sched_pending", "sched_mem"))  # rises need no announcement
             setattr(inst, key, getattr(inst, key) + rng.randrange(3))
-        elif op < 0.8:
-            inst.sched_pending = max(0, inst.sched_pending - rng.randrange(3))
-            inst.sched_mem = max(0, inst.sched_mem - rng.randrange(3))
-            router.lowered(inst)
+        elif op < 0.8:  # one key falls and is announced alone, or both fall
+            which = rng.choice((routers.PENDING, routers.MEMORY, None))
+            if which != routers.MEMORY:
+                inst.sched_pending = max(0, inst.sched_pending - rng.randrange(3))
+            if which != routers.PENDING:
+                inst.sched_mem = max(0, inst.sched_mem - rng.randrange(3))
+            router.lowered(inst, which)
         elif op < 0.9 and inst.role != "mixed":
             router._to_mixed(router.prompt if inst.role == "prompt" else router.token, inst)
         elif inst.role == "mixed":
@@ -196,3 +199,37 @@ def test_pool_index_matches_min_under_random_updates():
                 assert router._min(pool, routers.PENDING) is min(pool, key=lambda i: i.sched_pending)
                 assert router._min(pool, routers.MEMORY) is min(pool, key=lambda i: i.sched_mem)
         assert router._min_of_all() is min(router.prompt + router.mixed + router.token, key=lambda i: i.sched_pending)
+
+
+def test_route_inline_case_chooses_as_the_general_path():
+    """route() takes small prompt and token pools inline; the general path (reached here by giving the
+    router a queue_len that reads the same queue) must choose the same instances, overflow into the
+    mixed pool, borrowing and the fallback included."""
+    import random
+
+    rng = random.Random(11)
+    fast_insts, slow_insts = _insts(4, 3, cap=60), _insts(4, 3, cap=60)
+    fast = make_router("splitwise", fast_insts, 40, 30)
+    slow = make_router("splitwise", slow_insts, 40, 30)
+    slow.queue_len = lambda inst: inst.pq
+    borrowed = 0
+    for step in range(4000):
+        if rng.random() < 0.3:  # the instances' loads change the same way in both
+            j = rng.randrange(len(fast_insts))
+            pending, mem, queued, waiting = rng.randrange(60), rng.randrange(70), rng.randrange(50), rng.random() < 0.5
+            for inst in (fast_insts[j], slow_insts[j]):
+                inst.sched_pending, inst.sched_mem, inst.sched_queue_tokens = pending, mem, queued
+                inst.pq.clear()
+                if waiting:
+                    inst.pq.append(step)
+        if rng.random() < 0.05:  # a borrowed machine goes home
+            for router in (fast, slow):
+                if router.mixed:
+                    router.release(router.mixed[0])
+        prompt_tokens, kv_tokens = rng.randrange(1, 30), rng.randrange(1, 40)
+        got = [tuple(i.id for i in router.route(prompt_tokens, kv_tokens)) for router in (fast, slow)]
+        assert got[0] == got[1], step
+        assert (fast.borrows, fast.mixed_requests, fast.mixed_tokens) == (slow.borrows, slow.mixed_requests,
+                                                                          slow.mixed_tokens)
+        borrowed = max(borrowed, fast.borrows)
+    assert borrowed > 0 and fast.mixed_requests > 0  # the overflow branches ran

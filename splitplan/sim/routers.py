@@ -168,7 +168,9 @@ class Router:
     def route(self, prompt_tokens: int, kv_tokens: int) -> tuple[Inst, Inst]:
         """(prompt instance, token instance) for a new request; the same object means no transfer."""
         prompt, token = self.prompt, self.token
-        if prompt and token and not self._index and self.queue_len is None:  # the common case, inline
+        # the common case inline (small pools, no compat queue): _best_prompt's and _best_token's tests,
+        # written out; tests/test_sim_splitwisesim.py holds the two paths to the same choices
+        if prompt and token and not self._index and self.queue_len is None:
             p_inst = min(prompt, key=_pending)
             if p_inst.pq and p_inst.sched_pending + prompt_tokens > self.prompt_limit:
                 p_inst = self._best_prompt(self.mixed, prompt_tokens)
