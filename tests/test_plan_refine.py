@@ -139,3 +139,36 @@ def test_pool_shrink_costs_few_tests_near_the_answer(start, most):
     kt = math.ceil(math.log(50.0) / math.log(RATE_STEP))
     assert _shrink_pools(ev, start, kt) == (26, 6)
     assert len(ev.tests) <= most, sorted(ev.tests)
+
+
+def test_borrowing_screen_start_by_hand():
+    """172 A100 prompt machines (2.63 req/s each as prompt machines, 5.27 as token machines) beside 29 A100
+    token machines: r = (29 x 5.27 + 172 x 5.27) / (1 + 172 x 5.27 / (172 x 2.63)) = 1059.27 / 3.0038."""
+    from splitplan.plan.refine import borrowing_screen_rps
+
+    options = [PoolOption("prompt", "a", 2.63, COST["a"], 6.5), PoolOption("token", "a", 5.27, COST["a"], 6.5)]
+    assert borrowing_screen_rps(options, (172, 29), 29 * 5.27) == pytest.approx(352.64, abs=0.01)
+    # a prompt machine type with no token option: no modelled decode rate, the pool's own rate stays
+    mixed_types = [PoolOption("prompt", "h", 5.78, COST["h"], 10.2), PoolOption("token", "a", 5.27, COST["a"], 6.5)]
+    assert borrowing_screen_rps(mixed_types, (82, 28), 28 * 5.27) == 28 * 5.27
+
+
+def test_role_scales_starts_the_token_screen_where_borrowing_puts_it():
+    from splitplan.plan.refine import borrowing_screen_rps, role_scales
+
+    hints = {}
+
+    def screen(problem, cluster, hint_rps):
+        counts = {p.role: p.count for p in cluster.pools}
+        role = "prompt" if counts["prompt"] == 30 else "token"  # the pool under test keeps its count
+        hints[role] = hint_rps
+        return fake_verify(problem, cluster, hint_rps)
+
+    design = Design("Splitwise-AA", "splitwise", prompt=("a",), token=("a",))
+    options = [PoolOption("prompt", "a", 2.0, COST["a"], 6.5), PoolOption("token", "a", 9.0, COST["a"], 6.5)]
+    ev = Evaluator(_Problem(), DesignSpace("m", design, options, Limits(max_per_pool=500)), fake_verify,
+                   WorkerPool(1), screen_fn=screen, test_fn=fake_test)
+    role_scales(ev, options, (30, 6))
+    assert hints["prompt"] == pytest.approx(60.0)  # the prompt pool's own modelled rate
+    assert hints["token"] == pytest.approx(borrowing_screen_rps(options, (91, 6), 54.0))  # 91 = 3 x 30 + 1
+    assert hints["token"] > 54.0
