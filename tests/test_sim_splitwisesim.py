@@ -246,8 +246,8 @@ def test_compat_id_order_shortcut_changes_nothing(monkeypatch):
     shortcut = simulate(cluster, workload, perf=COMPAT)
     bind = SplitwiseSim.bind
 
-    def general(self, n, insts, open_arrivals_s):
-        bind(self, n, insts, open_arrivals_s)
+    def general(self, n, insts, distinct_arrivals):
+        bind(self, n, insts, distinct_arrivals)
         assert self.distinct  # the shortcut was on above
         self.distinct = False
 

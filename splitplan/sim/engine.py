@@ -87,7 +87,10 @@ class Engine(AdmissionPrimitives, IterationPrimitives, Recording):
             self.next_client = n
             self.open_n = n
         if self.ssim is not None:
-            self.ssim.bind(n, insts, self.arr if not self.clients else None)
+            # open-loop arrivals strictly increasing (ids then follow arrival order, none tie): numpy's
+            # comparison of the array, not a Python pass over the list
+            distinct = not self.clients and bool((arrival_s[1:] > arrival_s[:-1]).all())
+            self.ssim.bind(n, insts, distinct)
         self.reserve = [p + o for p, o in zip(self.pr, self.out)]
         self.t_start = [NAN] * n  # first iteration that holds the prompt
         self.t_first = [NAN] * n

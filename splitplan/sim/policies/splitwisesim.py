@@ -62,13 +62,13 @@ class SplitwiseSim(BatchPolicy):
         self.tstate: list[int] = []  # per task: 0 none, QUEUED, RUNNING, BLOCKED
         self.distinct = False  # open-loop arrivals strictly increasing (bind)
 
-    def bind(self, n: int, insts, open_arrivals_s: list[float] | None) -> None:
-        """Size the per-task lists for `n` requests and make each instance's queues. `open_arrivals_s`:
-        an open loop's arrival times (None: a closed loop, whose arrivals follow completions)."""
+    def bind(self, n: int, insts, distinct_arrivals: bool) -> None:
+        """Size the per-task lists for `n` requests and make each instance's queues. `distinct_arrivals`:
+        an open loop whose arrival times strictly increase, so that request ids follow arrival order and
+        none tie: the per-instance lists kept in arrival order are then in id order (sorted and searched
+        in C)."""
         self.passes = [0] * (2 * n)
-        # strictly increasing open-loop arrivals: request ids follow arrival order and none tie, so the
-        # per-instance lists kept in arrival order are in id order (sorted and searched in C)
-        self.distinct = open_arrivals_s is not None and all(a < b for a, b in pairwise(open_arrivals_s))
+        self.distinct = distinct_arrivals
         self.tstate = [0] * (2 * n)
         self.states = [_State() for _ in range(max((inst.id for inst in insts), default=-1) + 1)]
 
