@@ -98,3 +98,22 @@ def test_replay_generator_is_refused_with_field():
             "designs": [BH], "constraints": {"cost_usd_per_h": 100}}
     with pytest.raises(SplitplanError, match="workload.generator"):
         optimize(parse_scenario(data, source="t.yaml"))
+
+
+def test_borrowed_token_rates_model_prompt_machines_without_a_token_slot():
+    """Splitwise-HA's H100 prompt machines decode when borrowed: their modelled rate seeds the token screens
+    (plan/refine.py), faster than the A100 token machines; designs that need none get none."""
+    from splitplan.catalog import get_catalog
+    from splitplan.plan.optimize import _sized_space
+    from splitplan.plan.problem import make_problem, request_sample
+
+    sc = small([HA, HH, BH], {"cost_usd_per_h": 200})
+    problem = make_problem(sc, get_catalog())
+    sample = request_sample(problem)
+    rates = {d.name: _sized_space(problem, d, sample)[1] for d in sc.designs}
+    ha = rates["Splitwise-HA"]
+    a100_token = next(o.cap_rps for o in ha.options if o.role == "token")
+    assert set(ha.borrowed_token_rps) == {("dgx-h100", o.tp) for o in ha.options if o.role == "prompt"}
+    assert all(r > a100_token for r in ha.borrowed_token_rps.values())
+    assert rates["Splitwise-HHcap"].borrowed_token_rps  # H100 prompt, capped H100 token: another machine type
+    assert rates["Baseline-H100"].borrowed_token_rps == {}

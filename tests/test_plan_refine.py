@@ -151,6 +151,11 @@ def test_borrowing_screen_start_by_hand():
     # a prompt machine type with no token option: no modelled decode rate, the pool's own rate stays
     mixed_types = [PoolOption("prompt", "h", 5.78, COST["h"], 10.2), PoolOption("token", "a", 5.27, COST["a"], 6.5)]
     assert borrowing_screen_rps(mixed_types, (82, 28), 28 * 5.27) == 28 * 5.27
+    # ... unless the space models it: 82 H100 decoding at 7.0 each when borrowed, r = (147.56 + 574) /
+    # (1 + 574 / (82 x 5.78)) = 721.56 / 2.2111
+    borrowed = {("h", 8): 7.0}
+    assert borrowing_screen_rps(mixed_types, (82, 28), 28 * 5.27, borrowed) == pytest.approx(326.33, abs=0.01)
+    assert borrowing_screen_rps(mixed_types, (82, 28), 28 * 5.27, {("h", 4): 7.0}) == 28 * 5.27  # other shape
 
 
 def test_role_scales_starts_the_token_screen_where_borrowing_puts_it():

@@ -166,6 +166,21 @@ def design_capacities(problem: Problem, design: Design, sample: RequestSample,
     return caps
 
 
+def borrowed_token_rates(problem: Problem, design: Design, sample: RequestSample,
+                         options: list[PoolOption]) -> dict[tuple[str, int], float]:
+    """Modelled decode rate per machine of each prompt slot whose machine type has no token slot, as a
+    Splitwise router runs it when borrowed: the prompt pool's own instances decoding, no KV transfer.
+
+    Only where a screen starts (plan/refine.py: borrowing_screen_rps); nothing is decided on it."""
+    if design.cluster_design != "splitwise":
+        return {}
+    token_machines = {o.machine for o in options if o.role == "token"}
+    targets = slo_targets(problem.slos)
+    return {(o.machine, o.tp): machine_capacity(problem.pool_perf(design, "prompt", o.machine, o.tp), o.machine,
+                                                "token", sample, targets, problem.params).rate_rps
+            for o in options if o.role == "prompt" and o.machine not in token_machines}
+
+
 def _transfer_ms(problem: Problem, design: Design, sample: RequestSample, kv_bytes_per_token: float) -> np.ndarray:
     """KV transfer time per request from the design's fastest-NIC prompt machine (what E2E adds)."""
     cat = problem.catalog

@@ -104,14 +104,16 @@ def role_scales(ev: Evaluator, options: list[PoolOption], v: Vector) -> dict[str
         borrows = space.design.cluster_design == "splitwise" and set(roles) == {"prompt", "token"}
         for r in roles:
             w = tuple(n if o.role == r else 3 * n + 1 for o, n in zip(options, v))
-            hint = borrowing_screen_rps(options, w, modelled[r]) if borrows and r == "token" else modelled[r]
+            hint = (borrowing_screen_rps(options, w, modelled[r], space.borrowed_token_rps)
+                    if borrows and r == "token" else modelled[r])
             tasks.append((ev.problem, space.cluster(w), hint))
         results = ev.map(fn, tasks)
         measured = {r: res.rate_rps for r, res in zip(roles, results)}
     return {r: (measured[r] / modelled[r] if measured[r] > 0 and modelled[r] > 0 else 1.0) for r in roles}
 
 
-def borrowing_screen_rps(options: list[PoolOption], w: Vector, token_rps: float) -> float:
+def borrowing_screen_rps(options: list[PoolOption], w: Vector, token_rps: float,
+                         borrowed_rps: dict[tuple[str, int], float] | None = None) -> float:
     """Where a Splitwise token pool's screen starts: the rate at which the over-provisioned prompt pool's
     spare machines, borrowed, absorb the decodes the token pool cannot.
 
@@ -120,13 +122,16 @@ def borrowing_screen_rps(options: list[PoolOption], w: Vector, token_rps: float)
     r = (T t + sum P'_i t'_i) / (1 + sum P'_i t'_i / Ptot). On the paper's conversation iso-cost screens
     this lands within 2% of the simulated edge, where the token pool's own rate (`token_rps`, T t) is
     2.3-2.4x low and the screen climbed 9 simulations (docs/optimizer.md). The screen's answer is still
-    the simulation's; only its start moves. A prompt machine type with no token option in the design
-    has no modelled t': the token pool's own rate is kept."""
+    the simulation's; only its start moves. t'_i is the design's token option on that machine type,
+    else `borrowed_rps` of the prompt slot (machine, tp) (DesignSpace.borrowed_token_rps); a prompt slot
+    with neither keeps the token pool's own rate."""
     token_rate = {o.machine: o.cap_rps for o in options if o.role == "token"}
+    borrowed_rps = borrowed_rps or {}
     prompt = [(o, n) for o, n in zip(options, w) if o.role == "prompt" and n > 0]
-    if not prompt or any(o.machine not in token_rate for o, _ in prompt):
+    spare_rate = [token_rate.get(o.machine, borrowed_rps.get((o.machine, o.tp))) for o, _ in prompt]
+    if not prompt or any(t is None for t in spare_rate):
         return token_rps
-    spare_decode = sum(n * token_rate[o.machine] for o, n in prompt)
+    spare_decode = sum(n * t for (_, n), t in zip(prompt, spare_rate))
     prompt_rps = sum(n * o.cap_rps for o, n in prompt)
     if prompt_rps <= 0:
         return token_rps

@@ -43,6 +43,9 @@ class DesignSpace:
     options: list[PoolOption]  # one per slot, in slot order
     limits: Limits
     templates: dict[tuple[str, str, int], PoolSpec] = field(default_factory=dict)
+    # modelled decode rate (req/s per machine) of each prompt slot's machine when a Splitwise router borrows
+    # it, for prompt machine types with no token slot (Problem.borrowed_token_rates): screens start there
+    borrowed_token_rps: dict[tuple[str, int], float] = field(default_factory=dict)
 
     @property
     def slots(self) -> list[tuple[str, str, int]]:
