@@ -23,8 +23,8 @@ from splitplan.plan.ilp import solve_ilp
 from splitplan.plan.diagnose import what_binds, why_no_ilp_solution, why_unverified
 from splitplan.plan.parallel import WorkerPool
 from splitplan.plan.preflight import check_inputs
-from splitplan.plan.problem import (Problem, TimeUp, borrowed_token_rates, design_capacities, fits, make_problem, pool_options,
-                                    request_sample, role_shapes)
+from splitplan.plan.problem import (Problem, TimeUp, borrowed_token_rates, design_capacities, fits, make_problem,
+                                    pool_options, request_sample, role_shapes)
 from splitplan.plan.progress import Event, EventKind, emit, reporting, set_design
 from splitplan.plan.unloaded import unloaded_line
 from splitplan.plan.result import Candidate, DesignResult, PlanResult
