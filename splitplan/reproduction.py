@@ -10,11 +10,13 @@ the paper ([I] in the text); the paper's figures are from its text (reference/sp
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from splitplan.atomic_io import write_atomic
 from splitplan.catalog import Catalog, get_catalog
 from splitplan.check import MODES, CheckReport, CheckSpec, PerfFlags, load_check_spec, mode_perf, run_check, settings_of
 from splitplan.errors import SplitplanError
@@ -95,13 +97,16 @@ def reproduce(paths: Sequence[str | Path] = ("scenarios/splitwise",), *, out: st
     """Run every study in both modes and render docs/reproduction.md (written to `out` if given).
 
     `save_results` keeps the raw plan views (JSON), so the page can be re-rendered by `render_saved`
-    without simulating again."""
+    without simulating again. Their folders are made first: a path that cannot be written fails here,
+    not after the studies ran."""
+    for path, what in ((save_results, "--save-results"), (out, "--out")):
+        _prepare_folder(path, what)
     report = run_check(paths, include_slow=True, modes=MODES, catalog_files=catalog_files, flags=flags,
                        workers=workers, on_start=on_start, on_done=on_done, require_expect=False,
                        slow_modes=None)
     records = [{"file": str(o.spec.path), "mode": o.mode, "view": o.view} for o in report.outcomes]
     if save_results is not None:
-        Path(save_results).write_text(json.dumps(records, indent=1, sort_keys=True) + "\n")
+        write_atomic(Path(save_results), json.dumps(records, indent=1, sort_keys=True) + "\n")
     markdown = render_records(records, get_catalog(catalog_files), flags)
     _write(out, markdown)
     return Reproduction(report, markdown)
@@ -137,11 +142,24 @@ def render_records(records: list[dict[str, Any]], catalog: Catalog, flags: PerfF
                   page_facts(views, catalog, numbers))
 
 
+def _prepare_folder(path: str | Path | None, what: str) -> None:
+    """Make the folder `path` goes into (nothing for None); one line naming the path when it cannot be."""
+    if path is None:
+        return
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SplitplanError(f"cannot create the folder for {what} ({exc.strerror or exc.__class__.__name__})",
+                             source=str(folder)) from None
+    if not os.access(folder, os.W_OK):
+        raise SplitplanError(f"cannot write the file {what} names (folder not writable)", source=str(path))
+
+
 def _write(out: str | Path | None, markdown: str) -> None:
     if out is not None:
-        path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(markdown)
+        _prepare_folder(out, "--out")
+        write_atomic(Path(out), markdown)
 
 
 # ---------------------------------------------------------------- numbers out of the views

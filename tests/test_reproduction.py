@@ -92,3 +92,26 @@ def test_perf_facts_cover_both_modes():
     facts = perf_facts(spec, get_catalog(), None)
     assert len(facts) == 2 and facts[0].startswith("- **compat") and facts[1].startswith("- **analytic")
     assert all("KV capacity" in f for f in facts)
+
+
+def test_reproduce_makes_its_output_folders(tmp_path):
+    """`make reproduce` on a fresh clone: --save-results out/... and --out into folders that do not exist yet
+    (the results file used to fail after the studies had run, losing them and the page)."""
+    from splitplan.reproduction import reproduce
+
+    out, saved = tmp_path / "docs" / "page.md", tmp_path / "out" / "sub" / "results.json"
+    reproduce([SMALL], out=out, save_results=saved, workers=1)
+    assert out.read_text().startswith("#") and saved.read_text().lstrip().startswith("[")
+
+
+def test_reproduce_refuses_an_unwritable_output_before_any_study(tmp_path, monkeypatch):
+    import pytest
+
+    from splitplan import reproduction
+    from splitplan.errors import SplitplanError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setattr(reproduction, "run_check", lambda *a, **k: pytest.fail("studies ran"))
+    with pytest.raises(SplitplanError, match="--save-results"):
+        reproduction.reproduce([SMALL], save_results=blocker / "results.json")
