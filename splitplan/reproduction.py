@@ -10,13 +10,12 @@ the paper ([I] in the text); the paper's figures are from its text (reference/sp
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from splitplan.atomic_io import write_atomic
+from splitplan.atomic_io import prepare_output, write_atomic
 from splitplan.catalog import Catalog, get_catalog
 from splitplan.check import MODES, CheckReport, CheckSpec, PerfFlags, load_check_spec, mode_perf, run_check, settings_of
 from splitplan.errors import SplitplanError
@@ -100,7 +99,7 @@ def reproduce(paths: Sequence[str | Path] = ("scenarios/splitwise",), *, out: st
     without simulating again. Their folders are made first: a path that cannot be written fails here,
     not after the studies ran."""
     for path, what in ((save_results, "--save-results"), (out, "--out")):
-        _prepare_folder(path, what)
+        prepare_output(path, what)
     report = run_check(paths, include_slow=True, modes=MODES, catalog_files=catalog_files, flags=flags,
                        workers=workers, on_start=on_start, on_done=on_done, require_expect=False,
                        slow_modes=None)
@@ -142,23 +141,9 @@ def render_records(records: list[dict[str, Any]], catalog: Catalog, flags: PerfF
                   page_facts(views, catalog, numbers))
 
 
-def _prepare_folder(path: str | Path | None, what: str) -> None:
-    """Make the folder `path` goes into (nothing for None); one line naming the path when it cannot be."""
-    if path is None:
-        return
-    folder = Path(path).parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SplitplanError(f"cannot create the folder for {what} ({exc.strerror or exc.__class__.__name__})",
-                             source=str(folder)) from None
-    if not os.access(folder, os.W_OK):
-        raise SplitplanError(f"cannot write the file {what} names (folder not writable)", source=str(path))
-
-
 def _write(out: str | Path | None, markdown: str) -> None:
     if out is not None:
-        _prepare_folder(out, "--out")
+        prepare_output(out, "--out")
         write_atomic(Path(out), markdown)
 
 

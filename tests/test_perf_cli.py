@@ -128,3 +128,24 @@ def test_calibrate_writes_a_loadable_stack(tmp_path, capsys):
     result = json.loads(stdout)
     assert result["provenance"].startswith("stack mine (vllm 0.1 - 0.2): calibrated on hopper (long.csv)")
     assert result["time_ms"] == pytest.approx(20 + 0.1 * 1024, rel=0.1)
+
+
+def test_long_commands_make_their_output_folder_first_and_refuse_a_bad_one_at_once(tmp_path, capsys, monkeypatch):
+    """predict writes into folders that do not exist yet; calibrate (a fit of minutes) and benchmark --rows
+    refuse an output whose folder cannot be made before any work (one line, exit 2)."""
+    code, _, _ = run(["predict", str(CSV), "--out", str(tmp_path / "new" / "sub" / "pred.csv")], capsys)
+    assert code == 0 and (tmp_path / "new" / "sub" / "pred.csv").is_file()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    import splitplan.apps.calibrate_serving as cal
+    import splitplan.apps.benchmark_rows as bench
+
+    monkeypatch.setattr(cal, "calibrate_engine", lambda *a, **k: pytest.fail("fitted before checking --out"))
+    monkeypatch.setattr(bench, "predict_rows", lambda *a, **k: pytest.fail("predicted before checking --out"))
+    serving = Path(__file__).resolve().parent.parent / "profiles" / "measured" / "serving" / "h100.csv"
+    for args in (["calibrate", "--serving", str(serving), "--engine", "sglang", "--out", str(blocker / "s.yaml")],
+                 ["benchmark", "--rows", str(serving), "--out", str(blocker / "p.csv")],
+                 ["predict", str(CSV), "--out", str(blocker / "p.csv")]):
+        code, out, err = run(args, capsys)
+        assert code == 2 and "cannot create the folder for --out" in out + err, args
+        assert len((out + err).strip().splitlines()) == 1

@@ -102,6 +102,9 @@ def benchmark_command(model, machine, stack, weights, moe_weights, kv_dtype, tp,
     if rows_path:
         if not out_path:
             raise SplitplanError("--rows needs --out PRED.csv", field="--out")
+        from splitplan.atomic_io import prepare_output
+
+        prepare_output(out_path, "--out")
         given = given_fields(result_fields)
         given |= {k: v for k, v in (("model", model), ("weights", weights), ("tp", tp), ("isl", isl), ("osl", osl),
                                     ("concurrency", concurrency)) if v is not None}

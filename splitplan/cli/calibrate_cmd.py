@@ -80,9 +80,11 @@ def calibrate_command(profile: str | None, serving_rows: str | None, engines: tu
       splitplan calibrate --serving profiles/measured/serving/h100.csv --engine sglang --out my-sglang.yaml
       splitplan benchmark --rows my_runs.csv --stack my-sglang.yaml --out predicted.csv
     """
+    from splitplan.atomic_io import prepare_output
     from splitplan.serving.stack import get_stack
 
     catalog = load_catalog_from(catalog_files)
+    prepare_output(out_path, "--out")  # the fit takes minutes: a bad path fails now
     if serving_rows:
         given = given_fields(result_fields) | ({"gpu": gpus[0]} if len(gpus) == 1 else {})
         _calibrate_serving(serving_rows, engines, base_stack, no_cv, out_path, catalog, given, joint)
@@ -141,12 +143,14 @@ def predict_command(profile: str, out_path: str, perf_backend: str | None, profi
       splitplan predict runs.csv --stack my-stack.yaml --out pred.csv
       splitplan predict runs.csv --perf profile --profile other_runs.csv --out pred.csv
     """
+    from splitplan.atomic_io import prepare_output
     from splitplan.perf.predict import predict_profile
     from splitplan.perf.profile_io import read_profile
 
     catalog = load_catalog_from(catalog_files)
     settings = perf_settings_from(perf_backend, profile_path, stack, compat)
     table = read_profile(profile)
+    prepare_output(out_path, "--out")
     out, summary = predict_profile(table, catalog, settings)
     try:
         out.to_csv(out_path, index=False)
