@@ -37,7 +37,7 @@ def prepare_output(path: str | Path | None, option: str) -> None:
     raise the one-line reason it cannot be; nothing for None."""
     if path is None:
         return
-    folder = Path(path).expanduser().parent
+    folder = Path(path).parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
