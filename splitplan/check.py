@@ -132,6 +132,8 @@ def _run_specs(specs: Sequence[CheckSpec], report: CheckReport, include_slow: bo
         if spec.slow and not include_slow:
             report.skipped_slow.append(spec.path)
             continue
+        if spec.slow:
+            report.skipped_modes += [(spec.path, m) for m in modes if m not in slow and _has_expect(spec, m)]
         for m in (slow if spec.slow else modes):
             ms = spec.mode(m)
             if ms is None or (require_expect and not ms.expect):
@@ -142,6 +144,11 @@ def _run_specs(specs: Sequence[CheckSpec], report: CheckReport, include_slow: bo
             report.outcomes.append(outcome)
             if on_done:
                 on_done(outcome)
+
+
+def _has_expect(spec: CheckSpec, mode: str) -> bool:
+    ms = spec.mode(mode)
+    return ms is not None and bool(ms.expect)
 
 
 # ---------------------------------------------------------------- --update: write measured values back

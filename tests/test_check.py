@@ -205,11 +205,26 @@ def test_slow_studies_run_their_analytic_side_only_when_asked(tmp_path, monkeypa
     report = run_check([tmp_path])
     assert calls == [("fast.yaml", "default"), ("fast.yaml", "analytic")] and len(report.skipped_slow) == 1
     calls.clear()
-    run_check([tmp_path], include_slow=True)
+    report = run_check([tmp_path], include_slow=True)
     assert calls == [("fast.yaml", "default"), ("fast.yaml", "analytic"), ("slow.yaml", "default")]
+    # the slow study's pinned analytic side did not run: the report names it (nothing else re-checks it)
+    assert [(p.name, m) for p, m in report.skipped_modes] == [("slow.yaml", "analytic")]
     calls.clear()
-    run_check([tmp_path], include_slow=True, modes=("analytic",), slow_modes=("analytic",))
-    assert calls == [("fast.yaml", "analytic"), ("slow.yaml", "analytic")]
+    report = run_check([tmp_path], include_slow=True, modes=("analytic",), slow_modes=("analytic",))
+    assert calls == [("fast.yaml", "analytic"), ("slow.yaml", "analytic")] and report.skipped_modes == []
     calls.clear()
-    run_check([tmp_path], include_slow=True, slow_modes=None)
-    assert ("slow.yaml", "analytic") in calls
+    report = run_check([tmp_path], include_slow=True, slow_modes=None)
+    assert ("slow.yaml", "analytic") in calls and report.skipped_modes == []
+
+
+def test_check_all_says_which_pinned_modes_it_left_out(tmp_path, monkeypatch, capsys):
+    both = {"analytic": {"expect": [{"path": "status", "value": "feasible"}]}}
+    write(tmp_path, "slow.yaml", check={"slow": True, **both})
+    monkeypatch.setattr("splitplan.check.run_mode", lambda spec, mode, **kw: ModeOutcome(spec, mode, None, {}, [], 0.0))
+    with pytest.raises(SystemExit) as done:
+        main(["check", str(tmp_path), "--all"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and "not run: the analytic expectations of 1 slow scenario(s)" in out
+    with pytest.raises(SystemExit):
+        main(["check", str(tmp_path), "--all", "--mode", "analytic"])
+    assert "not run" not in capsys.readouterr().out

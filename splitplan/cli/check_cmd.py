@@ -79,6 +79,10 @@ def _summary(report: CheckReport, elapsed_s: float, quiet: bool) -> None:
     ok, total = report.n_checks()
     if report.skipped_slow:
         console.print(f"skipped {len(report.skipped_slow)} slow scenario(s) (run them with --all)")
+    for mode in sorted({m for _, m in report.skipped_modes}):
+        n = sum(1 for _, m in report.skipped_modes if m == mode)
+        console.print(f"not run: the {mode} expectations of {n} slow scenario(s) (--all --mode {mode}, "
+                      f"or splitplan reproduce)")
     colour = "green" if report.passed else "bold red"
     console.print(f"[{colour}]{ok}/{total} expectations hold[/] in {len(report.outcomes)} run(s), "
                   f"{elapsed_s:.0f} s")
