@@ -84,13 +84,13 @@ def calibrate_command(profile: str | None, serving_rows: str | None, engines: tu
     from splitplan.serving.stack import get_stack
 
     catalog = load_catalog_from(catalog_files)
+    if not serving_rows and not profile:
+        raise SplitplanError("give a step-time PROFILE, or --serving ROWS.csv", field="profile")
     prepare_output(out_path, "--out")  # the fit takes minutes: a bad path fails now
     if serving_rows:
         given = given_fields(result_fields) | ({"gpu": gpus[0]} if len(gpus) == 1 else {})
         _calibrate_serving(serving_rows, engines, base_stack, no_cv, out_path, catalog, given, joint)
         return
-    if not profile:
-        raise SplitplanError("give a step-time PROFILE, or --serving ROWS.csv", field="profile")
     base_stack = base_stack or "vllm-2023"
     from splitplan.perf.calibrate import calibrate, flagged_lines, write_stack
     from splitplan.perf.profile_cv import SCHEME_TITLES, SCHEMES, cross_validate, validation_summary
